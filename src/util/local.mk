@@ -2,7 +2,8 @@
 libtwinbox_a_SOURCES += \
 	src/util/xalloc.c \
 	src/util/buf.c src/util/buf.h \
-	src/util/log.c src/util/log.h
+	src/util/log.c src/util/log.h \
+	src/util/flags.c src/util/flags.h
 
 check_PROGRAMS += tests/unit/t-buf
 TESTS += tests/unit/t-buf
