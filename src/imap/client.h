@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * client.h - the IMAP client used by the sync engine.
+ *
+ * One struct imap_client is one authenticated connection, used by one
+ * thread. Every operation here is synchronous for the caller but pipelined
+ * on the wire: batch operations put many tagged commands in flight (up to
+ * the pipeline depth), stream message bodies to the caller's sink and
+ * route each tagged completion to its command. Nothing costs a round trip
+ * per message.
+ *
+ * Mailbox names are passed as they go on the wire (modified UTF-7,
+ * server delimiter); use imap/utf7.h to convert. The client quotes them
+ * (quoted string, or a literal when needed).
+ *
+ * Errors: every function returns 0 on success and -1 on failure with
+ * *error_r set to a malloc'ed message (the caller frees it). The class of
+ * the failure is imap_client_failure(): IMAP_FAIL_NO means the server
+ * refused this command (the connection is fine: e.g. skip this folder);
+ * anything else means the connection is unusable (imap_client_broken()).
+ * Credentials never appear in error messages or in the -vvv trace.
+ */
+#ifndef TB_IMAP_CLIENT_H
+#define TB_IMAP_CLIENT_H
+
+#include "common.h"
+#include "imap/parser.h"
+
+enum imap_tls { IMAP_TLS_IMPLICIT, IMAP_TLS_STARTTLS, IMAP_TLS_NONE };
+enum imap_auth { IMAP_AUTH_AUTO, IMAP_AUTH_PLAIN, IMAP_AUTH_LOGIN,
+		 IMAP_AUTH_XOAUTH2, IMAP_AUTH_OAUTHBEARER };
+
+struct imap_client_settings {
+	const char *host;
+	unsigned port;
+	enum imap_tls tls;
+	const char *ca_file;        /* NULL: system trust store */
+	const char *fingerprint;    /* NULL or "sha256:AA:BB:..." (upper-case) pin */
+	const char *user;
+	const char *secret;         /* password or OAuth token; borrowed, never logged */
+	enum imap_auth auth;
+	unsigned connect_timeout;   /* seconds; 0 = 30 */
+	unsigned io_timeout;        /* seconds without progress; 0 = 120 */
+	unsigned pipeline_depth;    /* commands in flight; 0 = 64 */
+	const char *label;          /* for log/trace prefixes, e.g. the account name */
+};
+
+enum imap_failure {
+	IMAP_FAIL_NONE = 0,
+	IMAP_FAIL_NO,       /* command refused (NO/BAD); connection still usable */
+	IMAP_FAIL_NET,      /* connect, read or write failed, timeout, lost connection */
+	IMAP_FAIL_PROTO,    /* unparsable or hostile response (connection dropped) */
+	IMAP_FAIL_TLS,      /* certificate/handshake/STARTTLS failure: exit 3 */
+	IMAP_FAIL_AUTH,     /* login refused: exit 3 */
+	IMAP_FAIL_SINK,     /* a caller callback returned -1 (its error is the message) */
+};
+
+enum imap_cap {
+	IMAP_CAP_IMAP4REV1 = 1u << 0, IMAP_CAP_IMAP4REV2 = 1u << 1,
+	IMAP_CAP_STARTTLS = 1u << 2, IMAP_CAP_LOGINDISABLED = 1u << 3,
+	IMAP_CAP_AUTH_PLAIN = 1u << 4, IMAP_CAP_AUTH_LOGIN = 1u << 5,
+	IMAP_CAP_AUTH_XOAUTH2 = 1u << 6, IMAP_CAP_AUTH_OAUTHBEARER = 1u << 7,
+	IMAP_CAP_SASL_IR = 1u << 8, IMAP_CAP_LITERALPLUS = 1u << 9,
+	IMAP_CAP_LITERALMINUS = 1u << 10, IMAP_CAP_ENABLE = 1u << 11,
+	IMAP_CAP_CONDSTORE = 1u << 12, IMAP_CAP_QRESYNC = 1u << 13,
+	IMAP_CAP_MOVE = 1u << 14, IMAP_CAP_UIDPLUS = 1u << 15,
+	IMAP_CAP_ESEARCH = 1u << 16, IMAP_CAP_LIST_STATUS = 1u << 17,
+	IMAP_CAP_SPECIAL_USE = 1u << 18, IMAP_CAP_LIST_EXTENDED = 1u << 19,
+	IMAP_CAP_OBJECTID = 1u << 20, IMAP_CAP_IDLE = 1u << 21,
+	IMAP_CAP_NAMESPACE = 1u << 22,
+};
+
+struct imap_client;
+
+/*
+ * Connect, set up TLS (implicit or STARTTLS; TLS >= 1.2, certificate and
+ * host name verified, SNI, optional fingerprint pin), read capabilities
+ * (again after STARTTLS and after login), authenticate, and ENABLE
+ * QRESYNC (or CONDSTORE) when offered. On failure *failure_r tells why
+ * (IMAP_FAIL_TLS / IMAP_FAIL_AUTH => exit 3).
+ */
+int imap_client_connect(const struct imap_client_settings *set,
+			struct imap_client **c_r,
+			enum imap_failure *failure_r, char **error_r);
+/* LOGOUT (best effort) and free. */
+void imap_client_close(struct imap_client **c);
+/* Free without LOGOUT (after a failure). */
+void imap_client_free(struct imap_client **c);
+
+unsigned imap_client_caps(const struct imap_client *c);   /* imap_cap bits */
+bool imap_client_has(const struct imap_client *c, enum imap_cap cap);
+/* QRESYNC / CONDSTORE were ENABLEd (or are usable) on this connection */
+bool imap_client_qresync(const struct imap_client *c);
+bool imap_client_condstore(const struct imap_client *c);
+enum imap_failure imap_client_failure(const struct imap_client *c);
+bool imap_client_broken(const struct imap_client *c);
+/* Bytes of message data received/sent by body fetches and appends (for --json). */
+uint64_t imap_client_bytes_in(const struct imap_client *c);
+uint64_t imap_client_bytes_out(const struct imap_client *c);
+
+/* ---- folders ---- */
+
+struct imap_folder {
+	char *wire;         /* name as on the wire (mUTF-7); owned */
+	char *name;         /* UTF-8 with '/' as separator, or NULL when it cannot
+			       be decoded / contains '/' inside a component; owned */
+	char delim;         /* server hierarchy delimiter, 0 if none */
+	unsigned attrs;     /* imap_list_attr bits (parser.h), incl. SPECIAL-USE */
+};
+/* LIST "" "*" (with RETURN (SPECIAL-USE) when offered); sorted by name. */
+int imap_list_folders(struct imap_client *c, struct imap_folder **f_r,
+		      size_t *n_r, char **error_r);
+void imap_folders_free(struct imap_folder *f, size_t n);
+/* The server's hierarchy delimiter (from LIST "" ""), 0 if flat. */
+char imap_client_delimiter(struct imap_client *c);
+
+/* STATUS (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]) for n folders,
+ * pipelined in one round trip. ok_r[i] is false when the server refused
+ * that folder (NO); the call fails only if the connection does. */
+int imap_status_batch(struct imap_client *c, const char *const *wires,
+		      size_t n, struct imap_status_data *st_r, bool *ok_r,
+		      char **error_r);
+
+int imap_create(struct imap_client *c, const char *wire, char **error_r);
+int imap_delete(struct imap_client *c, const char *wire, char **error_r);
+int imap_rename(struct imap_client *c, const char *from, const char *to,
+		char **error_r);
+int imap_subscribe(struct imap_client *c, const char *wire, char **error_r);
+
+/* ---- selected state ---- */
+
+/* Called for every FETCH response (also unsolicited ones) and VANISHED
+ * during the operation; return -1 to fail it (IMAP_FAIL_SINK). */
+typedef int imap_fetch_cb(void *ctx, const struct imap_fetch *f);
+typedef int imap_vanished_cb(void *ctx, const char *uidset, bool earlier);
+
+struct imap_qresync {
+	uint32_t uidvalidity;   /* known UIDVALIDITY */
+	uint64_t modseq;        /* known HIGHESTMODSEQ */
+	const char *known_uids; /* optional UID set, NULL to omit */
+};
+
+struct imap_selected {
+	uint32_t uidvalidity, uidnext, exists;
+	uint64_t highestmodseq;   /* 0 when NOMODSEQ or no CONDSTORE */
+	bool nomodseq;
+	bool readonly;
+	unsigned permanent_flags; /* MF_* bits the server stores permanently */
+	bool permanent_keywords;  /* \* in PERMANENTFLAGS */
+};
+
+/*
+ * SELECT (or EXAMINE with readonly) the folder; with qr and QRESYNC
+ * enabled, as SELECT ... (QRESYNC (uidvalidity modseq [known])): the
+ * changed FETCH responses and VANISHED (EARLIER) go to the callbacks.
+ * With CONDSTORE only, (CONDSTORE) is sent so HIGHESTMODSEQ is reported.
+ */
+int imap_select(struct imap_client *c, const char *wire, bool readonly,
+		const struct imap_qresync *qr, imap_fetch_cb *fcb,
+		imap_vanished_cb *vcb, void *ctx, struct imap_selected *sel_r,
+		char **error_r);
+
+/* UID FETCH uidset (UID FLAGS [MODSEQ]) [(CHANGEDSINCE n [VANISHED])].
+ * changedsince 0: no modifier. vanished needs QRESYNC. */
+int imap_fetch_flags(struct imap_client *c, const char *uidset,
+		     uint64_t changedsince, bool vanished, imap_fetch_cb *fcb,
+		     imap_vanished_cb *vcb, void *ctx, char **error_r);
+
+/* UID FETCH uidset (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] [EMAILID]):
+ * identity without the body (f->header, f->size, f->emailid). */
+int imap_fetch_idents(struct imap_client *c, const char *uidset,
+		      imap_fetch_cb *fcb, void *ctx, char **error_r);
+
+/* Receiving message bodies. For each message: begin (size announced),
+ * data chunks, end, then done with the complete FETCH (uid, flags,
+ * internaldate, size). Any callback returning -1 fails the whole call with
+ * IMAP_FAIL_SINK after the remaining responses were drained (bodies then
+ * discarded), so the connection stays usable. */
+struct imap_body_handler {
+	int (*begin)(void *ctx, uint32_t seq, uint64_t size);
+	int (*data)(void *ctx, const void *p, size_t n);
+	int (*end)(void *ctx);
+	int (*done)(void *ctx, const struct imap_fetch *f);
+	void *ctx;
+};
+/* UID FETCH of the bodies (BODY.PEEK[]) with UID FLAGS INTERNALDATE
+ * RFC822.SIZE, split into commands of at most `batch` UIDs (0 = 256)
+ * all pipelined. */
+int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
+		      size_t batch, const struct imap_body_handler *h,
+		      char **error_r);
+
+/* APPEND of n messages to wire, pipelined (LITERAL+ when offered, else
+ * waiting for each continuation). Per message: flags, date (unix seconds,
+ * 0 = none), exact size in bytes (CRLF form) and a reader that must
+ * return exactly size bytes in total. Results per message: uid_r
+ * (APPENDUID, 0 without UIDPLUS) and ok_r (false if the server refused it;
+ * error_r then holds the first such reason). uidvalidity_r from APPENDUID. */
+struct imap_append_msg {
+	unsigned flags;
+	int64_t date;
+	uint64_t size;
+	/* returns bytes read (>0), 0 at end, -1 on error */
+	long (*read)(void *ctx, void *buf, size_t n);
+	void *ctx;
+	uint32_t uid_r;
+	bool ok_r;
+};
+int imap_append_batch(struct imap_client *c, const char *wire,
+		      struct imap_append_msg *msgs, size_t n,
+		      uint32_t *uidvalidity_r, char **error_r);
+
+/* UID STORE uidset +FLAGS.SILENT / -FLAGS.SILENT (flags), with
+ * (UNCHANGEDSINCE n) when unchangedsince != 0; ops are pipelined.
+ * modified_r (optional, malloc'ed uid set or NULL) collects MODIFIED. */
+struct imap_store_op {
+	const char *uidset;
+	bool add;
+	unsigned flags;        /* MF_* */
+	uint64_t unchangedsince;
+};
+int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
+		     size_t n, char **modified_r, char **error_r);
+
+/* Remove exactly the messages of uidset: UID STORE +FLAGS.SILENT
+ * (\Deleted) then UID EXPUNGE (UIDPLUS). Without UIDPLUS: messages others
+ * marked \Deleted are found (UID SEARCH DELETED), un-marked, EXPUNGE is
+ * sent, and they are marked again, so only ours go. */
+int imap_expunge_uids(struct imap_client *c, const char *uidset,
+		      char **error_r);
+
+/* Copy mapping from COPYUID (RFC 4315). */
+struct imap_copyuid {
+	uint32_t uidvalidity;  /* 0: the server sent no COPYUID */
+	char *src;             /* uid sets, owned */
+	char *dst;
+};
+void imap_copyuid_release(struct imap_copyuid *cu);
+/* UID MOVE when offered, else UID COPY + expunge of exactly those UIDs.
+ * map_r gets COPYUID when the server sends it. */
+int imap_move(struct imap_client *c, const char *uidset, const char *dest,
+	      struct imap_copyuid *map_r, char **error_r);
+int imap_copy(struct imap_client *c, const char *uidset, const char *dest,
+	      struct imap_copyuid *map_r, char **error_r);
+
+/* UID SEARCH with the given criteria (already IMAP syntax; use
+ * imap_quote() for strings). Result sorted ascending. */
+int imap_search(struct imap_client *c, const char *criteria,
+		uint32_t **uids_r, size_t *n_r, char **error_r);
+/* Append s as an IMAP quoted string (or literal syntax if it needs one)
+ * to a malloc'ed result. */
+char *imap_quote(const char *s);
+
+int imap_noop(struct imap_client *c, char **error_r);
+/* IDLE until the server reports a change or timeout seconds pass
+ * (then DONE). *changed_r tells which. */
+int imap_idle(struct imap_client *c, unsigned timeout, bool *changed_r,
+	      char **error_r);
+
+/* ---- uid sets ---- */
+/* Compress sorted uids into "1:5,9,12:14" (malloc'ed). */
+char *imap_uidset_make(const uint32_t *uids, size_t n);
+
+#endif
