@@ -19,6 +19,9 @@
  * - Strings handed in are borrowed for the duration of the call; strings
  *   handed out in structs are owned by the struct and freed by its
  *   _release() / _free() function.
+ * - Fallible calls are ATTR_WARN_UNUSED, except state_rollback() and the
+ *   idempotent deletes, which cleanup paths may ignore: gcc warns about an
+ *   ignored result even through a (void) cast.
  * - Nothing in here ever stores a credential.
  */
 #ifndef TB_STATE_H
@@ -108,7 +111,7 @@ int state_folder_rename(struct state *st, int64_t id, const char *new_name,
 			const char *new_local_path) ATTR_WARN_UNUSED;
 /* Delete the folder, its messages and its journal entries. Deleting a
    folder that is not there succeeds (so a replayed step can run twice). */
-int state_folder_delete(struct state *st, int64_t id) ATTR_WARN_UNUSED;
+int state_folder_delete(struct state *st, int64_t id);
 
 /* ---- messages: one row per message pair known on both sides ---- */
 
@@ -148,10 +151,8 @@ int state_msg_set_flags(struct state *st, int64_t folder_id, uint32_t uid,
 int state_msg_set_base(struct state *st, int64_t folder_id, uint32_t uid,
 		       const char *base) ATTR_WARN_UNUSED;
 /* Delete one pair / all pairs of a folder; absent rows are not an error. */
-int state_msg_delete(struct state *st, int64_t folder_id, uint32_t uid)
-	ATTR_WARN_UNUSED;
-int state_msgs_delete_all(struct state *st, int64_t folder_id)
-	ATTR_WARN_UNUSED;
+int state_msg_delete(struct state *st, int64_t folder_id, uint32_t uid);
+int state_msgs_delete_all(struct state *st, int64_t folder_id);
 /* Find a pair by local base in one folder, or (folder_id 0) in any folder
    (then the lowest folder id wins if several have it). 0 found (*folder_id_r
    and *m_r set; either may be NULL), 1 not found, -1 error. */
@@ -206,7 +207,7 @@ int state_journal_add(struct state *st, struct journal_entry *e)
 int state_journal_update(struct state *st, const struct journal_entry *e)
 	ATTR_WARN_UNUSED;
 /* Remove an entry; an absent one is not an error. */
-int state_journal_remove(struct state *st, int64_t id) ATTR_WARN_UNUSED;
+int state_journal_remove(struct state *st, int64_t id);
 /* Entries of one folder (folder_id 0: all entries), oldest first.
    *arr_r is NULL when n is 0; free with state_journal_free(). */
 int state_journal_list(struct state *st, int64_t folder_id,
