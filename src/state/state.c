@@ -597,6 +597,10 @@ int state_folder_get(struct state *st, const char *name,
 	int ret;
 
 	memset(f_r, 0, sizeof(*f_r));
+	if (name == NULL) {
+		state_set_error(st, "cannot read folder: no name");
+		return -1;
+	}
 	if ((s = stmt_get(st, SS_FOLDER_GET)) == NULL)
 		return -1;
 	if (bind_text(s, 1, name) != SQLITE_OK)
