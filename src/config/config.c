@@ -1230,17 +1230,24 @@ config_find_account(const struct config *c, const char *name)
 	return NULL;
 }
 
+/* A pattern matches a name equal to it, so "[Gmail]/All Mail" selects that
+ * folder although "[Gmail]" is a bracket expression to fnmatch(3). */
+static bool pattern_matches(const char *pattern, const char *name)
+{
+	return strcmp(pattern, name) == 0 || fnmatch(pattern, name, 0) == 0;
+}
+
 bool config_folder_selected(const struct account_config *a, const char *name)
 {
 	size_t i;
 	bool included = false;
 
 	for (i = 0; i < a->n_include && !included; i++)
-		included = fnmatch(a->include[i], name, 0) == 0;
+		included = pattern_matches(a->include[i], name);
 	if (!included)
 		return false;
 	for (i = 0; i < a->n_exclude; i++)
-		if (fnmatch(a->exclude[i], name, 0) == 0)
+		if (pattern_matches(a->exclude[i], name))
 			return false;
 	return true;
 }

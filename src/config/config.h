@@ -95,7 +95,8 @@ int config_get_secret(const struct account_config *a, char **secret_r,
 
 /* True if the folder name (UTF-8, '/' as separator) matches one of the
  * include globs and none of the exclude globs (fnmatch(3) without
- * FNM_PATHNAME, so "*" also matches "a/b"). */
+ * FNM_PATHNAME, so "*" also matches "a/b"; a pattern also matches the name
+ * equal to it, so "[Gmail]/All Mail" needs no escaping). */
 bool config_folder_selected(const struct account_config *a, const char *name);
 
 /* Names for messages: "implicit", "starttls", "none"; "auto", "plain", ...;
