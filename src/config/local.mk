@@ -11,4 +11,16 @@ TESTS += tests/unit/t-config tests/unit/t-cli.sh
 tests_unit_t_config_SOURCES = tests/unit/t-config.c tests/unit/tap.h
 tests_unit_t_config_LDADD = $(TB_LIBS)
 
-EXTRA_DIST += tests/unit/t-cli.sh
+EXTRA_DIST += tests/unit/t-cli.sh \
+	tests/fuzz/corpus-config/full.yaml \
+	tests/fuzz/corpus-config/minimal.yaml \
+	tests/fuzz/corpus-config/errors.yaml \
+	tests/fuzz/fuzz-config.dict
+
+if FUZZING
+noinst_PROGRAMS += tests/fuzz/fuzz-config
+tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz-config.c
+tests_fuzz_fuzz_config_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_config_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_config_LDADD = $(TB_LIBS)
+endif
