@@ -16,6 +16,7 @@ EXTRA_DIST += tests/unit/t-cli.sh \
 	tests/fuzz/corpus-config/minimal.yaml \
 	tests/fuzz/corpus-config/errors.yaml \
 	tests/fuzz/fuzz-config.dict
+dist_man_MANS += etc/twinbox.1 etc/twinbox.yaml.5
 
 if FUZZING
 noinst_PROGRAMS += tests/fuzz/fuzz-config
