@@ -1,1 +1,57 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
+# Shell-level tests: the scripted fake server, the hostile-server runner and
+# the integration tests against a private Dovecot (tests/harness/).
+# Test scripts are executable and print TAP; they find their files through
+# $(TOP_SRCDIR) and the built programs through $(TOP_BUILDDIR).
+
+check_PROGRAMS += tests/script/fakeimapd
+tests_script_fakeimapd_SOURCES = tests/script/fakeimapd.c
+tests_script_fakeimapd_LDADD = $(TB_LIBS)
+
+TB_INTEGRATION_TESTS = \
+	tests/integration/t-harness.sh \
+	tests/integration/t-login.sh \
+	tests/integration/t-tls-errors.sh \
+	tests/integration/t-list-folders.sh \
+	tests/integration/t-redaction.sh \
+	tests/integration/t-hostile.sh
+
+TESTS += $(TB_INTEGRATION_TESTS)
+
+# Played by t-hostile.sh; keep in step with tests/script/*.scn.
+TB_SCENARIOS = \
+	tests/script/10-starttls-not-offered.scn \
+	tests/script/11-starttls-refused.scn \
+	tests/script/12-starttls-garbage-handshake.scn \
+	tests/script/13-starttls-injected-data.scn \
+	tests/script/14-implicit-unknown-ca.scn \
+	tests/script/20-greeting-garbage.scn \
+	tests/script/21-greeting-bye.scn \
+	tests/script/22-list-unbalanced.scn \
+	tests/script/23-list-unterminated-quote.scn \
+	tests/script/24-binary-garbage.scn \
+	tests/script/25-overlong-line.scn \
+	tests/script/26-bad-status.scn \
+	tests/script/27-list-no.scn \
+	tests/script/30-literal-huge-fetch.scn \
+	tests/script/31-literal-huge-list.scn \
+	tests/script/32-literal-overflow.scn \
+	tests/script/33-literal-disconnect.scn \
+	tests/script/34-literal-malformed.scn \
+	tests/script/40-deep-nesting.scn \
+	tests/script/41-deep-nesting-balanced.scn \
+	tests/script/50-bad-utf7.scn \
+	tests/script/51-unsafe-names.scn \
+	tests/script/60-close-after-greeting.scn \
+	tests/script/61-close-during-login.scn \
+	tests/script/62-login-rejected.scn \
+	tests/script/63-bye-during-list.scn
+
+EXTRA_DIST += \
+	$(TB_INTEGRATION_TESTS) \
+	tests/harness/dovecot.sh \
+	tests/script/README \
+	$(TB_SCENARIOS) \
+	contrib/run-tests \
+	contrib/demo \
+	.ci/run

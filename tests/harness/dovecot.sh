@@ -67,6 +67,7 @@
 #   mail_uidvalidity USER FOLDER / mail_set_uidvalidity USER FOLDER N
 #   mail_body USER FOLDER UID  the message as stored (LF line endings)
 #   mail_path USER FOLDER    the server-side Maildir directory of FOLDER
+#   imap_talk plain|starttls|implicit [HOST]   a raw IMAP session, see below
 #   rawlog_client_lines      every line any client sent after login, over
 #                            all sessions so far (CR stripped); waits until
 #                            no session is open so the logs are complete
@@ -266,6 +267,22 @@ userdb {
 namespace inbox {
   inbox = yes
   separator = /
+  # SPECIAL-USE (RFC 6154) attributes; the folders are not auto-created
+  mailbox Archive {
+    special_use = \\Archive
+  }
+  mailbox Drafts {
+    special_use = \\Drafts
+  }
+  mailbox Junk {
+    special_use = \\Junk
+  }
+  mailbox Sent {
+    special_use = \\Sent
+  }
+  mailbox Trash {
+    special_use = \\Trash
+  }
 }
 protocol imap {
   rawlog_dir = $d/rawlog
@@ -586,6 +603,37 @@ rawlog_client_lines() {
 		[ -f "$f" ] && tr -d '\r' <"$f" | sed -E 's/^[0-9]+\.[0-9]+ //'
 	done
 	return 0
+}
+
+# imap_talk plain|starttls|implicit [HOST]
+#   Send the lines on stdin (CRLF added) to the server, print what it
+#   answers (CR stripped) until it closes the connection; end with LOGOUT.
+#   The TLS modes verify the certificate against CA_FILE (openssl
+#   s_client) and fail when that fails; starttls shows only what follows
+#   the handshake.
+imap_talk() {
+	local mode=$1 host=${2:-$IMAP_HOST} input
+	input=$(sed 's/$/\r/')
+	case $mode in
+	plain)
+		(
+			exec 5<>"/dev/tcp/$host/$IMAP_PORT" || exit 1
+			printf '%s\n' "$input" >&5
+			timeout 10 cat <&5
+		) | tr -d '\r'
+		return "${PIPESTATUS[0]}"
+		;;
+	starttls | implicit)
+		local opts=(-starttls imap -connect "$host:$IMAP_PORT")
+		[ "$mode" = implicit ] && opts=(-connect "$host:$IMAPS_PORT")
+		printf '%s\n' "$input" |
+			timeout 10 openssl s_client -quiet "${opts[@]}" \
+				-CAfile "$CA_FILE" -verify_return_error \
+				2>"$TEST_TMP/s_client.err" | tr -d '\r'
+		return "${PIPESTATUS[1]}"
+		;;
+	esac
+	return 2
 }
 
 # --- twinbox ----------------------------------------------------------------
