@@ -129,7 +129,7 @@ static unsigned name_flags(const char *name)
 }
 
 /* base + ":2," + letters of flags + info letters of old_name we do not
- * sync, in ASCII order, each once. */
+ * sync (other ASCII letters), in ASCII order, each once. */
 static char *flagged_name(const char *base, const char *old_name,
 			  unsigned flags)
 {
@@ -145,8 +145,9 @@ static char *flagged_name(const char *base, const char *old_name,
 		for (info += 3; *info != '\0'; info++) {
 			unsigned char c = (unsigned char)*info;
 
-			if (flags_from_maildir((const char *)&c, 1) == 0 &&
-			    c != '/')
+			/* info letters are ASCII letters; drop anything else */
+			if (((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) &&
+			    flags_from_maildir((const char *)&c, 1) == 0)
 				have[c] = true;
 		}
 	}
