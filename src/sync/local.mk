@@ -1,1 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
+libtwinbox_a_SOURCES += \
+	src/sync/sync.h src/sync/sync-private.h \
+	src/sync/remote.h src/sync/remote-imap.h src/sync/remote-imap.c \
+	src/sync/engine.c src/sync/folder.c src/sync/recover.c \
+	src/sync/report.c

@@ -1,0 +1,1417 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * folder.c - one folder's three-way comparison: gather, plan, execute.
+ *
+ * The state row of a message is the common ancestor. Each side's view is
+ * compared with it flag by flag; whichever side changed a flag wins, so
+ * nothing is lost when both sides changed different flags. Every step of
+ * execute() is ordered so that a run killed between any two steps is
+ * finished by the next one (see the comments at each step).
+ */
+#include "common.h"
+#include "sync/sync-private.h"
+#include "util/flags.h"
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <time.h>
+
+#define DOWNLOAD_BATCH 256      /* UIDs per journal transaction + fetch call */
+#define UPLOAD_BATCH 64         /* messages per APPEND pipeline */
+#define COMMIT_EVERY 64         /* downloaded messages per state commit */
+#define LOCAL_SAME (-2L)        /* lidx: local folder unchanged, flags as state */
+
+void folder_fail(struct folder *f, int exit_code, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	msg = xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+	va_start(ap, fmt);
+	vsnprintf(msg, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+	va_end(ap);
+	if (f->error == NULL) {
+		f->error = msg;
+	} else {
+		free(msg);
+	}
+	if (f->status == FOLDER_OK)
+		f->status = exit_code == SYNC_EXIT_BRAKE ? FOLDER_SKIPPED
+							 : FOLDER_FAILED;
+	f->exit_code = sync_exit_merge(f->exit_code, exit_code);
+}
+
+void folder_free(struct folder *f)
+{
+	size_t i;
+
+	if (f == NULL)
+		return;
+	for (i = 0; i < f->n_pairs; i++)
+		state_msg_release(&f->pairs[i].m);
+	free(f->pairs);
+	free(f->snew);
+	if (f->lents)
+		mdir_entries_free(f->lents, f->n_lents);
+	free(f->lent_known);
+	free(f->dl_uids);
+	free(f->ul_idx);
+	if (f->md)
+		mdir_close(&f->md);
+	state_folder_release(&f->sf);
+	free(f->name);
+	free(f->path);
+	free(f->error);
+	free(f);
+}
+
+int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static struct pair *pair_by_uid(struct folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n_pairs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->pairs[mid].m.uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < f->n_pairs && f->pairs[lo].m.uid == uid)
+		return &f->pairs[lo];
+	return NULL;
+}
+
+/* First pair with uid >= uid. */
+static size_t pair_lower_bound(struct folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n_pairs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->pairs[mid].m.uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ---- gathering the server's view ---- */
+
+static int on_fetch(void *ctx, const struct imap_fetch *fe)
+{
+	struct folder *f = ctx;
+	struct pair *p;
+
+	if (fe->uid == 0 || !fe->has_flags)
+		return 0;   /* unsolicited or partial: nothing to learn */
+	p = pair_by_uid(f, fe->uid);
+	if (p != NULL) {
+		p->sv = SRV_FLAGS;
+		p->sflags = fe->flags;
+		return 0;
+	}
+	ALLOC_GROW(f->snew, f->n_snew + 1, f->a_snew);
+	f->snew[f->n_snew].uid = fe->uid;
+	f->snew[f->n_snew].flags = fe->flags;
+	f->snew[f->n_snew].claimed = false;
+	f->n_snew++;
+	return 0;
+}
+
+static int on_vanished(void *ctx, const char *set, bool earlier)
+{
+	struct folder *f = ctx;
+	size_t pos = 0, i;
+	uint32_t lo, hi;
+	bool bad = false;
+
+	(void)earlier;
+	while (imap_uidset_next(set, &pos, &lo, &hi, &bad)) {
+		if (lo > hi) {
+			uint32_t t = lo;
+			lo = hi;
+			hi = t;
+		}
+		for (i = pair_lower_bound(f, lo);
+		     i < f->n_pairs && f->pairs[i].m.uid <= hi; i++)
+			f->pairs[i].sv = SRV_GONE;
+		for (i = 0; i < f->n_snew; i++)
+			if (f->snew[i].uid >= lo && f->snew[i].uid <= hi)
+				f->snew[i].claimed = true;
+	}
+	if (bad)
+		log_warn("%s: ignoring a malformed VANISHED set from the server",
+			 f->name);
+	return 0;
+}
+
+static int cmp_snew(const void *a, const void *b)
+{
+	const struct srv_new *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* Sort the new server messages and drop duplicates (a UID can be reported
+ * by the SELECT and again by a FETCH; the later report wins). */
+static void snew_normalise(struct folder *f)
+{
+	size_t i, n = 0;
+
+	if (f->n_snew == 0)
+		return;
+	/* stable enough: equal uids keep the last flags by a second pass */
+	qsort(f->snew, f->n_snew, sizeof(*f->snew), cmp_snew);
+	for (i = 0; i < f->n_snew; i++) {
+		if (n > 0 && f->snew[n - 1].uid == f->snew[i].uid) {
+			f->snew[n - 1].flags = f->snew[i].flags;
+			f->snew[n - 1].claimed |= f->snew[i].claimed;
+			continue;
+		}
+		f->snew[n++] = f->snew[i];
+	}
+	f->n_snew = n;
+}
+
+struct rematch_item {
+	uint32_t uid;
+	unsigned flags;
+	struct msg_ident id;
+	bool used;
+};
+
+struct rematch_ctx {
+	struct rematch_item *items;
+	size_t n, alloc;
+};
+
+static int on_rematch_fetch(void *ctx, const struct imap_fetch *fe)
+{
+	struct rematch_ctx *rc = ctx;
+	struct ident_ctx *ic;
+	struct rematch_item *it;
+
+	if (fe->uid == 0 || !fe->has_size)
+		return 0;
+	ALLOC_GROW(rc->items, rc->n + 1, rc->alloc);
+	it = &rc->items[rc->n++];
+	memset(it, 0, sizeof(*it));
+	it->uid = fe->uid;
+	it->flags = fe->has_flags ? fe->flags : 0;
+	ic = ident_new();
+	if (fe->header != NULL)
+		ident_feed(ic, fe->header, fe->header_len);
+	ident_finish(ic, &it->id);
+	ident_free(&ic);
+	it->id.size = fe->size;
+	return 0;
+}
+
+static int cmp_rematch(const void *a, const void *b)
+{
+	const struct rematch_item *x = a, *y = b;
+
+	if (x->id.size != y->id.size)
+		return x->id.size < y->id.size ? -1 : 1;
+	return memcmp(x->id.hhash, y->id.hhash, sizeof(x->id.hhash));
+}
+
+static int cmp_pair_uid(const void *a, const void *b)
+{
+	const struct pair *x = a, *y = b;
+
+	return x->m.uid < y->m.uid ? -1 : x->m.uid > y->m.uid;
+}
+
+/*
+ * UIDVALIDITY changed: the server renumbered the folder (or it was deleted
+ * and re-created). Match the state's messages to the server's by identity
+ * (size, header hash, Message-ID), fetched without bodies, so nothing that
+ * still matches is downloaded again and nothing is duplicated. Messages that
+ * do not match become new on their side.
+ */
+static int rematch(struct worker *w, struct folder *f, char **error_r)
+{
+	struct engine *e = w->e;
+	struct rematch_ctx rc = { 0 };
+	size_t i, kept = 0;
+	int ret = 0;
+
+	log_info("%s: UIDVALIDITY changed (%u -> %u); matching messages by content",
+		 f->name, f->sf.uidvalidity, f->sel.uidvalidity);
+	if (f->sel.exists > 0 &&
+	    w->r->ops->fetch_idents(w->r, "1:*", on_rematch_fetch, &rc,
+				    error_r) < 0) {
+		free(rc.items);
+		return -1;
+	}
+	qsort(rc.items, rc.n, sizeof(*rc.items), cmp_rematch);
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *p = &f->pairs[i];
+		struct rematch_item key, *hit;
+
+		memset(&key, 0, sizeof(key));
+		key.id.size = p->m.size;
+		memcpy(key.id.hhash, p->m.hhash, sizeof(key.id.hhash));
+		hit = p->m.have_hhash
+			? bsearch(&key, rc.items, rc.n, sizeof(*rc.items),
+				  cmp_rematch)
+			: NULL;
+		if (hit != NULL) {
+			/* bsearch may land anywhere in a run of equals */
+			while (hit > rc.items && cmp_rematch(hit - 1, &key) == 0)
+				hit--;
+			while (hit < rc.items + rc.n &&
+			       cmp_rematch(hit, &key) == 0 &&
+			       (hit->used ||
+				strcmp(hit->id.msgid,
+				       p->m.msgid ? p->m.msgid : "") != 0))
+				hit++;
+			if (hit == rc.items + rc.n || cmp_rematch(hit, &key) != 0)
+				hit = NULL;
+		}
+		if (hit == NULL) {
+			/* its server copy is gone: the local file is new again */
+			state_msg_release(&p->m);
+			continue;
+		}
+		hit->used = true;
+		p->m.uid = hit->uid;
+		p->sv = SRV_FLAGS;
+		p->sflags = hit->flags;
+		f->pairs[kept++] = *p;
+	}
+	f->n_pairs = kept;
+	qsort(f->pairs, f->n_pairs, sizeof(*f->pairs), cmp_pair_uid);
+	for (i = 0; i < rc.n; i++) {
+		if (rc.items[i].used)
+			continue;
+		ALLOC_GROW(f->snew, f->n_snew + 1, f->a_snew);
+		f->snew[f->n_snew].uid = rc.items[i].uid;
+		f->snew[f->n_snew].flags = rc.items[i].flags;
+		f->snew[f->n_snew].claimed = false;
+		f->n_snew++;
+	}
+	free(rc.items);
+
+	if (e->o->dry_run)
+		return 0;
+	/* Rewrite the folder's pairs under the new UIDVALIDITY in one
+	 * transaction; highestmodseq/uidnext reset so a crash before the end
+	 * of this run means a full comparison next time. */
+	if (state_begin(w->st) < 0)
+		goto fail;
+	if (state_msgs_delete_all(w->st, f->sf.id) < 0)
+		goto fail_rb;
+	for (i = 0; i < f->n_pairs; i++)
+		if (state_msg_put(w->st, f->sf.id, &f->pairs[i].m) < 0)
+			goto fail_rb;
+	f->sf.uidvalidity = f->sel.uidvalidity;
+	f->sf.highestmodseq = 0;
+	f->sf.uidnext = 0;
+	if (state_folder_put(w->st, &f->sf) < 0 || state_commit(w->st) < 0)
+		goto fail_rb;
+	sync_crash_point("rematch committed");
+	return ret;
+fail_rb:
+	*error_r = xstrdup(state_error(w->st));
+	(void)state_rollback(w->st);
+	return -1;
+fail:
+	*error_r = xstrdup(state_error(w->st));
+	return -1;
+}
+
+static int gather_server(struct worker *w, struct folder *f)
+{
+	struct engine *e = w->e;
+	struct remote *r;
+	struct imap_qresync qr;
+	bool known = f->in_state && f->sf.uidvalidity != 0;
+	bool use_qr, use_cs;
+	char *err = NULL;
+	size_t i;
+
+	if (f->server_unchanged) {
+		for (i = 0; i < f->n_pairs; i++)
+			f->pairs[i].sv = SRV_SAME;
+		return 0;
+	}
+	if (worker_remote(w, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
+		free(err);
+		return -1;
+	}
+	r = w->r;
+	use_qr = !e->o->full && known && f->sf.highestmodseq != 0 &&
+		 r->ops->qresync(r);
+	use_cs = !e->o->full && known && f->sf.highestmodseq != 0 &&
+		 !use_qr && r->ops->condstore(r);
+
+	/* Incremental modes start from "unchanged" and learn the changes;
+	 * the full comparison starts from "gone" and learns who is there. */
+	for (i = 0; i < f->n_pairs; i++)
+		f->pairs[i].sv = (use_qr || use_cs) ? SRV_SAME : SRV_GONE;
+
+	qr.uidvalidity = f->sf.uidvalidity;
+	qr.modseq = f->sf.highestmodseq;
+	qr.known_uids = NULL;
+	free(w->selected);
+	w->selected = NULL;
+	if (r->ops->select(r, f->name, use_qr ? &qr : NULL,
+			   on_fetch, on_vanished, f, &f->sel, &err) < 0)
+		goto fail;
+	w->selected = xstrdup(f->name);
+	f->selected = true;
+
+	if (known && f->sel.uidvalidity != f->sf.uidvalidity) {
+		/* forget whatever QRESYNC reported: it was for other UIDs */
+		f->n_snew = 0;
+		f->uidvalidity_changed = true;
+		if (rematch(w, f, &err) < 0)
+			goto fail;
+		snew_normalise(f);
+		return 0;
+	}
+	if (use_qr && !f->sel.nomodseq && f->sel.highestmodseq != 0) {
+		snew_normalise(f);
+		return 0;
+	}
+	if (use_cs && !f->sel.nomodseq && f->sel.highestmodseq != 0) {
+		uint32_t *uids = NULL;
+		size_t n = 0, j = 0;
+
+		if (f->sel.highestmodseq != f->sf.highestmodseq &&
+		    f->sel.exists > 0 &&
+		    r->ops->fetch_flags(r, "1:*", f->sf.highestmodseq, false,
+					on_fetch, on_vanished, f, &err) < 0)
+			goto fail;
+		/* CONDSTORE does not report expunges: compare the UID list */
+		if (f->sel.exists > 0 && r->ops->uids(r, &uids, &n, &err) < 0)
+			goto fail;
+		for (i = 0; i < f->n_pairs; i++) {
+			while (j < n && uids[j] < f->pairs[i].m.uid)
+				j++;
+			if (j >= n || uids[j] != f->pairs[i].m.uid)
+				f->pairs[i].sv = SRV_GONE;
+		}
+		free(uids);
+		snew_normalise(f);
+		return 0;
+	}
+	/* Full comparison: every UID with its flags. */
+	for (i = 0; i < f->n_pairs; i++)
+		f->pairs[i].sv = SRV_GONE;
+	f->n_snew = 0;
+	if (f->sel.exists > 0 &&
+	    r->ops->fetch_flags(r, "1:*", 0, false, on_fetch, on_vanished, f,
+				&err) < 0)
+		goto fail;
+	snew_normalise(f);
+	return 0;
+fail:
+	folder_fail(f, r->ops->broken(r) ? SYNC_EXIT_FAIL : SYNC_EXIT_FAIL,
+		    "%s: %s", f->name, err ? err : "server error");
+	free(err);
+	return -1;
+}
+
+/* ---- gathering the local view ---- */
+
+static int cmp_pair_base(const void *a, const void *b, void *ctx)
+{
+	const struct pair *pairs = ctx;
+	const size_t *x = a, *y = b;
+
+	return strcmp(pairs[*x].m.base, pairs[*y].m.base);
+}
+
+static struct pair *sort_ctx_pairs;
+static int cmp_pair_base_q(const void *a, const void *b)
+{
+	return cmp_pair_base(a, b, sort_ctx_pairs);
+}
+
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int gather_local(struct worker *w, struct folder *f)
+{
+	struct engine *e = w->e;
+	char *err = NULL;
+	size_t i, j, *order;
+	int64_t now_ns = (int64_t)time(NULL) * 1000000000LL;
+
+	if (f->md == NULL) {
+		/* a folder that will only be created locally: empty */
+		for (i = 0; i < f->n_pairs; i++)
+			f->pairs[i].lidx = -1;
+		return 0;
+	}
+	if (mdir_mtimes(f->md, &f->cur_mtime, &f->new_mtime, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
+		free(err);
+		return -1;
+	}
+	if (!e->o->full && f->in_state && f->sf.cur_mtime != 0 &&
+	    f->sf.cur_mtime == f->cur_mtime && f->sf.new_mtime == f->new_mtime) {
+		f->local_unchanged = true;
+		for (i = 0; i < f->n_pairs; i++) {
+			f->pairs[i].lidx = LOCAL_SAME;
+			f->pairs[i].lflags = f->pairs[i].m.flags;
+		}
+		return 0;
+	}
+	/* A directory changed within the last two seconds may change again
+	 * inside the file system's timestamp granularity: do not trust its
+	 * mtime next time. */
+	if (now_ns - f->cur_mtime < 2000000000LL ||
+	    now_ns - f->new_mtime < 2000000000LL) {
+		f->cur_mtime = 0;
+		f->new_mtime = 0;
+	}
+	if (mdir_scan(f->md, &f->lents, &f->n_lents, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
+		free(err);
+		return -1;
+	}
+	f->lent_known = xcalloc(f->n_lents ? f->n_lents : 1, sizeof(bool));
+	order = xcalloc(f->n_pairs ? f->n_pairs : 1, sizeof(*order));
+	for (i = 0; i < f->n_pairs; i++) {
+		order[i] = i;
+		f->pairs[i].lidx = -1;
+	}
+	pthread_mutex_lock(&sort_lock);
+	sort_ctx_pairs = f->pairs;
+	qsort(order, f->n_pairs, sizeof(*order), cmp_pair_base_q);
+	pthread_mutex_unlock(&sort_lock);
+	/* merge join: entries are sorted by base too */
+	for (i = 0, j = 0; i < f->n_pairs && j < f->n_lents;) {
+		struct pair *p = &f->pairs[order[i]];
+		int c = strcmp(p->m.base, f->lents[j].base);
+
+		if (c == 0) {
+			p->lidx = (long)j;
+			p->lflags = f->lents[j].flags;
+			f->lent_known[j] = true;
+			i++;
+			j++;
+		} else if (c < 0) {
+			i++;
+		} else {
+			j++;
+		}
+	}
+	free(order);
+	return 0;
+}
+
+int folder_gather(struct worker *w, struct folder *f)
+{
+	struct engine *e = w->e;
+	char *err = NULL;
+	struct state_msg *msgs = NULL;
+	size_t n = 0, i;
+	bool missing = false;
+
+	if (f->on_local || (f->create_local && !e->o->dry_run)) {
+		if (mdir_open(f->path, f->create_local && !e->o->dry_run,
+			      &f->md, &missing, &err) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
+			free(err);
+			return -1;
+		}
+	}
+	if (f->create_server && !e->o->dry_run) {
+		if (worker_remote(w, &err) < 0 ||
+		    w->r->ops->create(w->r, f->name, &err) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL,
+				    "cannot create folder '%s' on the server: %s",
+				    f->name, err);
+			free(err);
+			return -1;
+		}
+		log_info("%s: created on the server", f->name);
+		f->on_server = true;
+		f->server_unchanged = false;
+	}
+	if (f->in_state && !e->o->dry_run && folder_recover(w, f) < 0)
+		return -1;
+	if (f->in_state) {
+		if (state_msgs_load(w->st, f->sf.id, &msgs, &n) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			return -1;
+		}
+		f->pairs = xcalloc(n ? n : 1, sizeof(*f->pairs));
+		for (i = 0; i < n; i++) {
+			f->pairs[i].m = msgs[i];
+			f->pairs[i].lidx = -1;
+		}
+		f->n_pairs = n;
+		free(msgs);   /* the strings now belong to the pairs */
+	}
+	if (f->on_server || f->create_server) {
+		if (!(f->create_server && e->o->dry_run) &&
+		    gather_server(w, f) < 0)
+			return -1;
+	} else {
+		for (i = 0; i < f->n_pairs; i++)
+			f->pairs[i].sv = SRV_GONE;
+	}
+	return gather_local(w, f);
+}
+
+/* ---- plan ---- */
+
+static unsigned merge_flags(unsigned base, unsigned s, unsigned l)
+{
+	unsigned changed_s = s ^ base, changed_l = l ^ base;
+
+	/* per flag: the side that changed it wins; both changed = same value */
+	return (base & ~(changed_s | changed_l)) | (s & changed_s) |
+	       (l & changed_l & ~changed_s);
+}
+
+void folder_plan(struct engine *e, struct folder *f)
+{
+	bool pull_flags = e->dir_flags & SYNC_DIR_PULL;
+	bool push_flags = e->dir_flags & SYNC_DIR_PUSH;
+	bool pull_del = e->dir_deletions & SYNC_DIR_PULL;
+	bool push_del = e->dir_deletions & SYNC_DIR_PUSH;
+	unsigned del_local = 0, del_server = 0;
+	size_t i;
+
+	if (f->status != FOLDER_OK)
+		return;
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *p = &f->pairs[i];
+		bool sp = p->sv != SRV_GONE, lp = p->lidx != -1;
+		unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
+		unsigned l = lp ? p->lflags : p->m.flags;
+		/* \Deleted set on a message that is going away is the
+		 * deletion itself, not a conflicting change */
+		unsigned care = MF_ALL & ~MF_DELETED;
+
+		if (p->act == ACT_MOVED_AWAY)
+			continue;
+		p->act = ACT_NONE;
+		if (sp && lp) {
+			unsigned m = merge_flags(p->m.flags, s, l);
+
+			p->new_s = push_flags ? m : s;
+			p->new_l = pull_flags ? m : l;
+			if (pull_flags && push_flags)
+				p->new_state = m;
+			else
+				p->new_state = !push_flags ? p->new_s : p->new_l;
+			if (p->new_s != s || p->new_l != l ||
+			    p->new_state != p->m.flags)
+				p->act = ACT_FLAGS;
+		} else if (!sp && lp) {
+			if (((l ^ p->m.flags) & care) &&
+			    (e->dir_new & SYNC_DIR_PUSH) && p->lidx >= 0) {
+				p->act = ACT_REUPLOAD;   /* deleted there, changed here */
+			} else if (pull_del) {
+				p->act = ACT_DEL_LOCAL;
+				del_local++;
+			}
+		} else if (sp && !lp) {
+			if (((s ^ p->m.flags) & care) &&
+			    (e->dir_new & SYNC_DIR_PULL)) {
+				p->act = ACT_REDOWNLOAD; /* deleted here, changed there */
+			} else if (push_del) {
+				p->act = ACT_DEL_SERVER;
+				del_server++;
+			}
+		} else {
+			p->act = ACT_FORGET;
+		}
+	}
+
+	/* Safety brake (SPEC "Safety and reliability"). */
+	if (!e->o->force) {
+		unsigned worst = del_local > del_server ? del_local : del_server;
+
+		if (worst > 10 && (uint64_t)worst * 2 > f->n_pairs) {
+			folder_fail(f, SYNC_EXIT_BRAKE,
+				    "%s: safety brake: this run would delete %u of the %zu "
+				    "messages on the %s side; nothing was deleted "
+				    "(run with --force to let it through)",
+				    f->name, worst, f->n_pairs,
+				    del_local >= del_server ? "local" : "server");
+			return;
+		}
+	}
+
+	/* downloads: new on the server, and restores */
+	free(f->dl_uids);
+	f->dl_uids = xcalloc(f->n_snew + f->n_pairs + 1, sizeof(uint32_t));
+	f->n_dl = 0;
+	if (e->dir_new & SYNC_DIR_PULL)
+		for (i = 0; i < f->n_snew; i++)
+			if (!f->snew[i].claimed)
+				f->dl_uids[f->n_dl++] = f->snew[i].uid;
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].act == ACT_REDOWNLOAD)
+			f->dl_uids[f->n_dl++] = f->pairs[i].m.uid;
+	qsort(f->dl_uids, f->n_dl, sizeof(uint32_t), cmp_u32);
+
+	/* uploads: new local files, and restores */
+	free(f->ul_idx);
+	f->ul_idx = xcalloc(f->n_lents + 1, sizeof(size_t));
+	f->n_ul = 0;
+	if (e->dir_new & SYNC_DIR_PUSH)
+		for (i = 0; i < f->n_lents; i++)
+			if (!f->lent_known[i])
+				f->ul_idx[f->n_ul++] = i;
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].act == ACT_REUPLOAD)
+			f->ul_idx[f->n_ul++] = (size_t)f->pairs[i].lidx;
+}
+
+/* ---- execute ---- */
+
+struct dl_pending {
+	uint32_t uid;
+	char *base;
+	unsigned flags;
+	struct msg_ident id;
+};
+
+struct dl_ctx {
+	struct worker *w;
+	struct folder *f;
+	struct mdir_writer *mw;
+	struct ident_ctx *ic;
+	struct dl_pending *pend;
+	size_t n_pend, a_pend;
+	int64_t *jids;              /* journal id per uid of the batch */
+	const uint32_t *uids;
+	size_t n_uids;
+	char *error;
+};
+
+static int64_t dl_journal_id(struct dl_ctx *d, uint32_t uid)
+{
+	const uint32_t *hit = bsearch(&uid, d->uids, d->n_uids,
+				      sizeof(uint32_t), cmp_u32);
+
+	return hit ? d->jids[hit - d->uids] : 0;
+}
+
+/* Commit downloaded files to the state: pairs in, journal entries out,
+ * one transaction. Until this commits, the journal lets the next run find
+ * the files again by content. */
+static int dl_flush(struct dl_ctx *d)
+{
+	struct state *st = d->w->st;
+	size_t i;
+
+	if (d->n_pend == 0)
+		return 0;
+	if (state_begin(st) < 0)
+		goto fail;
+	for (i = 0; i < d->n_pend; i++) {
+		struct dl_pending *p = &d->pend[i];
+		struct state_msg m = { 0 };
+		int64_t jid = dl_journal_id(d, p->uid);
+
+		m.uid = p->uid;
+		m.base = p->base;
+		m.flags = p->flags;
+		m.size = p->id.size;
+		m.msgid = p->id.msgid[0] ? p->id.msgid : NULL;
+		memcpy(m.hhash, p->id.hhash, sizeof(m.hhash));
+		m.have_hhash = true;
+		if (state_msg_put(st, d->f->sf.id, &m) < 0 ||
+		    (jid && state_journal_remove(st, jid) < 0)) {
+			(void)state_rollback(st);
+			goto fail;
+		}
+	}
+	if (state_commit(st) < 0) {
+		(void)state_rollback(st);
+		goto fail;
+	}
+	for (i = 0; i < d->n_pend; i++)
+		free(d->pend[i].base);
+	d->n_pend = 0;
+	sync_crash_point("downloads committed");
+	return 0;
+fail:
+	if (d->error == NULL)
+		d->error = xstrdup(state_error(st));
+	return -1;
+}
+
+static int dl_begin(void *ctx, uint32_t seq, uint64_t size)
+{
+	struct dl_ctx *d = ctx;
+	char *err = NULL;
+
+	(void)seq;
+	(void)size;
+	if (d->mw != NULL)
+		mdir_writer_abort(&d->mw);
+	if (mdir_writer_new(d->f->md, &d->mw, &err) < 0) {
+		free(d->error);
+		d->error = err;
+		return -1;
+	}
+	if (d->ic)
+		ident_free(&d->ic);
+	d->ic = ident_new();
+	return 0;
+}
+
+static int dl_data(void *ctx, const void *p, size_t n)
+{
+	struct dl_ctx *d = ctx;
+	char *err = NULL;
+
+	if (d->mw == NULL)
+		return -1;
+	ident_feed(d->ic, p, n);
+	if (mdir_writer_write(d->mw, p, n, &err) < 0) {
+		free(d->error);
+		d->error = err;
+		return -1;
+	}
+	return 0;
+}
+
+static int dl_end(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static int dl_done(void *ctx, const struct imap_fetch *fe)
+{
+	struct dl_ctx *d = ctx;
+	struct dl_pending *p;
+	char *err = NULL;
+
+	if (d->mw == NULL)
+		return 0;   /* a FETCH without a body (e.g. unsolicited flags) */
+	if (fe->uid == 0 || dl_journal_id(d, fe->uid) == 0) {
+		/* not one we asked for */
+		mdir_writer_abort(&d->mw);
+		return 0;
+	}
+	ALLOC_GROW(d->pend, d->n_pend + 1, d->a_pend);
+	p = &d->pend[d->n_pend];
+	memset(p, 0, sizeof(*p));
+	ident_finish(d->ic, &p->id);
+	ident_free(&d->ic);
+	if (fe->has_size)
+		p->id.size = fe->size;
+	p->uid = fe->uid;
+	p->flags = fe->has_flags ? fe->flags : 0;
+	p->base = xstrdup(mdir_writer_base(d->mw));
+	if (mdir_writer_commit(d->mw, p->flags,
+			       fe->has_date ? (time_t)fe->internaldate : 0,
+			       &err) < 0) {
+		free(p->base);
+		mdir_writer_abort(&d->mw);
+		free(d->error);
+		d->error = err;
+		return -1;
+	}
+	mdir_writer_free(&d->mw);
+	d->n_pend++;
+	d->f->stats.pulled_new++;
+	d->f->stats.bytes_down += p->id.size;
+	engine_progress(d->w->e, 1, p->id.size);
+	sync_crash_point("message downloaded");
+	if (d->n_pend >= COMMIT_EVERY)
+		return dl_flush(d);
+	return 0;
+}
+
+static int execute_downloads(struct worker *w, struct folder *f)
+{
+	struct dl_ctx d = { 0 };
+	struct imap_body_handler h = { dl_begin, dl_data, dl_end, dl_done, &d };
+	size_t off, i;
+	char *err = NULL;
+	int ret = 0;
+
+	d.w = w;
+	d.f = f;
+	for (off = 0; off < f->n_dl && ret == 0; off += DOWNLOAD_BATCH) {
+		size_t n = f->n_dl - off < DOWNLOAD_BATCH ? f->n_dl - off
+							  : DOWNLOAD_BATCH;
+
+		d.uids = f->dl_uids + off;
+		d.n_uids = n;
+		d.jids = xcalloc(n, sizeof(int64_t));
+		/* Intent first: the next run knows these UIDs may have
+		 * reached the Maildir even if the state says nothing. */
+		if (state_begin(w->st) < 0) {
+			d.error = xstrdup(state_error(w->st));
+			ret = -1;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			struct journal_entry je = { 0 };
+
+			je.folder_id = f->sf.id;
+			je.op = J_DOWNLOAD;
+			je.uid = d.uids[i];
+			if (state_journal_add(w->st, &je) < 0) {
+				d.error = xstrdup(state_error(w->st));
+				ret = -1;
+				break;
+			}
+			d.jids[i] = je.id;
+		}
+		if (ret < 0 || state_commit(w->st) < 0) {
+			if (d.error == NULL)
+				d.error = xstrdup(state_error(w->st));
+			(void)state_rollback(w->st);
+			ret = -1;
+			break;
+		}
+		sync_crash_point("download journal written");
+		if (w->r->ops->fetch_bodies(w->r, d.uids, n, &h, &err) < 0) {
+			if (d.error == NULL)
+				d.error = err;
+			else
+				free(err);
+			err = NULL;
+			ret = -1;
+		}
+		if (d.mw)
+			mdir_writer_abort(&d.mw);
+		if (dl_flush(&d) < 0)
+			ret = -1;
+		/* Journal entries of UIDs that never came (expunged meanwhile)
+		 * are dropped; the next comparison sorts them out. */
+		if (ret == 0) {
+			bool open = false;
+
+			for (i = 0; i < n; i++) {
+				if (!d.jids[i])
+					continue;
+				if (!open && state_begin(w->st) == 0)
+					open = true;
+				(void)state_journal_remove(w->st, d.jids[i]);
+			}
+			if (open && state_commit(w->st) < 0)
+				(void)state_rollback(w->st);
+		}
+		FREE_AND_NULL(d.jids);
+	}
+	if (d.ic)
+		ident_free(&d.ic);
+	for (i = 0; i < d.n_pend; i++)
+		free(d.pend[i].base);
+	free(d.pend);
+	free(d.jids);
+	if (ret < 0)
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: download failed: %s",
+			    f->name, d.error ? d.error : "unknown error");
+	free(d.error);
+	return ret;
+}
+
+struct ul_item {
+	struct mdir_reader *rd;
+	struct folder *f;
+	char *base;
+	struct msg_ident id;
+	unsigned flags;
+	int64_t jid;
+	char *error;
+};
+
+/* UIDs that belong to known messages (sorted), so a content search never
+ * pairs an upload with them. */
+static uint32_t *folder_taken_uids(struct folder *f)
+{
+	uint32_t *t = xcalloc(f->n_pairs + f->n_dl + 1, sizeof(uint32_t));
+	size_t i, n = 0;
+
+	for (i = 0; i < f->n_pairs; i++)
+		t[n++] = f->pairs[i].m.uid;
+	for (i = 0; i < f->n_dl; i++)
+		t[n++] = f->dl_uids[i];
+	qsort(t, n, sizeof(uint32_t), cmp_u32);
+	return t;
+}
+
+static long ul_read(void *ctx, void *buf, size_t n)
+{
+	struct ul_item *it = ctx;
+	ssize_t got;
+	char *err = NULL;
+
+	if (it->rd == NULL)
+		return -1;
+	got = mdir_reader_read(it->rd, buf, n, &err);
+	if (got < 0) {
+		free(it->error);
+		it->error = err;
+		return -1;
+	}
+	return (long)got;
+}
+
+static int execute_uploads(struct worker *w, struct folder *f)
+{
+	struct engine *e = w->e;
+	size_t off, i;
+	int ret = 0;
+	char *err = NULL;
+
+	for (off = 0; off < f->n_ul && ret == 0; off += UPLOAD_BATCH) {
+		size_t n = f->n_ul - off < UPLOAD_BATCH ? f->n_ul - off
+							: UPLOAD_BATCH;
+		struct ul_item *items = xcalloc(n, sizeof(*items));
+		struct imap_append_msg *msgs = xcalloc(n, sizeof(*msgs));
+		size_t m = 0;
+		uint32_t uv = 0;
+
+		/* open every file of the batch and learn its identity */
+		for (i = 0; i < n; i++) {
+			struct mdir_entry *le = &f->lents[f->ul_idx[off + i]];
+			struct ul_item *it = &items[m];
+			int r;
+
+			r = mdir_msg_ident(f->md, le->base, &it->id, &err);
+			if (r == 0)
+				r = mdir_reader_open(f->md, le->base, &it->rd, &err);
+			if (r == 1) {
+				/* gone since the scan: a deletion for next time */
+				continue;
+			}
+			if (r < 0) {
+				log_warn("%s: cannot read '%s': %s", f->name,
+					 le->base, err);
+				free(err);
+				err = NULL;
+				f->exit_code = sync_exit_merge(f->exit_code,
+							       SYNC_EXIT_FAIL);
+				continue;
+			}
+			it->f = f;
+			it->base = xstrdup(le->base);
+			it->flags = mdir_reader_flags(it->rd);
+			msgs[m].flags = it->flags;
+			msgs[m].date = (int64_t)mdir_reader_mtime(it->rd);
+			msgs[m].size = mdir_reader_size(it->rd);
+			it->id.size = msgs[m].size;
+			msgs[m].read = ul_read;
+			msgs[m].ctx = it;
+			m++;
+		}
+		/* intent: these files may reach the server from here on */
+		if (m > 0 && state_begin(w->st) == 0) {
+			for (i = 0; i < m; i++) {
+				struct journal_entry je = { 0 };
+
+				je.folder_id = f->sf.id;
+				je.op = J_APPEND;
+				je.base = items[i].base;
+				je.aux = f->sel.uidnext;
+				je.flags = items[i].flags;
+				je.size = items[i].id.size;
+				je.msgid = items[i].id.msgid[0] ? items[i].id.msgid : NULL;
+				memcpy(je.hhash, items[i].id.hhash, 16);
+				je.have_hhash = true;
+				if (state_journal_add(w->st, &je) < 0)
+					break;
+				items[i].jid = je.id;
+			}
+			if (i < m || state_commit(w->st) < 0) {
+				folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+				(void)state_rollback(w->st);
+				ret = -1;
+			}
+		} else if (m > 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			ret = -1;
+		}
+		sync_crash_point("upload journal written");
+		if (ret == 0 && m > 0 &&
+		    w->r->ops->append(w->r, f->name, msgs, m, &uv, &err) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: upload failed: %s",
+				    f->name, err);
+			free(err);
+			err = NULL;
+			ret = -1;
+		}
+		if (ret == 0)
+			sync_crash_point("messages appended");
+		/* Without UIDPLUS the new UIDs are found again by content,
+		 * all of the batch in two commands. */
+		if (ret == 0 && m > 0 && !w->r->ops->broken(w->r)) {
+			struct msg_ident *ids = xcalloc(m, sizeof(*ids));
+			uint32_t *found = xcalloc(m, sizeof(uint32_t));
+			size_t *which = xcalloc(m, sizeof(size_t));
+			uint32_t *taken = folder_taken_uids(f);
+			size_t n_ids = 0, n_taken = f->n_pairs + f->n_dl;
+
+			for (i = 0; i < m; i++)
+				if (msgs[i].ok_r && msgs[i].uid_r == 0) {
+					ids[n_ids] = items[i].id;
+					which[n_ids++] = i;
+				}
+			if (n_ids > 0 &&
+			    remote_find_idents(w, ids, n_ids, f->sel.uidnext,
+					       taken, n_taken, found, &err) < 0) {
+				log_warn("%s: cannot find uploaded messages again: %s",
+					 f->name, err);
+				FREE_AND_NULL(err);
+			}
+			for (i = 0; i < n_ids; i++)
+				msgs[which[i]].uid_r = found[i];
+			free(ids);
+			free(found);
+			free(which);
+			free(taken);
+		}
+		/* record what reached the server */
+		for (i = 0; i < m && ret == 0; i++) {
+			struct ul_item *it = &items[i];
+			struct state_msg sm = { 0 };
+			uint32_t uid = msgs[i].uid_r;
+
+			if (!msgs[i].ok_r || uid == 0)
+				continue;   /* the journal resolves it next run */
+			sm.uid = uid;
+			sm.base = it->base;
+			sm.flags = it->flags;
+			sm.size = it->id.size;
+			sm.msgid = it->id.msgid[0] ? it->id.msgid : NULL;
+			memcpy(sm.hhash, it->id.hhash, 16);
+			sm.have_hhash = true;
+			if (state_begin(w->st) < 0 ||
+			    state_msg_put(w->st, f->sf.id, &sm) < 0 ||
+			    state_journal_remove(w->st, it->jid) < 0 ||
+			    state_commit(w->st) < 0) {
+				folder_fail(f, SYNC_EXIT_FAIL, "%s",
+					    state_error(w->st));
+				(void)state_rollback(w->st);
+				ret = -1;
+				break;
+			}
+			f->stats.pushed_new++;
+			f->stats.bytes_up += it->id.size;
+			engine_progress(e, 1, it->id.size);
+			sync_crash_point("upload committed");
+		}
+		for (i = 0; i < n; i++) {
+			if (items[i].rd)
+				mdir_reader_close(&items[i].rd);
+			free(items[i].base);
+			free(items[i].error);
+		}
+		free(items);
+		free(msgs);
+	}
+	return ret;
+}
+
+/* UID lists for one STORE per (flag, +/-). */
+struct store_plan {
+	uint32_t *uids[MF_COUNT][2];
+	size_t n[MF_COUNT][2], a[MF_COUNT][2];
+};
+
+static int execute_flags(struct worker *w, struct folder *f)
+{
+	struct store_plan sp;
+	struct imap_store_op ops[MF_COUNT * 2];
+	char *sets[MF_COUNT * 2];
+	size_t n_ops = 0, i, b;
+	char *err = NULL;
+	bool any = false;
+	int ret = 0;
+
+	memset(&sp, 0, sizeof(sp));
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *p = &f->pairs[i];
+		unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
+		unsigned diff;
+
+		if (p->act != ACT_FLAGS)
+			continue;
+		diff = s ^ p->new_s;
+		for (b = 0; b < MF_COUNT; b++) {
+			int add;
+
+			if (!(diff & (1u << b)))
+				continue;
+			add = (p->new_s >> b) & 1;
+			ALLOC_GROW(sp.uids[b][add], sp.n[b][add] + 1, sp.a[b][add]);
+			sp.uids[b][add][sp.n[b][add]++] = p->m.uid;
+		}
+		if (diff)
+			f->stats.pushed_flags++;
+	}
+	for (b = 0; b < MF_COUNT; b++) {
+		int add;
+
+		for (add = 0; add < 2; add++) {
+			if (sp.n[b][add] == 0)
+				continue;
+			sets[n_ops] = imap_uidset_make(sp.uids[b][add], sp.n[b][add]);
+			ops[n_ops].uidset = sets[n_ops];
+			ops[n_ops].add = add;
+			ops[n_ops].flags = 1u << b;
+			ops[n_ops].unchangedsince = 0;
+			n_ops++;
+		}
+	}
+	if (n_ops > 0 &&
+	    w->r->ops->store(w->r, ops, n_ops, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot store flags: %s",
+			    f->name, err);
+		free(err);
+		ret = -1;
+	}
+	for (i = 0; i < n_ops; i++)
+		free(sets[i]);
+	for (b = 0; b < MF_COUNT; b++) {
+		free(sp.uids[b][0]);
+		free(sp.uids[b][1]);
+	}
+	if (ret < 0)
+		return -1;
+	if (n_ops > 0)
+		sync_crash_point("server flags stored");
+
+	/* local renames, then the new common state */
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *p = &f->pairs[i];
+		unsigned l = p->lidx != -1 ? p->lflags : p->m.flags;
+		int r;
+
+		if (p->act != ACT_FLAGS || l == p->new_l)
+			continue;
+		r = mdir_set_flags(f->md, p->m.base, p->new_l, &err);
+		if (r < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+			free(err);
+			return -1;
+		}
+		if (r == 0)
+			f->stats.pulled_flags++;
+		else
+			p->new_state = p->m.flags;   /* vanished meanwhile */
+	}
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *p = &f->pairs[i];
+
+		if (p->act != ACT_FLAGS || p->new_state == p->m.flags)
+			continue;
+		if (!any) {
+			if (state_begin(w->st) < 0)
+				goto state_fail;
+			any = true;
+		}
+		if (state_msg_set_flags(w->st, f->sf.id, p->m.uid,
+					p->new_state) < 0)
+			goto state_fail_rb;
+		p->m.flags = p->new_state;
+	}
+	if (any && state_commit(w->st) < 0)
+		goto state_fail_rb;
+	if (any)
+		sync_crash_point("flags committed");
+	return 0;
+state_fail_rb:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	(void)state_rollback(w->st);
+	return -1;
+state_fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
+}
+
+/* Drop the pairs with one of the given actions from the state in one
+ * transaction. */
+static int forget_pairs(struct worker *w, struct folder *f, int act1, int act2)
+{
+	size_t i;
+	bool any = false;
+
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *p = &f->pairs[i];
+
+		if ((int)p->act != act1 && (int)p->act != act2)
+			continue;
+		if (!any) {
+			if (state_begin(w->st) < 0)
+				goto fail;
+			any = true;
+		}
+		if (state_msg_delete(w->st, f->sf.id, p->m.uid) < 0)
+			goto fail_rb;
+	}
+	if (any && state_commit(w->st) < 0)
+		goto fail_rb;
+	if (any)
+		sync_crash_point("pairs forgotten");
+	return 0;
+fail_rb:
+	(void)state_rollback(w->st);
+fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
+}
+
+static int execute_deletions(struct worker *w, struct folder *f)
+{
+	uint32_t *uids = xcalloc(f->n_pairs + 1, sizeof(uint32_t));
+	size_t n = 0, i;
+	char *err = NULL;
+
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].act == ACT_DEL_SERVER)
+			uids[n++] = f->pairs[i].m.uid;
+	if (n > 0) {
+		char *set = imap_uidset_make(uids, n);
+		int r = w->r->ops->expunge(w->r, set, &err);
+
+		free(set);
+		if (r < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL,
+				    "%s: cannot delete messages on the server: %s",
+				    f->name, err);
+			free(err);
+			free(uids);
+			return -1;
+		}
+		f->stats.pushed_deletions += (unsigned)n;
+		sync_crash_point("server messages expunged");
+	}
+	free(uids);
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *p = &f->pairs[i];
+		int r;
+
+		if (p->act != ACT_DEL_LOCAL)
+			continue;
+		r = mdir_remove(f->md, p->m.base, &err);
+		if (r < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+			free(err);
+			return -1;
+		}
+		f->stats.pulled_deletions++;
+		sync_crash_point("local message removed");
+	}
+	/* Both sides are now without these: forget them, together with
+	 * the pairs that are to be restored as new messages. */
+	if (forget_pairs(w, f, ACT_DEL_SERVER, ACT_DEL_LOCAL) < 0 ||
+	    forget_pairs(w, f, ACT_FORGET, ACT_FORGET) < 0 ||
+	    forget_pairs(w, f, ACT_REUPLOAD, ACT_REDOWNLOAD) < 0)
+		return -1;
+	return 0;
+}
+
+static int save_folder_row(struct worker *w, struct folder *f, bool complete)
+{
+	struct engine *e = w->e;
+
+	if (!f->selected && !f->server_unchanged && complete &&
+	    !(f->on_server || f->create_server))
+		complete = false;
+	if (f->selected) {
+		f->sf.uidvalidity = f->sel.uidvalidity;
+		/* advance the server bookmark only when every change it covers
+		 * was replayed; otherwise the next run looks again */
+		f->sf.uidnext = complete ? f->sel.uidnext : 0;
+		f->sf.highestmodseq = complete ? f->sel.highestmodseq : 0;
+		f->sf.server_count = f->sel.exists;
+	} else if (f->server_unchanged && f->have_status) {
+		f->sf.server_count = f->stat.messages;
+	}
+	if (f->md != NULL) {
+		bool local_done = complete && f->n_ul == 0 ? true : complete;
+
+		f->sf.cur_mtime = local_done ? f->cur_mtime : 0;
+		f->sf.new_mtime = local_done ? f->new_mtime : 0;
+	}
+	f->sf.last_sync = time(NULL);
+	(void)e;
+	if (state_folder_put(w->st, &f->sf) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+		return -1;
+	}
+	return 0;
+}
+
+int folder_execute(struct worker *w, struct folder *f)
+{
+	struct engine *e = w->e;
+	char *err = NULL;
+	bool server_work, local_work;
+	size_t i;
+	int ret = 0;
+
+	if (f->status != FOLDER_OK)
+		return -1;
+	if (e->o->dry_run) {
+		report_plan(e, f);
+		return 0;
+	}
+	server_work = f->n_dl > 0 || f->n_ul > 0;
+	local_work = f->n_dl > 0;
+	for (i = 0; i < f->n_pairs && !server_work; i++) {
+		struct pair *p = &f->pairs[i];
+
+		if (p->act == ACT_DEL_SERVER)
+			server_work = true;
+		else if (p->act == ACT_FLAGS) {
+			unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
+
+			if (s != p->new_s)
+				server_work = true;
+		}
+	}
+	(void)local_work;
+	if (server_work && worker_select(w, f, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+		free(err);
+		return -1;
+	}
+	if (f->sf.id == 0 || (f->selected && f->sf.uidvalidity != f->sel.uidvalidity)) {
+		/* the folder row first, with no bookmark: a crash from here on
+		 * means a full comparison next time, under this UIDVALIDITY */
+		if (f->selected)
+			f->sf.uidvalidity = f->sel.uidvalidity;
+		f->sf.uidnext = 0;
+		f->sf.highestmodseq = 0;
+		if (state_folder_put(w->st, &f->sf) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			return -1;
+		}
+		f->in_state = true;
+	}
+	if (execute_flags(w, f) < 0 || execute_deletions(w, f) < 0)
+		ret = -1;
+	if (ret == 0 && f->n_dl > 0 && execute_downloads(w, f) < 0)
+		ret = -1;
+	if (ret == 0 && f->n_ul > 0 && execute_uploads(w, f) < 0)
+		ret = -1;
+	if (save_folder_row(w, f, ret == 0 && f->status == FOLDER_OK) < 0)
+		ret = -1;
+	return ret;
+}

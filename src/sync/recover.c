@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * recover.c - finishing what a killed run left in the journal, and finding
+ * uploaded messages again without UIDPLUS.
+ *
+ * A download is journalled (folder, UID) before its body is fetched; an
+ * upload (folder, local base, identity) before it is appended. Both are
+ * removed in the same transaction that records the pair. So an entry
+ * still present at the start of a run means the step may or may not have
+ * reached the other side; this file decides which, by content: the
+ * identity (CRLF size, Message-ID, header hash) of the candidates on both
+ * sides, fetched from the server without bodies.
+ */
+#include "common.h"
+#include "sync/sync-private.h"
+#include "util/log.h"
+
+struct id_item {
+	uint32_t uid;
+	unsigned flags;
+	struct msg_ident id;
+	bool used;
+};
+
+struct id_list {
+	struct id_item *items;
+	size_t n, alloc;
+};
+
+static int on_ident(void *ctx, const struct imap_fetch *fe)
+{
+	struct id_list *l = ctx;
+	struct ident_ctx *ic;
+	struct id_item *it;
+
+	if (fe->uid == 0 || !fe->has_size)
+		return 0;
+	ALLOC_GROW(l->items, l->n + 1, l->alloc);
+	it = &l->items[l->n++];
+	memset(it, 0, sizeof(*it));
+	it->uid = fe->uid;
+	it->flags = fe->has_flags ? fe->flags : 0;
+	ic = ident_new();
+	if (fe->header)
+		ident_feed(ic, fe->header, fe->header_len);
+	ident_finish(ic, &it->id);
+	ident_free(&ic);
+	it->id.size = fe->size;
+	return 0;
+}
+
+static bool uid_taken(const uint32_t *taken, size_t n, uint32_t uid)
+{
+	return taken && bsearch(&uid, taken, n, sizeof(uint32_t), cmp_u32);
+}
+
+static int fetch_ident_list(struct worker *w, const char *set,
+			    struct id_list *l, char **error_r)
+{
+	return w->r->ops->fetch_idents(w->r, set, on_ident, l, error_r);
+}
+
+int remote_find_idents(struct worker *w, const struct msg_ident *ids,
+		       size_t n, uint32_t min_uid, const uint32_t *taken,
+		       size_t n_taken, uint32_t *uids_r, char **error_r)
+{
+	uint32_t *cand = NULL;
+	size_t n_cand = 0, i, j;
+	struct id_list l = { 0 };
+	char *set;
+	int ret = 0;
+
+	for (i = 0; i < n; i++)
+		uids_r[i] = 0;
+	if (n == 0)
+		return 0;
+	if (w->r->ops->search_msgid(w->r, min_uid ? min_uid : 1, NULL, &cand,
+				    &n_cand, error_r) < 0)
+		return -1;
+	if (n_cand == 0) {
+		free(cand);
+		return 0;
+	}
+	set = imap_uidset_make(cand, n_cand);
+	free(cand);
+	ret = fetch_ident_list(w, set, &l, error_r);
+	free(set);
+	if (ret < 0) {
+		free(l.items);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < l.n; j++) {
+			if (l.items[j].used ||
+			    uid_taken(taken, n_taken, l.items[j].uid) ||
+			    !ident_equal(&l.items[j].id, &ids[i]))
+				continue;
+			l.items[j].used = true;
+			uids_r[i] = l.items[j].uid;
+			break;
+		}
+	}
+	free(l.items);
+	return 0;
+}
+
+static int select_plain(struct worker *w, struct folder *f,
+			struct imap_selected *sel, char **error_r)
+{
+	free(w->selected);
+	w->selected = NULL;
+	if (w->r->ops->select(w->r, f->name, NULL, NULL, NULL, NULL, sel,
+			      error_r) < 0)
+		return -1;
+	w->selected = xstrdup(f->name);
+	return 0;
+}
+
+int folder_recover(struct worker *w, struct folder *f)
+{
+	struct journal_entry *je = NULL;
+	size_t n_je = 0, i, j;
+	struct state_msg *msgs = NULL;
+	size_t n_msgs = 0;
+	uint32_t *taken = NULL;
+	struct imap_selected sel;
+	char *err = NULL;
+	bool have_dl = false, have_ul = false;
+	int ret = -1;
+
+	if (state_journal_list(w->st, f->sf.id, &je, &n_je) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+		return -1;
+	}
+	if (n_je == 0)
+		return 0;
+	log_info("%s: finishing %zu step(s) an interrupted run left open",
+		 f->name, n_je);
+	for (i = 0; i < n_je; i++) {
+		if (je[i].op == J_DOWNLOAD)
+			have_dl = true;
+		else if (je[i].op == J_APPEND)
+			have_ul = true;
+	}
+	if (state_msgs_load(w->st, f->sf.id, &msgs, &n_msgs) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+		goto out;
+	}
+	taken = xcalloc(n_msgs + 1, sizeof(uint32_t));
+	for (i = 0; i < n_msgs; i++)
+		taken[i] = msgs[i].uid;   /* loaded sorted by uid */
+
+	if ((have_dl || have_ul) && f->on_server) {
+		if (worker_remote(w, &err) < 0 ||
+		    select_plain(w, f, &sel, &err) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+			goto out;
+		}
+		if (f->sf.uidvalidity && sel.uidvalidity != f->sf.uidvalidity) {
+			/* the UIDs in the journal mean nothing any more; the
+			 * content re-match of the folder takes over */
+			have_dl = have_ul = false;
+		}
+	} else {
+		have_dl = have_ul = false;
+	}
+
+	if (have_dl && f->md != NULL) {
+		/* UIDs whose bodies may have reached the Maildir: compare
+		 * their identities with the files no pair owns */
+		uint32_t *uids = xcalloc(n_je, sizeof(uint32_t));
+		size_t n_uids = 0;
+		struct mdir_entry *ents = NULL;
+		size_t n_ents = 0;
+		struct id_list l = { 0 };
+
+		for (i = 0; i < n_je; i++)
+			if (je[i].op == J_DOWNLOAD &&
+			    !uid_taken(taken, n_msgs, je[i].uid))
+				uids[n_uids++] = je[i].uid;
+		qsort(uids, n_uids, sizeof(uint32_t), cmp_u32);
+		if (n_uids > 0) {
+			char *set = imap_uidset_make(uids, n_uids);
+
+			if (fetch_ident_list(w, set, &l, &err) < 0) {
+				free(set);
+				free(uids);
+				folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+				goto out;
+			}
+			free(set);
+		}
+		if (l.n > 0 && mdir_scan(f->md, &ents, &n_ents, &err) < 0) {
+			free(uids);
+			free(l.items);
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
+			goto out;
+		}
+		for (i = 0; i < n_ents && l.n > 0; i++) {
+			struct msg_ident id;
+			bool owned = false;
+
+			for (j = 0; j < n_msgs && !owned; j++)
+				owned = strcmp(msgs[j].base, ents[i].base) == 0;
+			if (owned)
+				continue;
+			if (mdir_msg_ident(f->md, ents[i].base, &id, &err) != 0) {
+				FREE_AND_NULL(err);
+				continue;
+			}
+			for (j = 0; j < l.n; j++) {
+				struct state_msg m = { 0 };
+
+				if (l.items[j].used || !ident_equal(&l.items[j].id, &id))
+					continue;
+				l.items[j].used = true;
+				m.uid = l.items[j].uid;
+				m.base = ents[i].base;
+				m.flags = ents[i].flags;
+				m.size = id.size;
+				m.msgid = id.msgid[0] ? id.msgid : NULL;
+				memcpy(m.hhash, id.hhash, 16);
+				m.have_hhash = true;
+				if (state_msg_put(w->st, f->sf.id, &m) < 0) {
+					folder_fail(f, SYNC_EXIT_FAIL, "%s",
+						    state_error(w->st));
+					free(uids);
+					free(l.items);
+					mdir_entries_free(ents, n_ents);
+					goto out;
+				}
+				log_debug("%s: recovered download of UID %u as '%s'",
+					  f->name, m.uid, m.base);
+				break;
+			}
+		}
+		if (ents)
+			mdir_entries_free(ents, n_ents);
+		free(l.items);
+		free(uids);
+	}
+
+	if (have_ul) {
+		struct msg_ident *ids = xcalloc(n_je, sizeof(*ids));
+		uint32_t *found = xcalloc(n_je, sizeof(uint32_t));
+		size_t *which = xcalloc(n_je, sizeof(size_t));
+		size_t n_ids = 0;
+		uint32_t min_uid = UINT32_MAX;
+
+		for (i = 0; i < n_je; i++) {
+			if (je[i].op != J_APPEND || je[i].base == NULL)
+				continue;
+			ids[n_ids].size = je[i].size;
+			snprintf(ids[n_ids].msgid, sizeof(ids[n_ids].msgid), "%s",
+				 je[i].msgid ? je[i].msgid : "");
+			memcpy(ids[n_ids].hhash, je[i].hhash, 16);
+			if ((uint64_t)je[i].aux < min_uid)
+				min_uid = (uint32_t)(je[i].aux > 0 ? je[i].aux : 1);
+			which[n_ids++] = i;
+		}
+		if (n_ids > 0 &&
+		    remote_find_idents(w, ids, n_ids, min_uid, taken, n_msgs,
+				       found, &err) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+			free(ids);
+			free(found);
+			free(which);
+			goto out;
+		}
+		for (i = 0; i < n_ids; i++) {
+			struct journal_entry *e = &je[which[i]];
+			struct state_msg m = { 0 };
+
+			if (found[i] == 0)
+				continue;   /* never arrived: uploaded again */
+			m.uid = found[i];
+			m.base = e->base;
+			m.flags = e->flags;
+			m.size = e->size;
+			m.msgid = e->msgid;
+			memcpy(m.hhash, e->hhash, 16);
+			m.have_hhash = true;
+			if (state_msg_put(w->st, f->sf.id, &m) < 0) {
+				folder_fail(f, SYNC_EXIT_FAIL, "%s",
+					    state_error(w->st));
+				free(ids);
+				free(found);
+				free(which);
+				goto out;
+			}
+			log_debug("%s: recovered upload of '%s' as UID %u",
+				  f->name, e->base, m.uid);
+		}
+		free(ids);
+		free(found);
+		free(which);
+	}
+	/* every entry is resolved one way or the other */
+	if (state_begin(w->st) < 0)
+		goto state_fail;
+	for (i = 0; i < n_je; i++)
+		if (state_journal_remove(w->st, je[i].id) < 0) {
+			(void)state_rollback(w->st);
+			goto state_fail;
+		}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		goto state_fail;
+	}
+	sync_crash_point("journal resolved");
+	ret = 0;
+	goto out;
+state_fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+out:
+	free(err);
+	free(taken);
+	if (msgs)
+		state_msgs_free(msgs, n_msgs);
+	if (je)
+		state_journal_free(je, n_je);
+	return ret;
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * remote-imap.c - the engine's server interface over imap/client.h:
+ * folder names converted between UTF-8 with '/' and the wire form
+ * (modified UTF-7 with the server's delimiter), everything else passed on.
+ */
+#include "common.h"
+#include "sync/remote-imap.h"
+#include "imap/utf7.h"
+#include "util/log.h"
+
+struct remote_imap {
+	struct remote r;
+	struct imap_client *c;
+	char delim;
+	bool have_delim;
+};
+
+#define RI(x) ((struct remote_imap *)(x))
+
+void remote_folders_free(struct remote_folder *f, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(f[i].name);
+	free(f);
+}
+
+char *remote_imap_wire_name(const char *name, char delim)
+{
+	char *wire = NULL, *p;
+
+	if (imap_utf7_encode(name, strlen(name), &wire) < 0)
+		return NULL;
+	if (delim != 0 && delim != '/')
+		for (p = wire; *p; p++)
+			if (*p == '/')
+				*p = delim;
+	return wire;
+}
+
+static char get_delim(struct remote_imap *ri)
+{
+	if (!ri->have_delim) {
+		ri->delim = imap_client_delimiter(ri->c);
+		ri->have_delim = true;
+	}
+	return ri->delim;
+}
+
+static char *wire(struct remote_imap *ri, const char *name, char **error_r)
+{
+	char *w = remote_imap_wire_name(name, get_delim(ri));
+
+	if (w == NULL)
+		*error_r = xasprintf("folder name '%s' is not valid UTF-8", name);
+	return w;
+}
+
+static unsigned ri_caps(struct remote *r) { return imap_client_caps(RI(r)->c); }
+static bool ri_qresync(struct remote *r) { return imap_client_qresync(RI(r)->c); }
+static bool ri_condstore(struct remote *r) { return imap_client_condstore(RI(r)->c); }
+static enum imap_failure ri_failure(struct remote *r) { return imap_client_failure(RI(r)->c); }
+static bool ri_broken(struct remote *r) { return imap_client_broken(RI(r)->c); }
+static uint64_t ri_bytes_in(struct remote *r) { return imap_client_bytes_in(RI(r)->c); }
+static uint64_t ri_bytes_out(struct remote *r) { return imap_client_bytes_out(RI(r)->c); }
+
+static int ri_list(struct remote *r, struct remote_folder **f_r, size_t *n_r,
+		   char **error_r)
+{
+	struct imap_folder *f = NULL;
+	struct remote_folder *out;
+	size_t n = 0, i, m = 0;
+
+	if (imap_list_folders(RI(r)->c, &f, &n, error_r) < 0)
+		return -1;
+	out = xcalloc(n + 1, sizeof(*out));
+	for (i = 0; i < n; i++) {
+		if (f[i].name == NULL) {
+			log_warn("skipping server folder '%s': its name cannot be "
+				 "mapped to UTF-8 safely", f[i].wire);
+			continue;
+		}
+		if (f[i].delim && !RI(r)->have_delim) {
+			RI(r)->delim = f[i].delim;
+			RI(r)->have_delim = true;
+		}
+		out[m].name = xstrdup(f[i].name);
+		out[m].attrs = f[i].attrs;
+		m++;
+	}
+	imap_folders_free(f, n);
+	*f_r = out;
+	*n_r = m;
+	return 0;
+}
+
+static int ri_status(struct remote *r, const char *const *names, size_t n,
+		     struct imap_status_data *st_r, bool *ok_r, char **error_r)
+{
+	char **w = xcalloc(n + 1, sizeof(*w));
+	size_t i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		w[i] = wire(RI(r), names[i], error_r);
+		if (w[i] == NULL) {
+			while (i-- > 0)
+				free(w[i]);
+			free(w);
+			return -1;
+		}
+	}
+	ret = imap_status_batch(RI(r)->c, (const char *const *)w, n, st_r,
+				ok_r, error_r);
+	for (i = 0; i < n; i++)
+		free(w[i]);
+	free(w);
+	return ret;
+}
+
+#define WITH_WIRE(name, call) \
+	do { \
+		char *w_ = wire(RI(r), (name), error_r); \
+		int ret_; \
+		if (w_ == NULL) \
+			return -1; \
+		ret_ = (call); \
+		free(w_); \
+		return ret_; \
+	} while (0)
+
+static int ri_create(struct remote *r, const char *name, char **error_r)
+{
+	WITH_WIRE(name, imap_create(RI(r)->c, w_, error_r));
+}
+
+static int ri_rename(struct remote *r, const char *from, const char *to,
+		     char **error_r)
+{
+	char *wf = wire(RI(r), from, error_r), *wt;
+	int ret;
+
+	if (wf == NULL)
+		return -1;
+	wt = wire(RI(r), to, error_r);
+	if (wt == NULL) {
+		free(wf);
+		return -1;
+	}
+	ret = imap_rename(RI(r)->c, wf, wt, error_r);
+	free(wf);
+	free(wt);
+	return ret;
+}
+
+static int ri_select(struct remote *r, const char *name,
+		     const struct imap_qresync *qr, imap_fetch_cb *fcb,
+		     imap_vanished_cb *vcb, void *ctx,
+		     struct imap_selected *sel_r, char **error_r)
+{
+	WITH_WIRE(name, imap_select(RI(r)->c, w_, false, qr, fcb, vcb, ctx,
+				    sel_r, error_r));
+}
+
+static int ri_uids(struct remote *r, uint32_t **uids_r, size_t *n_r,
+		   char **error_r)
+{
+	return imap_search(RI(r)->c, "ALL", uids_r, n_r, error_r);
+}
+
+static int ri_fetch_flags(struct remote *r, const char *uidset,
+			  uint64_t changedsince, bool vanished,
+			  imap_fetch_cb *fcb, imap_vanished_cb *vcb, void *ctx,
+			  char **error_r)
+{
+	return imap_fetch_flags(RI(r)->c, uidset, changedsince, vanished, fcb,
+				vcb, ctx, error_r);
+}
+
+static int ri_fetch_idents(struct remote *r, const char *uidset,
+			   imap_fetch_cb *fcb, void *ctx, char **error_r)
+{
+	return imap_fetch_idents(RI(r)->c, uidset, fcb, ctx, error_r);
+}
+
+static int ri_fetch_bodies(struct remote *r, const uint32_t *uids, size_t n,
+			   const struct imap_body_handler *h, char **error_r)
+{
+	return imap_fetch_bodies(RI(r)->c, uids, n, 0, h, error_r);
+}
+
+static int ri_append(struct remote *r, const char *name,
+		     struct imap_append_msg *msgs, size_t n,
+		     uint32_t *uidvalidity_r, char **error_r)
+{
+	WITH_WIRE(name, imap_append_batch(RI(r)->c, w_, msgs, n, uidvalidity_r,
+					  error_r));
+}
+
+static int ri_store(struct remote *r, const struct imap_store_op *ops,
+		    size_t n, char **error_r)
+{
+	return imap_store_batch(RI(r)->c, ops, n, NULL, error_r);
+}
+
+static int ri_expunge(struct remote *r, const char *uidset, char **error_r)
+{
+	return imap_expunge_uids(RI(r)->c, uidset, error_r);
+}
+
+static int ri_move(struct remote *r, const char *uidset, const char *dest,
+		   struct imap_copyuid *map_r, char **error_r)
+{
+	WITH_WIRE(dest, imap_move(RI(r)->c, uidset, w_, map_r, error_r));
+}
+
+static int ri_search_msgid(struct remote *r, uint32_t min_uid,
+			   const char *msgid, uint32_t **uids_r, size_t *n_r,
+			   char **error_r)
+{
+	char *crit, *q = NULL;
+	uint32_t *uids = NULL;
+	size_t n = 0, i, m = 0;
+	int ret;
+
+	if (msgid != NULL && *msgid != '\0') {
+		q = imap_quote(msgid);
+		crit = xasprintf("UID %u:* HEADER Message-ID %s", min_uid, q);
+	} else {
+		crit = xasprintf("UID %u:*", min_uid);
+	}
+	ret = imap_search(RI(r)->c, crit, &uids, &n, error_r);
+	free(crit);
+	free(q);
+	if (ret < 0)
+		return -1;
+	/* "n:*" includes the highest UID even when it is below n */
+	for (i = 0; i < n; i++)
+		if (uids[i] >= min_uid)
+			uids[m++] = uids[i];
+	*uids_r = uids;
+	*n_r = m;
+	return 0;
+}
+
+static void ri_close(struct remote *r)
+{
+	struct remote_imap *ri = RI(r);
+
+	if (imap_client_broken(ri->c))
+		imap_client_free(&ri->c);
+	else
+		imap_client_close(&ri->c);
+	free(ri);
+}
+
+static const struct remote_ops remote_imap_ops = {
+	.caps = ri_caps,
+	.qresync = ri_qresync,
+	.condstore = ri_condstore,
+	.failure = ri_failure,
+	.broken = ri_broken,
+	.list = ri_list,
+	.status = ri_status,
+	.create = ri_create,
+	.rename = ri_rename,
+	.select = ri_select,
+	.uids = ri_uids,
+	.fetch_flags = ri_fetch_flags,
+	.fetch_idents = ri_fetch_idents,
+	.fetch_bodies = ri_fetch_bodies,
+	.append = ri_append,
+	.store = ri_store,
+	.expunge = ri_expunge,
+	.move = ri_move,
+	.search_msgid = ri_search_msgid,
+	.bytes_in = ri_bytes_in,
+	.bytes_out = ri_bytes_out,
+	.close = ri_close,
+};
+
+int remote_imap_open(void *settings, struct remote **r_r,
+		     enum imap_failure *failure_r, char **error_r)
+{
+	struct remote_imap *ri;
+	struct imap_client *c = NULL;
+
+	if (imap_client_connect(settings, &c, failure_r, error_r) < 0)
+		return -1;
+	ri = xcalloc(1, sizeof(*ri));
+	ri->r.ops = &remote_imap_ops;
+	ri->c = c;
+	*r_r = &ri->r;
+	return 0;
+}

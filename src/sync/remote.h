@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * remote.h - the server side as the sync engine sees it.
+ *
+ * The engine never sees an IMAP tag, a modified UTF-7 name or a server
+ * hierarchy delimiter: folder names here are UTF-8 with '/' as separator.
+ * remote-imap.c implements this over imap/client.h; the engine tests
+ * (tests/sync/) implement it over an in-memory server, so engine scenarios
+ * run without a network.
+ *
+ * All operations return 0 or -1 with *error_r malloc'ed. After -1,
+ * ops->failure() tells the class (IMAP_FAIL_NO: this command was refused,
+ * the connection is fine).
+ *
+ * The data types (struct imap_fetch, imap_selected, imap_status_data,
+ * imap_append_msg, imap_store_op, imap_body_handler, imap_copyuid) are the
+ * plain records of imap/parser.h and imap/client.h.
+ */
+#ifndef TB_SYNC_REMOTE_H
+#define TB_SYNC_REMOTE_H
+
+#include "common.h"
+#include "imap/client.h"
+
+struct remote;
+
+struct remote_folder {
+	char *name;        /* UTF-8, '/' separator; owned */
+	unsigned attrs;    /* imap_list_attr bits (NOSELECT, SPECIAL-USE...) */
+};
+void remote_folders_free(struct remote_folder *f, size_t n);
+
+struct remote_ops {
+	unsigned (*caps)(struct remote *r);            /* imap_cap bits */
+	bool (*qresync)(struct remote *r);             /* QRESYNC enabled */
+	bool (*condstore)(struct remote *r);           /* CONDSTORE usable */
+	enum imap_failure (*failure)(struct remote *r);
+	bool (*broken)(struct remote *r);
+
+	int (*list)(struct remote *r, struct remote_folder **f_r, size_t *n_r,
+		    char **error_r);
+	int (*status)(struct remote *r, const char *const *names, size_t n,
+		      struct imap_status_data *st_r, bool *ok_r, char **error_r);
+	int (*create)(struct remote *r, const char *name, char **error_r);
+	int (*rename)(struct remote *r, const char *from, const char *to,
+		      char **error_r);
+
+	int (*select)(struct remote *r, const char *name,
+		      const struct imap_qresync *qr, imap_fetch_cb *fcb,
+		      imap_vanished_cb *vcb, void *ctx,
+		      struct imap_selected *sel_r, char **error_r);
+	/* All UIDs of the selected folder (UID SEARCH ALL), ascending. */
+	int (*uids)(struct remote *r, uint32_t **uids_r, size_t *n_r,
+		    char **error_r);
+	int (*fetch_flags)(struct remote *r, const char *uidset,
+			   uint64_t changedsince, bool vanished,
+			   imap_fetch_cb *fcb, imap_vanished_cb *vcb, void *ctx,
+			   char **error_r);
+	int (*fetch_idents)(struct remote *r, const char *uidset,
+			    imap_fetch_cb *fcb, void *ctx, char **error_r);
+	int (*fetch_bodies)(struct remote *r, const uint32_t *uids, size_t n,
+			    const struct imap_body_handler *h, char **error_r);
+	int (*append)(struct remote *r, const char *name,
+		      struct imap_append_msg *msgs, size_t n,
+		      uint32_t *uidvalidity_r, char **error_r);
+	int (*store)(struct remote *r, const struct imap_store_op *ops, size_t n,
+		     char **error_r);
+	int (*expunge)(struct remote *r, const char *uidset, char **error_r);
+	int (*move)(struct remote *r, const char *uidset, const char *dest,
+		    struct imap_copyuid *map_r, char **error_r);
+	/* UIDs >= min_uid in the selected folder whose Message-ID header
+	 * contains msgid (msgid NULL: all UIDs >= min_uid), ascending. */
+	int (*search_msgid)(struct remote *r, uint32_t min_uid,
+			    const char *msgid, uint32_t **uids_r, size_t *n_r,
+			    char **error_r);
+	/* Bytes of message data moved so far (for --json). */
+	uint64_t (*bytes_in)(struct remote *r);
+	uint64_t (*bytes_out)(struct remote *r);
+	void (*close)(struct remote *r);   /* log out and free */
+};
+
+struct remote {
+	const struct remote_ops *ops;
+};
+
+/* Opens one more connection (one per worker thread). */
+struct remote_factory {
+	/* 0 ok; -1 with *failure_r (TLS/AUTH => exit 3) and *error_r */
+	int (*open)(void *ctx, struct remote **r_r, enum imap_failure *failure_r,
+		    char **error_r);
+	void *ctx;
+};
+
+#endif

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * sync-private.h - what the engine's files share.
+ *
+ * A run has three phases over the account's folders:
+ *   1. gather (parallel, one folder per worker at a time): finish what a
+ *      killed run left in the journal, learn what changed on the server
+ *      (STATUS precheck, SELECT [QRESYNC], UID FETCH [CHANGEDSINCE]) and in
+ *      the Maildir (stat of cur/ and new/, then a scan if they changed);
+ *   2. plan (main thread, all folders at once): cross-folder matching of
+ *      moves, then the per-folder three-way comparison and the brake;
+ *   3. execute (parallel): replay the plan, each step ordered so that a
+ *      kill at any instant is finished by the next run.
+ */
+#ifndef TB_SYNC_PRIVATE_H
+#define TB_SYNC_PRIVATE_H
+
+#include "common.h"
+#include "sync/sync.h"
+#include "state/state.h"
+#include "maildir/maildir.h"
+#include "util/ident.h"
+
+#include <pthread.h>
+
+struct folder_stats {
+	unsigned pulled_new, pushed_new;
+	unsigned pulled_flags, pushed_flags;
+	unsigned pulled_deletions, pushed_deletions;
+	unsigned pulled_moves, pushed_moves;
+	uint64_t bytes_down, bytes_up;
+};
+
+/* What the server says about a message the state knows. */
+enum srv_view { SRV_SAME = 0, SRV_FLAGS, SRV_GONE };
+
+/* A message the server has and the state does not know. */
+struct srv_new {
+	uint32_t uid;
+	unsigned flags;
+	bool claimed;          /* matched by a move or by recovery */
+};
+
+/* Per state row, the comparison's inputs and the plan's outputs. */
+struct pair {
+	struct state_msg m;    /* as last synced (owned) */
+	enum srv_view sv;
+	unsigned sflags;       /* server flags when sv == SRV_FLAGS */
+	long lidx;             /* index into the local entries, -1 if gone */
+	unsigned lflags;
+	/* plan */
+	enum {
+		ACT_NONE, ACT_FLAGS, ACT_DEL_LOCAL, ACT_DEL_SERVER,
+		ACT_FORGET, ACT_REUPLOAD, ACT_REDOWNLOAD, ACT_MOVED_AWAY,
+	} act;
+	unsigned new_s, new_l, new_state;
+};
+
+enum folder_phase_status { FOLDER_OK = 0, FOLDER_FAILED, FOLDER_SKIPPED };
+
+struct folder {
+	char *name;                 /* server name, UTF-8, '/' separator */
+	char *path;                 /* local Maildir path */
+	bool on_server, on_local, in_state;
+	bool create_server, create_local;
+	unsigned srv_attrs;
+	struct state_folder sf;     /* state row (id 0 when new) */
+
+	bool have_status;           /* STATUS precheck result */
+	struct imap_status_data stat;
+	bool server_unchanged;      /* precheck says so: no SELECT */
+	bool local_unchanged;       /* cur/ and new/ mtimes as stored */
+	bool uidvalidity_changed;
+	bool local_missing;         /* state knew it, the Maildir is gone */
+	int worker;                 /* which worker gathered it */
+
+	struct mdir *md;
+	struct imap_selected sel;
+	bool selected;
+	int64_t cur_mtime, new_mtime;
+
+	struct pair *pairs;         /* state rows, sorted by uid */
+	size_t n_pairs;
+	struct srv_new *snew;       /* server messages unknown to the state */
+	size_t n_snew, a_snew;
+	struct mdir_entry *lents;   /* local files (scan) */
+	size_t n_lents;
+	bool *lent_known;           /* file belongs to a pair or was claimed */
+
+	uint32_t *dl_uids;          /* plan: to download */
+	size_t n_dl;
+	size_t *ul_idx;             /* plan: local entries to upload */
+	size_t n_ul;
+
+	struct folder_stats stats;
+	enum folder_phase_status status;
+	int exit_code;              /* SYNC_EXIT_* for this folder */
+	char *error;                /* owned */
+	bool reported;
+};
+
+struct engine;
+
+struct worker {
+	struct engine *e;
+	int index;
+	pthread_t thread;
+	struct remote *r;           /* opened on first use */
+	struct state *st;
+	char *selected;             /* folder the connection has selected */
+	struct folder **mine;       /* folders this worker gathered */
+	size_t n_mine, a_mine;
+};
+
+struct engine {
+	const struct sync_account *a;
+	const struct sync_options *o;
+	const struct remote_factory *rf;
+	unsigned dir_new, dir_flags, dir_deletions, dir_moves, dir_folders;
+
+	struct folder **folders;
+	size_t n_folders;
+	struct worker *workers;
+	size_t n_workers;
+
+	pthread_mutex_t lock;
+	size_t next;                /* queue position of the running phase */
+	int phase;
+	int exit_code;              /* merged account-level code */
+	bool fatal;                 /* auth/TLS failure: stop everything */
+	char *fatal_error;
+
+	/* progress */
+	uint64_t prog_msgs, prog_total, prog_bytes;
+	int64_t prog_start_ms, prog_last_ms;
+};
+
+/* folder.c */
+int folder_gather(struct worker *w, struct folder *f);
+void folder_plan(struct engine *e, struct folder *f);
+int folder_execute(struct worker *w, struct folder *f);
+void folder_free(struct folder *f);
+void folder_fail(struct folder *f, int exit_code, const char *fmt, ...)
+	ATTR_PRINTF(3, 4);
+
+/* recover.c: finish what the journal says a killed run left open */
+int folder_recover(struct worker *w, struct folder *f);
+/* Find on the server, among UIDs >= min_uid of the selected folder, the
+ * messages with these identities (APPEND without UIDPLUS, or a killed
+ * run). uids_r[i] = 0 when not found. taken (sorted) are UIDs that already
+ * belong to other messages and must not be matched. */
+int remote_find_idents(struct worker *w, const struct msg_ident *ids,
+		       size_t n, uint32_t min_uid, const uint32_t *taken,
+		       size_t n_taken, uint32_t *uids_r, char **error_r);
+
+/* engine.c */
+int worker_remote(struct worker *w, char **error_r);
+int worker_select(struct worker *w, struct folder *f, char **error_r);
+void engine_progress(struct engine *e, uint64_t msgs, uint64_t bytes);
+void engine_progress_total(struct engine *e, uint64_t msgs);
+
+/* report.c */
+void report_folder(struct engine *e, struct folder *f);
+void report_plan(struct engine *e, struct folder *f);
+void report_summary(struct engine *e);
+void report_progress(struct engine *e, bool final);
+
+/* util */
+int64_t now_ms(void);
+int cmp_u32(const void *a, const void *b);
+
+#endif
