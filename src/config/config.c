@@ -458,7 +458,8 @@ static int get_list(struct loader *l, const yaml_node_t *n, const char *key,
 /*
  * Walk a mapping whose keys must come from names[]. For each pair, in file
  * order, rejects non-string, unknown and duplicate keys and stores the
- * key and value nodes by index. what names the mapping in messages (NULL
+ * key and value nodes by index (the value is NULL for an empty value:
+ * "key:", "key: ~"). what names the mapping in messages (NULL
  * for the top level); prefix ("sync.") is put before key names.
  */
 static int walk_mapping(struct loader *l, const yaml_node_t *map,
@@ -512,7 +513,8 @@ static int walk_mapping(struct loader *l, const yaml_node_t *map,
 			return fail(l, k, full, "duplicate key (first on "
 				    "line %zu)", keys[i]->start_mark.line + 1);
 		keys[i] = k;
-		values[i] = v;
+		/* An empty value is the same as leaving the key out. */
+		values[i] = is_null(v) ? NULL : v;
 	}
 	return 0;
 }
@@ -968,8 +970,9 @@ static int load_config(struct loader *l, struct config *c)
 	}
 
 	list = values[TK_ACCOUNTS];
-	if (list == NULL || is_null(list))
-		return fail(l, list ? list : root, "accounts",
+	if (list == NULL)
+		return fail(l, keys[TK_ACCOUNTS] ? keys[TK_ACCOUNTS] : root,
+			    "accounts",
 			    "missing: define at least one account");
 	if (list->type != YAML_SEQUENCE_NODE)
 		return fail(l, list, "accounts", "expected a list of "

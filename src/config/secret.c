@@ -68,7 +68,9 @@ static int run_command(const struct account_config *a, const char *key,
 	int fds[2], status, rd_errno = 0;
 	pid_t pid;
 
-	if (pipe(fds) < 0) {
+	/* Close-on-exec, so commands started by other threads do not
+	 * inherit the pipe; dup2() below clears the flag on stdout. */
+	if (pipe2(fds, O_CLOEXEC) < 0) {
 		*error_r = xasprintf("account '%s': cannot run %s: pipe: %s",
 				     a->name, key, strerror(errno));
 		return -1;

@@ -354,6 +354,7 @@ static void test_default_path(void)
 
 static void test_errors(void)
 {
+	struct config *c;
 	char *e;
 
 	err("", "1:1: key 'accounts': missing: the configuration is empty",
@@ -424,8 +425,20 @@ static void test_errors(void)
 	    "port negative");
 	err(BASE "    port: {a: 1}\n", "7:11: key 'port': expected a number "
 	    "from 1 to 65535, got a mapping", "port mapping");
-	err(BASE "    port:\n", "7:10: key 'port': expected a number from "
-	    "1 to 65535, got nothing", "port empty");
+	c = load_ok(BASE "    port:\n    tls: ~\n    connections: null\n"
+		    "    sync: {new: }\n", "empty values");
+	if (c != NULL) {
+		is_int(c->accounts[0].port, 993, "empty port: default");
+		is_int(c->accounts[0].tls, TLS_IMPLICIT, "empty tls: default");
+		is_int(c->accounts[0].connections, 4, "null connections");
+		is_int(c->accounts[0].sync_new, SYNC_BOTH, "empty sync.new");
+	}
+	config_free(&c);
+	err("accounts:\n  - name:\n    host: h\n", "2:5: key 'name': "
+	    "missing: every account needs name, host, user and maildir",
+	    "empty name value");
+	err("accounts:\n", "1:1: key 'accounts': missing: define at least "
+	    "one account", "empty accounts value");
 	err(BASE "    connections: 0\n", "7:18: key 'connections': 0 is out "
 	    "of range (1 to 32)", "connections 0");
 	err(BASE "    connections: 33\n", "7:18: key 'connections': 33 is "
