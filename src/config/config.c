@@ -225,8 +225,6 @@ static int get_string(struct loader *l, const yaml_node_t *n, const char *key,
 {
 	const char *v;
 
-	if (is_null(n))
-		return 0;
 	if (scalar_text(l, n, key, kind, &v) < 0)
 		return -1;
 	free(*value_r);
@@ -270,10 +268,9 @@ static int get_uint(struct loader *l, const yaml_node_t *n, const char *key,
 	const char *v, *p;
 	unsigned long long x = 0;
 
-	if (n->type != YAML_SCALAR_NODE || is_null(n))
+	if (n->type != YAML_SCALAR_NODE)
 		return fail(l, n, key, "expected a number from %u to %u, "
-			    "got %s", min, max, is_null(n) ? "nothing" :
-			    node_kind(n));
+			    "got %s", min, max, node_kind(n));
 	if (scalar_text(l, n, key, STR_TEXT, &v) < 0)
 		return -1;
 	for (p = v; *p != '\0'; p++) {
@@ -368,8 +365,6 @@ static int get_path(struct loader *l, const yaml_node_t *n, const char *key,
 	const char *v, *why = NULL;
 	char *r;
 
-	if (is_null(n))
-		return 0;
 	if (scalar_text(l, n, key, STR_TEXT, &v) < 0)
 		return -1;
 	r = expand_path(v, &why);
@@ -415,9 +410,6 @@ static int get_list(struct loader *l, const yaml_node_t *n, const char *key,
 	char **list = NULL;
 	const char *v;
 
-	/* An empty value keeps the default; an empty list is empty. */
-	if (is_null(n))
-		return 0;
 	free_list(list_r, n_r);
 	if (n->type == YAML_SCALAR_NODE) {
 		if (scalar_text(l, n, key, STR_TEXT, &v) < 0)
@@ -656,8 +648,6 @@ static int load_sync(struct loader *l, const yaml_node_t *n,
 	int v;
 	size_t i;
 
-	if (is_null(n))
-		return 0;
 	/* "sync: pull" sets all five. */
 	if (n->type == YAML_SCALAR_NODE) {
 		if (get_enum(l, n, "sync", sync_dir_names,
@@ -673,7 +663,7 @@ static int load_sync(struct loader *l, const yaml_node_t *n,
 	for (i = 0; i < SK_COUNT_; i++) {
 		char full[32];
 
-		if (values[i] == NULL || is_null(values[i]))
+		if (values[i] == NULL)
 			continue;
 		snprintf(full, sizeof(full), "sync.%s", sync_keys[i]);
 		if (get_enum(l, values[i], full, sync_dir_names,
@@ -689,8 +679,6 @@ static int load_folders(struct loader *l, const yaml_node_t *n,
 {
 	yaml_node_t *keys[FK_COUNT_], *values[FK_COUNT_];
 
-	if (is_null(n))
-		return 0;
 	if (walk_mapping(l, n, "folders", "folders.", folder_keys, FK_COUNT_,
 			 keys, values) < 0)
 		return -1;
@@ -843,8 +831,6 @@ static int load_account(struct loader *l, const yaml_node_t *map,
 		case AK_FINGERPRINT: {
 			const char *s, *why = NULL;
 
-			if (is_null(n))
-				break;
 			r = scalar_text(l, n, key, STR_WORD, &s);
 			if (r == 0) {
 				a->fingerprint = normalise_fingerprint(s, &why);
