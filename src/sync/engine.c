@@ -159,6 +159,25 @@ int worker_select(struct worker *w, struct folder *f, char **error_r)
 	return 0;
 }
 
+int worker_select_name(struct worker *w, const char *name,
+		       uint32_t uidvalidity, struct imap_selected *sel_r,
+		       char **error_r)
+{
+	if (worker_remote(w, error_r) < 0)
+		return -1;
+	FREE_AND_NULL(w->selected);
+	if (w->r->ops->select(w->r, name, NULL, noop_fetch, noop_vanished,
+			      NULL, sel_r, error_r) < 0)
+		return -1;
+	w->selected = xstrdup(name);
+	if (uidvalidity != 0 && sel_r->uidvalidity != uidvalidity) {
+		*error_r = xasprintf("UIDVALIDITY of '%s' changed during the run; "
+				     "it is handled by the next run", name);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- folder discovery ---- */
 
 static int cmp_str(const void *a, const void *b)
@@ -571,6 +590,14 @@ int sync_account_run(const struct sync_account *a,
 	}
 	for (i = 0; i < e.n_folders; i++)
 		classify(&e, e.folders[i]);
+	/* finish what a killed run left open, before any folder is looked
+	 * at: a recovered move changes two folders */
+	for (i = 0; i < e.n_folders && !o->dry_run; i++) {
+		struct folder *f = e.folders[i];
+
+		if (f->status == FOLDER_OK && f->in_state)
+			(void)folder_recover(w0, f);
+	}
 	precheck(&e, w0);
 
 	/* as many connections as there are folders to talk to the server about */
@@ -590,6 +617,8 @@ int sync_account_run(const struct sync_account *a,
 	}
 
 	run_phase(&e, 1);
+	if (!e.fatal)
+		moves_plan(&e, w0);
 	for (i = 0; i < e.n_folders; i++)
 		folder_plan(&e, e.folders[i]);
 	for (i = 0; i < e.n_folders; i++) {

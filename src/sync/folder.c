@@ -19,7 +19,6 @@
 #define DOWNLOAD_BATCH 256      /* UIDs per journal transaction + fetch call */
 #define UPLOAD_BATCH 64         /* messages per APPEND pipeline */
 #define COMMIT_EVERY 64         /* downloaded messages per state commit */
-#define LOCAL_SAME (-2L)        /* lidx: local folder unchanged, flags as state */
 
 void folder_fail(struct folder *f, int exit_code, const char *fmt, ...)
 {
@@ -51,8 +50,10 @@ void folder_free(struct folder *f)
 
 	if (f == NULL)
 		return;
-	for (i = 0; i < f->n_pairs; i++)
+	for (i = 0; i < f->n_pairs; i++) {
 		state_msg_release(&f->pairs[i].m);
+		free(f->pairs[i].src_base);
+	}
 	free(f->pairs);
 	free(f->snew);
 	if (f->lents)
@@ -527,7 +528,7 @@ int folder_gather(struct worker *w, struct folder *f)
 	size_t n = 0, i;
 	bool missing = false;
 
-	if (f->on_local || (f->create_local && !e->o->dry_run)) {
+	if (f->md == NULL && (f->on_local || (f->create_local && !e->o->dry_run))) {
 		if (mdir_open(f->path, f->create_local && !e->o->dry_run,
 			      &f->md, &missing, &err) < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
@@ -548,8 +549,6 @@ int folder_gather(struct worker *w, struct folder *f)
 		f->on_server = true;
 		f->server_unchanged = false;
 	}
-	if (f->in_state && !e->o->dry_run && folder_recover(w, f) < 0)
-		return -1;
 	if (f->in_state) {
 		if (state_msgs_load(w->st, f->sf.id, &msgs, &n) < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
@@ -561,6 +560,7 @@ int folder_gather(struct worker *w, struct folder *f)
 			f->pairs[i].lidx = -1;
 		}
 		f->n_pairs = n;
+		f->a_pairs = n ? n : 1;
 		free(msgs);   /* the strings now belong to the pairs */
 	}
 	if (f->on_server || f->create_server) {
@@ -1149,7 +1149,7 @@ static int execute_flags(struct worker *w, struct folder *f)
 		unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
 		unsigned diff;
 
-		if (p->act != ACT_FLAGS)
+		if (p->act != ACT_FLAGS || p->m.uid == 0)
 			continue;
 		diff = s ^ p->new_s;
 		for (b = 0; b < MF_COUNT; b++) {
@@ -1202,7 +1202,7 @@ static int execute_flags(struct worker *w, struct folder *f)
 		unsigned l = p->lidx != -1 ? p->lflags : p->m.flags;
 		int r;
 
-		if (p->act != ACT_FLAGS || l == p->new_l)
+		if (p->act != ACT_FLAGS || l == p->new_l || p->m.uid == 0)
 			continue;
 		r = mdir_set_flags(f->md, p->m.base, p->new_l, &err);
 		if (r < 0) {
@@ -1218,7 +1218,8 @@ static int execute_flags(struct worker *w, struct folder *f)
 	for (i = 0; i < f->n_pairs; i++) {
 		struct pair *p = &f->pairs[i];
 
-		if (p->act != ACT_FLAGS || p->new_state == p->m.flags)
+		if (p->act != ACT_FLAGS || p->new_state == p->m.flags ||
+		    p->m.uid == 0)
 			continue;
 		if (!any) {
 			if (state_begin(w->st) < 0)
@@ -1377,7 +1378,7 @@ int folder_execute(struct worker *w, struct folder *f)
 	for (i = 0; i < f->n_pairs && !server_work; i++) {
 		struct pair *p = &f->pairs[i];
 
-		if (p->act == ACT_DEL_SERVER)
+		if (p->act == ACT_DEL_SERVER || p->mv == MV_SERVER)
 			server_work = true;
 		else if (p->act == ACT_FLAGS) {
 			unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
@@ -1405,7 +1406,8 @@ int folder_execute(struct worker *w, struct folder *f)
 		}
 		f->in_state = true;
 	}
-	if (execute_flags(w, f) < 0 || execute_deletions(w, f) < 0)
+	if (moves_execute(w, f) < 0 || execute_flags(w, f) < 0 ||
+	    execute_deletions(w, f) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_dl > 0 && execute_downloads(w, f) < 0)
 		ret = -1;

@@ -134,6 +134,12 @@ int folder_recover(struct worker *w, struct folder *f)
 	}
 	if (n_je == 0)
 		return 0;
+	if (f->md == NULL && f->on_local) {
+		bool missing = false;
+
+		if (mdir_open(f->path, false, &f->md, &missing, &err) < 0)
+			FREE_AND_NULL(err);
+	}
 	log_info("%s: finishing %zu step(s) an interrupted run left open",
 		 f->name, n_je);
 	for (i = 0; i < n_je; i++) {
@@ -295,6 +301,8 @@ int folder_recover(struct worker *w, struct folder *f)
 		free(found);
 		free(which);
 	}
+	if (recover_moves(w, f, je, n_je) < 0)
+		goto out;
 	/* every entry is resolved one way or the other */
 	if (state_begin(w->st) < 0)
 		goto state_fail;
@@ -320,4 +328,104 @@ out:
 	if (je)
 		state_journal_free(je, n_je);
 	return ret;
+}
+
+/*
+ * J_MOVE_SERVER (kept under the source folder): UID MOVE may have
+ * happened; if the pair is still in the source, look for the message in
+ * the target by content. J_MOVE_LOCAL (kept under the target folder): the
+ * rename may have happened; if the file is in the target, move the pair.
+ */
+int recover_moves(struct worker *w, struct folder *f,
+		  struct journal_entry *je, size_t n_je)
+{
+	size_t i;
+	char *err = NULL;
+
+	for (i = 0; i < n_je; i++) {
+		struct journal_entry *e = &je[i];
+		struct state_folder other = { 0 };
+		struct state_msg m = { 0 };
+		int r;
+
+		if (e->op != J_MOVE_SERVER && e->op != J_MOVE_LOCAL)
+			continue;
+		r = state_folder_get_id(w->st, e->aux, &other);
+		if (r != 0) {
+			state_folder_release(&other);
+			continue;
+		}
+		if (e->op == J_MOVE_SERVER) {
+			struct state_msg *msgs = NULL;
+			size_t n_msgs = 0, k;
+			uint32_t *taken, found = 0;
+			struct msg_ident id = { 0 };
+			struct imap_selected sel;
+
+			if (state_msg_get(w->st, f->sf.id, e->uid, &m) != 0) {
+				state_folder_release(&other);
+				continue;   /* the pair moved already */
+			}
+			state_msg_release(&m);
+			if (state_msgs_load(w->st, other.id, &msgs, &n_msgs) < 0)
+				goto state_fail;
+			taken = xcalloc(n_msgs + 1, sizeof(uint32_t));
+			for (k = 0; k < n_msgs; k++)
+				taken[k] = msgs[k].uid;
+			state_msgs_free(msgs, n_msgs);
+			id.size = e->size;
+			snprintf(id.msgid, sizeof(id.msgid), "%s",
+				 e->msgid ? e->msgid : "");
+			memcpy(id.hhash, e->hhash, 16);
+			if (worker_select_name(w, other.name, other.uidvalidity,
+					       &sel, &err) < 0 ||
+			    remote_find_idents(w, &id, 1, e->aux_uid, taken,
+					       n_msgs, &found, &err) < 0) {
+				log_warn("%s: cannot check an interrupted move: %s",
+					 f->name, err);
+				FREE_AND_NULL(err);
+				free(taken);
+				state_folder_release(&other);
+				continue;
+			}
+			free(taken);
+			if (found != 0 &&
+			    (state_msg_move(w->st, f->sf.id, e->uid, other.id,
+					    found) < 0 ||
+			     state_msg_set_base(w->st, other.id, found,
+						e->base) < 0)) {
+				state_folder_release(&other);
+				goto state_fail;
+			}
+		} else {
+			struct mdir *md = NULL;
+			bool missing = false;
+			char *name = NULL;
+			unsigned fl;
+
+			/* here f is the target; other is the source */
+			if (state_msg_get(w->st, other.id, e->aux_uid, &m) != 0) {
+				state_folder_release(&other);
+				continue;
+			}
+			state_msg_release(&m);
+			if (f->md != NULL &&
+			    mdir_find(f->md, e->base, &name, &fl, &err) == 0 &&
+			    state_msg_move(w->st, other.id, e->aux_uid, f->sf.id,
+					   e->uid) < 0) {
+				free(name);
+				state_folder_release(&other);
+				goto state_fail;
+			}
+			free(name);
+			FREE_AND_NULL(err);
+			(void)md;
+			(void)missing;
+		}
+		state_folder_release(&other);
+	}
+	return 0;
+state_fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
 }

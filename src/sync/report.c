@@ -84,7 +84,7 @@ static void plan_line(struct engine *e, struct folder *f, const char *what,
 void report_plan(struct engine *e, struct folder *f)
 {
 	unsigned pull_flags = 0, push_flags = 0, del_l = 0, del_s = 0;
-	unsigned redl = 0, reul = 0;
+	unsigned redl = 0, reul = 0, mv_in_server = 0, mv_in_local = 0;
 	size_t i;
 	char fl[MF_COUNT + 1], fl2[MF_COUNT + 1], line[512];
 
@@ -97,6 +97,17 @@ void report_plan(struct engine *e, struct folder *f)
 		unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
 		unsigned l = p->lidx != -1 ? p->lflags : p->m.flags;
 
+		if (p->mv == MV_SERVER)
+			mv_in_server++;
+		else if (p->mv == MV_LOCAL)
+			mv_in_local++;
+		if (p->mv != MV_NONE && log_enabled(LOG_VERBOSE)) {
+			snprintf(line, sizeof(line), "'%s' from '%s'", p->m.base,
+				 p->src->name);
+			plan_line(e, f, p->mv == MV_SERVER
+				  ? "would move on the server" : "would move locally",
+				  line);
+		}
 		switch (p->act) {
 		case ACT_FLAGS:
 			if (p->new_s != s)
@@ -165,9 +176,10 @@ void report_plan(struct engine *e, struct folder *f)
 	snprintf(line, sizeof(line),
 		 "pull %zu new, push %zu new, pull %u flag changes, push %u flag "
 		 "changes, delete %u local, delete %u on the server, restore %u "
-		 "locally and %u on the server",
+		 "locally and %u on the server, move %u in on the server and %u "
+		 "locally",
 		 f->n_dl - redl, f->n_ul - reul, pull_flags, push_flags, del_l,
-		 del_s, redl, reul);
+		 del_s, redl, reul, mv_in_server, mv_in_local);
 	plan_line(e, f, "would", line);
 	fflush(stdout);
 }

@@ -54,7 +54,20 @@ struct pair {
 		ACT_FORGET, ACT_REUPLOAD, ACT_REDOWNLOAD, ACT_MOVED_AWAY,
 	} act;
 	unsigned new_s, new_l, new_state;
+	/* a move into this folder, replayed before anything else */
+	enum {
+		MV_NONE,
+		MV_SERVER,   /* moved locally: UID MOVE src_uid from src to here */
+		MV_LOCAL,    /* moved on the server: the file comes from src */
+	} mv;
+	struct folder *src;
+	uint32_t src_uid;      /* the pair's UID in src */
+	char *src_base;        /* the file's base in src (MV_LOCAL); owned */
+	int64_t jid;           /* journal entry of the move */
+	bool moved;
 };
+#define LOCAL_SAME (-2L)       /* lidx: local folder unchanged, flags as state */
+#define LOCAL_ELSEWHERE (-3L)  /* lidx: the file is in pair->src (MV_LOCAL) */
 
 enum folder_phase_status { FOLDER_OK = 0, FOLDER_FAILED, FOLDER_SKIPPED };
 
@@ -79,8 +92,9 @@ struct folder {
 	bool selected;
 	int64_t cur_mtime, new_mtime;
 
-	struct pair *pairs;         /* state rows, sorted by uid */
-	size_t n_pairs;
+	struct pair *pairs;         /* state rows, sorted by uid; then the
+				       pairs moved in by moves_plan() */
+	size_t n_pairs, a_pairs;
 	struct srv_new *snew;       /* server messages unknown to the state */
 	size_t n_snew, a_snew;
 	struct mdir_entry *lents;   /* local files (scan) */
@@ -142,6 +156,16 @@ int folder_execute(struct worker *w, struct folder *f);
 void folder_free(struct folder *f);
 void folder_fail(struct folder *f, int exit_code, const char *fmt, ...)
 	ATTR_PRINTF(3, 4);
+
+/* moves.c: cross-folder matching (plan phase, main thread) and replay */
+void moves_plan(struct engine *e, struct worker *w0);
+int moves_execute(struct worker *w, struct folder *f);
+int recover_moves(struct worker *w, struct folder *f,
+		  struct journal_entry *je, size_t n_je);
+/* Select a folder by name without touching any struct folder. */
+int worker_select_name(struct worker *w, const char *name,
+		       uint32_t uidvalidity, struct imap_selected *sel_r,
+		       char **error_r);
 
 /* recover.c: finish what the journal says a killed run left open */
 int folder_recover(struct worker *w, struct folder *f);

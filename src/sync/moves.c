@@ -1,0 +1,669 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * moves.c - a message that left one folder and showed up in another is a
+ * move, replayed as a move: UID MOVE on the server for a local move, a
+ * rename(2) for a server move. No body crosses the wire.
+ *
+ * Matching runs once all folders are gathered, so it does not depend on
+ * the order folders are synced in or on which connection saw what:
+ *   local move:  a pair whose file is gone from folder A (still on the
+ *                server) and an unknown file in folder B with the same
+ *                unique name, or else the same identity (size, header
+ *                hash, Message-ID);
+ *   server move: a pair whose UID vanished from A (file still here) and a
+ *                new UID in B with the same identity, fetched with
+ *                BODY.PEEK[HEADER], never the body.
+ * The matched pair is taken out of A and added to B marked with where it
+ * comes from; B's execute replays the move first, then treats the pair as
+ * any other, so flag changes made with the move merge as usual.
+ *
+ * Crash safety: a J_MOVE_SERVER / J_MOVE_LOCAL intent is journalled before
+ * the move and removed in the transaction that moves the pair; the next
+ * run's recovery finds the message again (by content on the server, by
+ * name locally) and completes the state.
+ */
+#include "common.h"
+#include "sync/sync-private.h"
+#include "util/log.h"
+
+struct gone {
+	struct folder *f;
+	size_t pi;
+	bool used;
+};
+
+struct fresh_local {
+	struct folder *f;
+	size_t li;
+	struct msg_ident id;
+	int have_id;            /* 0 not computed, 1 ok, -1 unreadable */
+	bool used;
+};
+
+static struct pair *pair_add(struct folder *b)
+{
+	struct pair *q;
+
+	if (b->pairs == NULL) {
+		b->pairs = xcalloc(1, sizeof(*b->pairs));
+		b->a_pairs = 1;
+	}
+	ALLOC_GROW(b->pairs, b->n_pairs + 1, b->a_pairs);
+	q = &b->pairs[b->n_pairs++];
+	memset(q, 0, sizeof(*q));
+	return q;
+}
+
+static void copy_msg(struct state_msg *dst, const struct state_msg *src)
+{
+	*dst = *src;
+	dst->base = src->base ? xstrdup(src->base) : NULL;
+	dst->msgid = src->msgid ? xstrdup(src->msgid) : NULL;
+	dst->emailid = src->emailid ? xstrdup(src->emailid) : NULL;
+}
+
+static void make_local_move(struct folder *a, size_t pi, struct folder *b,
+			    size_t lj)
+{
+	struct pair *q = pair_add(b);
+	struct pair *p = &a->pairs[pi];   /* after pair_add: a != b */
+
+	copy_msg(&q->m, &p->m);
+	free(q->m.base);
+	q->m.base = xstrdup(b->lents[lj].base);
+	q->m.uid = 0;
+	q->mv = MV_SERVER;
+	q->src = a;
+	q->src_uid = p->m.uid;
+	q->lidx = (long)lj;
+	q->lflags = b->lents[lj].flags;
+	q->sv = SRV_FLAGS;
+	q->sflags = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
+	b->lent_known[lj] = true;
+	p->act = ACT_MOVED_AWAY;
+	log_debug("%s -> %s: local move of '%s' (UID %u)", a->name, b->name,
+		  q->m.base, q->src_uid);
+}
+
+static void make_server_move(struct folder *a, size_t pi, struct folder *b,
+			     uint32_t uid, unsigned sflags)
+{
+	struct pair *q = pair_add(b);
+	struct pair *p = &a->pairs[pi];
+
+	copy_msg(&q->m, &p->m);
+	q->m.uid = uid;
+	q->mv = MV_LOCAL;
+	q->src = a;
+	q->src_uid = p->m.uid;
+	q->src_base = xstrdup(p->m.base);
+	q->lidx = LOCAL_ELSEWHERE;
+	q->lflags = p->lidx >= 0 ? p->lflags : p->m.flags;
+	q->sv = SRV_FLAGS;
+	q->sflags = sflags;
+	p->act = ACT_MOVED_AWAY;
+	log_debug("%s -> %s: server move of UID %u to UID %u", a->name,
+		  b->name, p->m.uid, uid);
+}
+
+static int cmp_gone_base(const void *x, const void *y)
+{
+	const struct gone *a = x, *b = y;
+
+	return strcmp(a->f->pairs[a->pi].m.base, b->f->pairs[b->pi].m.base);
+}
+
+static bool ident_of_pair(const struct pair *p, struct msg_ident *id)
+{
+	if (!p->m.have_hhash)
+		return false;
+	memset(id, 0, sizeof(*id));
+	id->size = p->m.size;
+	snprintf(id->msgid, sizeof(id->msgid), "%s", p->m.msgid ? p->m.msgid : "");
+	memcpy(id->hhash, p->m.hhash, sizeof(id->hhash));
+	return true;
+}
+
+static void plan_local_moves(struct engine *e)
+{
+	struct gone *g = NULL;
+	struct fresh_local *nl = NULL;
+	size_t n_g = 0, a_g = 0, n_nl = 0, a_nl = 0, i, j, left;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *f = e->folders[i];
+
+		if (f->status != FOLDER_OK)
+			continue;
+		for (j = 0; j < f->n_pairs; j++) {
+			struct pair *p = &f->pairs[j];
+
+			if (p->mv != MV_NONE || p->act == ACT_MOVED_AWAY ||
+			    p->lidx != -1 || p->sv == SRV_GONE)
+				continue;
+			ALLOC_GROW(g, n_g + 1, a_g);
+			g[n_g].f = f;
+			g[n_g].pi = j;
+			g[n_g].used = false;
+			n_g++;
+		}
+	}
+	if (n_g == 0)
+		return;
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *f = e->folders[i];
+
+		if (f->status != FOLDER_OK || f->lents == NULL || f->md == NULL)
+			continue;
+		for (j = 0; j < f->n_lents; j++) {
+			if (f->lent_known[j])
+				continue;
+			ALLOC_GROW(nl, n_nl + 1, a_nl);
+			memset(&nl[n_nl], 0, sizeof(nl[n_nl]));
+			nl[n_nl].f = f;
+			nl[n_nl].li = j;
+			n_nl++;
+		}
+	}
+	if (n_nl == 0) {
+		free(g);
+		return;
+	}
+	/* same unique name first */
+	qsort(g, n_g, sizeof(*g), cmp_gone_base);
+	left = n_g;
+	for (i = 0; i < n_nl; i++) {
+		size_t lo = 0, hi = n_g;
+		const char *base = nl[i].f->lents[nl[i].li].base;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			int c = strcmp(g[mid].f->pairs[g[mid].pi].m.base, base);
+
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n_g && strcmp(g[lo].f->pairs[g[lo].pi].m.base,
+					  base) == 0; lo++) {
+			if (g[lo].used || g[lo].f == nl[i].f)
+				continue;
+			g[lo].used = nl[i].used = true;
+			make_local_move(g[lo].f, g[lo].pi, nl[i].f, nl[i].li);
+			left--;
+			break;
+		}
+	}
+	/* then the same content under another name */
+	for (i = 0; i < n_g && left > 0; i++) {
+		struct msg_ident want;
+
+		if (g[i].used || !ident_of_pair(&g[i].f->pairs[g[i].pi], &want))
+			continue;
+		for (j = 0; j < n_nl; j++) {
+			struct fresh_local *c = &nl[j];
+			char *err = NULL;
+
+			if (c->used || c->f == g[i].f)
+				continue;
+			if (c->have_id == 0) {
+				c->have_id = mdir_msg_ident(c->f->md,
+							    c->f->lents[c->li].base,
+							    &c->id, &err) == 0 ? 1 : -1;
+				free(err);
+			}
+			if (c->have_id != 1 || !ident_equal(&c->id, &want))
+				continue;
+			g[i].used = c->used = true;
+			make_local_move(g[i].f, g[i].pi, c->f, c->li);
+			left--;
+			break;
+		}
+	}
+	free(g);
+	free(nl);
+}
+
+struct srv_ident {
+	uint32_t uid;
+	unsigned flags;
+	struct msg_ident id;
+	bool used;
+};
+
+struct srv_ident_list {
+	struct srv_ident *v;
+	size_t n, a;
+};
+
+static int on_srv_ident(void *ctx, const struct imap_fetch *fe)
+{
+	struct srv_ident_list *l = ctx;
+	struct ident_ctx *ic;
+	struct srv_ident *it;
+
+	if (fe->uid == 0 || !fe->has_size)
+		return 0;
+	ALLOC_GROW(l->v, l->n + 1, l->a);
+	it = &l->v[l->n++];
+	memset(it, 0, sizeof(*it));
+	it->uid = fe->uid;
+	it->flags = fe->has_flags ? fe->flags : 0;
+	ic = ident_new();
+	if (fe->header)
+		ident_feed(ic, fe->header, fe->header_len);
+	ident_finish(ic, &it->id);
+	ident_free(&ic);
+	it->id.size = fe->size;
+	return 0;
+}
+
+static void plan_server_moves(struct engine *e, struct worker *w0)
+{
+	struct gone *g = NULL;
+	size_t n_g = 0, a_g = 0, i, j, k, left;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *f = e->folders[i];
+
+		if (f->status != FOLDER_OK)
+			continue;
+		for (j = 0; j < f->n_pairs; j++) {
+			struct pair *p = &f->pairs[j];
+
+			if (p->mv != MV_NONE || p->act == ACT_MOVED_AWAY ||
+			    p->sv != SRV_GONE || p->lidx == -1 ||
+			    p->lidx == LOCAL_ELSEWHERE || !p->m.have_hhash)
+				continue;
+			ALLOC_GROW(g, n_g + 1, a_g);
+			g[n_g].f = f;
+			g[n_g].pi = j;
+			g[n_g].used = false;
+			n_g++;
+		}
+	}
+	left = n_g;
+	for (i = 0; i < e->n_folders && left > 0; i++) {
+		struct folder *b = e->folders[i];
+		struct srv_ident_list l = { 0 };
+		uint32_t *uids;
+		size_t n = 0;
+		char *set, *err = NULL;
+		struct imap_selected sel;
+
+		if (b->status != FOLDER_OK || b->md == NULL || b->n_snew == 0 ||
+		    !b->selected)
+			continue;
+		uids = xcalloc(b->n_snew, sizeof(uint32_t));
+		for (j = 0; j < b->n_snew; j++)
+			if (!b->snew[j].claimed)
+				uids[n++] = b->snew[j].uid;
+		if (n == 0) {
+			free(uids);
+			continue;
+		}
+		set = imap_uidset_make(uids, n);
+		free(uids);
+		if (worker_select_name(w0, b->name, b->sel.uidvalidity, &sel,
+				       &err) < 0 ||
+		    w0->r->ops->fetch_idents(w0->r, set, on_srv_ident, &l,
+					     &err) < 0) {
+			log_warn("%s: cannot look for moved messages: %s",
+				 b->name, err);
+			free(err);
+			free(set);
+			free(l.v);
+			continue;
+		}
+		free(set);
+		for (j = 0; j < n_g; j++) {
+			struct msg_ident want;
+
+			if (g[j].used || g[j].f == b ||
+			    !ident_of_pair(&g[j].f->pairs[g[j].pi], &want))
+				continue;
+			for (k = 0; k < l.n; k++) {
+				if (l.v[k].used || !ident_equal(&l.v[k].id, &want))
+					continue;
+				l.v[k].used = g[j].used = true;
+				make_server_move(g[j].f, g[j].pi, b, l.v[k].uid,
+						 l.v[k].flags);
+				for (size_t s = 0; s < b->n_snew; s++)
+					if (b->snew[s].uid == l.v[k].uid)
+						b->snew[s].claimed = true;
+				left--;
+				break;
+			}
+		}
+		free(l.v);
+	}
+	free(g);
+}
+
+void moves_plan(struct engine *e, struct worker *w0)
+{
+	if (e->dir_moves & SYNC_DIR_PUSH)
+		plan_local_moves(e);
+	if ((e->dir_moves & SYNC_DIR_PULL) && w0->r != NULL)
+		plan_server_moves(e, w0);
+}
+
+/* ---- replay ---- */
+
+static int journal_moves(struct worker *w, struct folder *f, int mv,
+			 struct folder *src)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *q = &f->pairs[i];
+		struct journal_entry je = { 0 };
+
+		if ((int)q->mv != mv || (src && q->src != src))
+			continue;
+		if (mv == MV_LOCAL) {
+			je.folder_id = f->sf.id;
+			je.op = J_MOVE_LOCAL;
+			je.uid = q->m.uid;
+			je.base = q->src_base;
+			je.aux = q->src->sf.id;
+			je.aux_uid = q->src_uid;
+		} else {
+			je.folder_id = q->src->sf.id;
+			je.op = J_MOVE_SERVER;
+			je.uid = q->src_uid;
+			je.base = q->m.base;
+			je.aux = f->sf.id;
+			je.aux_uid = f->sel.uidnext;
+		}
+		je.flags = q->m.flags;
+		je.size = q->m.size;
+		je.msgid = q->m.msgid;
+		memcpy(je.hhash, q->m.hhash, 16);
+		je.have_hhash = q->m.have_hhash;
+		if (state_journal_add(w->st, &je) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+		q->jid = je.id;   /* removed with the pair's move */
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	sync_crash_point("move journal written");
+	return 0;
+}
+
+static int replay_local(struct worker *w, struct folder *f)
+{
+	size_t i, moved = 0;
+	char *err = NULL;
+
+	if (journal_moves(w, f, MV_LOCAL, NULL) < 0)
+		goto state_fail;
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *q = &f->pairs[i];
+		struct mdir *src = NULL;
+		bool missing = false;
+		int r;
+
+		if (q->mv != MV_LOCAL)
+			continue;
+		if (mdir_open(q->src->path, false, &src, &missing, &err) < 0) {
+			r = missing ? 1 : -1;
+		} else {
+			r = mdir_move(src, f->md, q->src_base, &err);
+			mdir_close(&src);
+		}
+		if (r < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot move '%s' from '%s': %s",
+				    f->name, q->src_base, q->src->name, err);
+			free(err);
+			return -1;
+		}
+		FREE_AND_NULL(err);
+		q->moved = r == 0;
+		sync_crash_point("local move done");
+	}
+	if (state_begin(w->st) < 0)
+		goto state_fail;
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *q = &f->pairs[i];
+		int r;
+
+		if (q->mv != MV_LOCAL)
+			continue;
+		if (q->moved)
+			r = state_msg_move(w->st, q->src->sf.id, q->src_uid,
+					   f->sf.id, q->m.uid);
+		else
+			r = state_msg_delete(w->st, q->src->sf.id, q->src_uid);
+		if (r < 0 || state_journal_remove(w->st, q->jid) < 0)
+			goto state_fail_rb;
+		if (q->moved) {
+			moved++;
+		} else {
+			/* the file went away meanwhile: the server copy stays
+			 * and is new to the state, for the next run */
+			q->act = ACT_NONE;
+			q->mv = MV_NONE;
+			q->m.uid = 0;
+		}
+	}
+	if (state_commit(w->st) < 0)
+		goto state_fail_rb;
+	f->stats.pulled_moves += (unsigned)moved;
+	sync_crash_point("local moves committed");
+	return 0;
+state_fail_rb:
+	(void)state_rollback(w->st);
+state_fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
+}
+
+/* Expand a COPYUID set into n UIDs, in order. */
+static size_t expand_set(const char *set, uint32_t *out, size_t max)
+{
+	size_t pos = 0, n = 0;
+	uint32_t lo, hi, u;
+	bool bad = false;
+
+	while (n < max && imap_uidset_next(set, &pos, &lo, &hi, &bad)) {
+		if (lo <= hi) {
+			for (u = lo; n < max; u++) {
+				out[n++] = u;
+				if (u == hi)
+					break;
+			}
+		} else {
+			for (u = lo; n < max; u--) {
+				out[n++] = u;
+				if (u == hi)
+					break;
+			}
+		}
+	}
+	return bad ? 0 : n;
+}
+
+static int replay_server_from(struct worker *w, struct folder *f,
+			      struct folder *src)
+{
+	size_t i, n = 0, k;
+	uint32_t *src_uids, *srcs = NULL, *dsts = NULL;
+	struct imap_copyuid map = { 0 };
+	struct imap_selected sel;
+	char *set, *err = NULL;
+	size_t moved = 0;
+
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].mv == MV_SERVER && f->pairs[i].src == src)
+			n++;
+	src_uids = xcalloc(n, sizeof(uint32_t));
+	n = 0;
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].mv == MV_SERVER && f->pairs[i].src == src)
+			src_uids[n++] = f->pairs[i].src_uid;
+	qsort(src_uids, n, sizeof(uint32_t), cmp_u32);
+
+	if (journal_moves(w, f, MV_SERVER, src) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+		free(src_uids);
+		return -1;
+	}
+	set = imap_uidset_make(src_uids, n);
+	if (worker_select_name(w, src->name,
+			       src->selected ? src->sel.uidvalidity
+					     : src->sf.uidvalidity,
+			       &sel, &err) < 0 ||
+	    w->r->ops->move(w->r, set, f->name, &map, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot move messages from '%s': %s",
+			    f->name, src->name, err);
+		free(err);
+		free(set);
+		free(src_uids);
+		imap_copyuid_release(&map);
+		return -1;
+	}
+	free(set);
+	sync_crash_point("server move done");
+	if (map.uidvalidity != 0 && map.src && map.dst) {
+		srcs = xcalloc(n, sizeof(uint32_t));
+		dsts = xcalloc(n, sizeof(uint32_t));
+		if (expand_set(map.src, srcs, n) != n ||
+		    expand_set(map.dst, dsts, n) != n) {
+			FREE_AND_NULL(srcs);
+			FREE_AND_NULL(dsts);
+		}
+	}
+	imap_copyuid_release(&map);
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *q = &f->pairs[i];
+
+		if (q->mv != MV_SERVER || q->src != src)
+			continue;
+		q->m.uid = 0;
+		for (k = 0; srcs && k < n; k++)
+			if (srcs[k] == q->src_uid)
+				q->m.uid = dsts[k];
+	}
+	if (srcs == NULL) {
+		/* no COPYUID: find them again by content in the target */
+		struct msg_ident *ids = xcalloc(n, sizeof(*ids));
+		uint32_t *found = xcalloc(n, sizeof(uint32_t));
+		struct pair **which = xcalloc(n, sizeof(*which));
+		uint32_t *taken = xcalloc(f->n_pairs + f->n_snew + 1,
+					  sizeof(uint32_t));
+		size_t m = 0, t = 0;
+
+		for (i = 0; i < f->n_pairs; i++) {
+			struct pair *q = &f->pairs[i];
+
+			if (q->m.uid)
+				taken[t++] = q->m.uid;
+			if (q->mv == MV_SERVER && q->src == src && m < n) {
+				ids[m].size = q->m.size;
+				snprintf(ids[m].msgid, sizeof(ids[m].msgid), "%s",
+					 q->m.msgid ? q->m.msgid : "");
+				memcpy(ids[m].hhash, q->m.hhash, 16);
+				which[m++] = q;
+			}
+		}
+		for (i = 0; i < f->n_snew; i++)
+			taken[t++] = f->snew[i].uid;
+		qsort(taken, t, sizeof(uint32_t), cmp_u32);
+		if (worker_select_name(w, f->name, f->sel.uidvalidity, &sel,
+				       &err) < 0 ||
+		    remote_find_idents(w, ids, m, f->sel.uidnext, taken, t,
+				       found, &err) < 0) {
+			log_warn("%s: cannot find moved messages again: %s; the "
+				 "next run does", f->name, err);
+			FREE_AND_NULL(err);
+		}
+		for (i = 0; i < m; i++)
+			which[i]->m.uid = found[i];
+		free(ids);
+		free(found);
+		free(which);
+		free(taken);
+	}
+	free(srcs);
+	free(dsts);
+	free(src_uids);
+
+	if (state_begin(w->st) < 0)
+		goto state_fail;
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *q = &f->pairs[i];
+
+		if (q->mv != MV_SERVER || q->src != src)
+			continue;
+		if (q->m.uid == 0) {
+			/* the journal entry stays: the next run's recovery
+			 * finds the message by content */
+			q->act = ACT_NONE;
+			q->mv = MV_NONE;
+			continue;
+		}
+		if (state_msg_move(w->st, src->sf.id, q->src_uid, f->sf.id,
+				   q->m.uid) < 0 ||
+		    state_msg_set_base(w->st, f->sf.id, q->m.uid, q->m.base) < 0 ||
+		    state_journal_remove(w->st, q->jid) < 0)
+			goto state_fail_rb;
+		moved++;
+	}
+	if (state_commit(w->st) < 0)
+		goto state_fail_rb;
+	f->stats.pushed_moves += (unsigned)moved;
+	sync_crash_point("server moves committed");
+	return 0;
+state_fail_rb:
+	(void)state_rollback(w->st);
+state_fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
+}
+
+int moves_execute(struct worker *w, struct folder *f)
+{
+	size_t i, j;
+	bool any_local = false, any_server = false;
+	char *err = NULL;
+
+	for (i = 0; i < f->n_pairs; i++) {
+		if (f->pairs[i].mv == MV_LOCAL)
+			any_local = true;
+		else if (f->pairs[i].mv == MV_SERVER)
+			any_server = true;
+	}
+	if (any_local && replay_local(w, f) < 0)
+		return -1;
+	if (!any_server)
+		return 0;
+	for (i = 0; i < f->n_pairs; i++) {
+		struct folder *src = f->pairs[i].src;
+		bool seen = false;
+
+		if (f->pairs[i].mv != MV_SERVER)
+			continue;
+		for (j = 0; j < i && !seen; j++)
+			seen = f->pairs[j].mv == MV_SERVER && f->pairs[j].src == src;
+		if (seen)
+			continue;
+		if (replay_server_from(w, f, src) < 0)
+			return -1;
+	}
+	/* back to this folder for the rest of its work */
+	FREE_AND_NULL(w->selected);
+	if (worker_select(w, f, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
