@@ -309,7 +309,8 @@ static void classify(struct engine *e, struct folder *f)
 	if (!f->in_state) {
 		f->sf.name = xstrdup(f->name);
 		f->sf.local_path = xstrdup(path);
-	} else if (strcmp(f->sf.local_path, path) != 0) {
+	} else if (f->sf.local_path == NULL ||
+		   strcmp(f->sf.local_path, path) != 0) {
 		free(f->sf.local_path);
 		f->sf.local_path = xstrdup(path);
 	}
@@ -588,6 +589,7 @@ int sync_account_run(const struct sync_account *a,
 		e.exit_code = SYNC_EXIT_FAIL;
 		goto out;
 	}
+	renames_detect(&e, w0);
 	for (i = 0; i < e.n_folders; i++)
 		classify(&e, e.folders[i]);
 	/* finish what a killed run left open, before any folder is looked

@@ -167,6 +167,9 @@ int worker_select_name(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
 		       char **error_r);
 
+/* renames.c: folders renamed on one side, between discovery and classify */
+void renames_detect(struct engine *e, struct worker *w0);
+
 /* recover.c: finish what the journal says a killed run left open */
 int folder_recover(struct worker *w, struct folder *f);
 /* Find on the server, among UIDs >= min_uid of the selected folder, the
