@@ -12,7 +12,7 @@ void log_set_verbosity(int level)
 	log_verbosity = level;
 }
 
-static void vlog(const char *prefix, const char *fmt, va_list ap,
+ATTR_PRINTF(2, 0) static void vlog(const char *prefix, const char *fmt, va_list ap,
 		 const char *suffix)
 {
 	char line[8192];
