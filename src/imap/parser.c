@@ -538,6 +538,10 @@ static int end_literal_size(struct imap_parser *p)
 				    (unsigned long long)p->mem_literals);
 		return fail(p, "literal of %llu bytes exceeds limit of %zu bytes",
 			    (unsigned long long)p->lit_size, p->lim.max_literal);
+	} else if (p->lit_size > SIZE_MAX / 2) {
+		/* only reachable with an absurd max_literal */
+		return fail(p, "literal of %llu bytes exceeds address space",
+			    (unsigned long long)p->lit_size);
 	}
 	p->state = ST_LIT_CR;
 	return 0;
@@ -952,8 +956,15 @@ again:
 			return 0;
 		case ' ':
 			return fail(p, "unexpected double space");
-		case '\r':
 		case ']':
+			if (!p->in_code) {
+				start_atom(p);     /* astring may start with ']' */
+				goto again;
+			}
+			/* trailing space before "]" */
+			p->state = ST_SEP;
+			goto again;
+		case '\r':
 			/* trailing space before the end */
 			p->state = ST_SEP;
 			goto again;

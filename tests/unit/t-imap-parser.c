@@ -362,7 +362,11 @@ static const struct pcase cases[] = {
 	OKC("quoted escaped other", "* XS \"a\\b\"\r\n", "untagged keyword=XS args=[\"ab\"]"),
 	OKC("quoted UTF-8", "* XS \"\xe2\x82\xac\"\r\n", "untagged keyword=XS args=[\"\\xe2\\x82\\xac\"]"),
 	OKC("empty literal", "* XS {0}\r\n\r\n", "untagged keyword=XS args=[{0}\"\"]"),
-	OKC("literal CRLF and NUL", "* XS {4}\r\n\r\n\r\n\r\n", "untagged keyword=XS args=[{4}\"\\x0d\\x0a\\x0d\\x0a\"]"),
+	OKC("literal CRLF and NUL", "* XS {4}\r\n\0\r\n\0 x\r\n", "untagged keyword=XS args=[{4}\"\\x00\\x0d\\x0a\\x00\" a:\"x\"]"),
+	OKC("literal looks like a response", "* XS {11}\r\n* OK done\r\n\r\n", "untagged keyword=XS args=[{11}\"* OK done\\x0d\\x0a\"]"),
+	OKC("atom starting with ]", "* XS ]a[b\r\n", "untagged keyword=XS args=[a:\"]a[b\"]"),
+	OKC("keyword FLAGS with \\* and trailing space", "* 3 FETCH (FLAGS (\\Seen) UID 4 )\r\n",
+	    "untagged number=3 keyword=FETCH args=[(a:\"FLAGS\" (a:\"\\\\Seen\") a:\"UID\" a:\"4\")]"),
 	OKC("literal leading zeros", "* XS {003}\r\nabc\r\n", "untagged keyword=XS args=[{3}\"abc\"]"),
 	OKC("tag with dots", "A.b-1_2 OK x\r\n", "tagged A.b-1_2 status=OK keyword=OK text=\"x\""),
 
@@ -427,6 +431,8 @@ static const struct pcase cases[] = {
 	ERR("status garbage", "a1 OK(\r\n", "unexpected '(' after status"),
 	{ "sink fails at begin", IN("* 1 FETCH (BODY[] {3}\r\nabc)\r\n"), "body sink failed", -1,
 	  "<1 BODY[] 3:", L_DEFAULT, 1 },
+	{ "sink fails at data", IN("* 1 FETCH (BODY[] {1}\r\na)\r\n"), "body sink failed", -1,
+	  "<1 BODY[] 1:a", L_DEFAULT, 2 },
 	{ "sink fails at end", IN("* 1 FETCH (BODY[] {1}\r\na)\r\n"), "body sink failed", -1,
 	  "<1 BODY[] 1:a>", L_DEFAULT, 3 },
 };
@@ -917,6 +923,35 @@ static void test_accessors(void)
 	ok(p == NULL, "free twice is harmless");
 }
 
+/* A literal over the limit fails at its '}', before any data arrives and
+ * before anything is allocated for it. */
+static void test_literal_fails_early(void)
+{
+	static const struct { const char *in; enum lim lim; } t[] = {
+		{ "* XS {9999999999}", L_DEFAULT },
+		{ "* 1 FETCH (BODY[] {99999999999}", L_DEFAULT },
+		{ "* 1 FETCH (UID 5 BINARY[] ~{17}", L_TINY },
+		{ "* XS (a {9}", L_TINY },
+		{ "* XS {18446744073709551615}", L_DEFAULT },
+	};
+	struct imap_parser_limits l;
+	size_t i, consumed;
+
+	for (i = 0; i < N_ELEMENTS(t); i++) {
+		struct imap_parser *p;
+		const struct imap_response *r;
+		size_t len = strlen(t[i].in);
+		int ret;
+
+		get_limits(t[i].lim, &l);
+		p = imap_parser_new(&l);
+		ret = imap_parser_feed(p, t[i].in, len, &consumed, &r);
+		ok(ret == -1 && consumed == len && strstr(imap_parser_error(p), "exceeds") != NULL,
+		   "'%s' fails at the closing brace: %s", t[i].in, imap_parser_error(p));
+		imap_parser_free(&p);
+	}
+}
+
 static void test_error_sticky(void)
 {
 	struct imap_parser *p = imap_parser_new(NULL);
@@ -944,6 +979,7 @@ int main(void)
 	test_vanished_esearch();
 	test_uidset();
 	test_accessors();
+	test_literal_fails_early();
 	test_error_sticky();
 	return tap_done();
 }
