@@ -76,7 +76,8 @@
 #   tb_write_config FILE ACCOUNT [key=value ...] [--raw 'yaml line' ...]
 #       write a config with one account for this server. Defaults:
 #       host=127.0.0.1 tls=starttls port=(IMAPS_PORT for implicit, else
-#       IMAP_PORT) ca_file=$CA_FILE user=$TEST_USER password via
+#       IMAP_PORT) ca_file=$CA_FILE (not with tls=none) user=$TEST_USER
+#       password via
 #       password_file maildir=$TEST_TMP/mail/ACCOUNT layout=verbatim,
 #       state_dir=$TEST_TMP/state. key= (empty) drops that key; --raw lines
 #       are appended to the account (indent them yourself: 4 spaces).
@@ -648,7 +649,7 @@ tb_write_config() {	# tb_write_config FILE ACCOUNT [key=value...] [--raw L]
 	)
 	local order=(host port tls ca_file user password password_file
 		password_command auth maildir layout)
-	local raw=() seen=" ${order[*]} " explicit_pwfile=
+	local raw=() seen=" ${order[*]} " explicit_pwfile= explicit_ca=
 	local extra=()
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -657,6 +658,7 @@ tb_write_config() {	# tb_write_config FILE ACCOUNT [key=value...] [--raw L]
 			k=${1%%=*} v=${1#*=}
 			kv[$k]=$v
 			[ "$k" = password_file ] && explicit_pwfile=1
+			[ "$k" = ca_file ] && explicit_ca=1
 			case $seen in *" $k "*) ;; *) extra+=("$k"); seen+="$k " ;; esac
 			;;
 		*) echo "tb_write_config: bad argument '$1'" >&2; return 1 ;;
@@ -667,6 +669,10 @@ tb_write_config() {	# tb_write_config FILE ACCOUNT [key=value...] [--raw L]
 	if [ -z "${explicit_pwfile:-}" ] &&
 	   { [ -n "${kv[password]-}" ] || [ -n "${kv[password_command]-}" ]; }; then
 		kv[password_file]=
+	fi
+	# ca_file means nothing without TLS (the loader rejects it there).
+	if [ "${kv[tls]}" = none ] && [ -z "${explicit_ca:-}" ]; then
+		kv[ca_file]=
 	fi
 	if [ -z "${kv[port]}" ]; then
 		if [ "${kv[tls]}" = implicit ]; then

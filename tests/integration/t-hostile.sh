@@ -86,12 +86,14 @@ for scn in "${scns[@]}"; do
 	maildir=$TEST_TMP/mail/$name
 	ca=$CA_FILE
 	[ "$cafile" = no ] && ca=
-	tb_write_config "$cfg" hostile tls="$tls" port="$port" ca_file="$ca" \
+	cakey=(ca_file="$ca")
+	[ "$tls" = none ] && cakey=()
+	tb_write_config "$cfg" hostile tls="$tls" port="$port" "${cakey[@]}" \
 		maildir="$maildir" --raw "    connections: 1"
 	tb_run "$TWINBOX" -c "$cfg" list-folders hostile
 
 	# Give the fake server a moment to notice the hang-up, then stop it.
-	for i in $(seq 1 50); do
+	for i in $(seq 1 25); do
 		kill -0 "$fpid" 2>/dev/null || break
 		sleep 0.1
 	done
