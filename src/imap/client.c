@@ -1,0 +1,2043 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * client.c - the IMAP client: connection set-up, STARTTLS, authentication,
+ * the pipelined command queue and every operation of client.h.
+ *
+ * Each operation fills the queue with tagged commands and pumps the
+ * connection (send while the pipeline has room, read and dispatch one
+ * response at a time) until all of its commands completed. Untagged data
+ * is routed to the running operation (struct imap_op) or into the client
+ * state. Only one operation runs at a time: the API is synchronous.
+ */
+#include "common.h"
+#include "imap/client-private.h"
+#include "imap/utf7.h"
+#include "net/conn.h"
+#include "util/flags.h"
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <strings.h>
+#include <time.h>
+
+#define APPEND_CHUNK (64u * 1024)
+#define MAX_FOLDERS 100000
+#define MAX_SEARCH_UIDS (10u * 1000 * 1000)
+#define MODIFIED_MAX (1024 * 1024)
+
+/* What the running operation wants from untagged responses. */
+struct imap_op {
+	unsigned pending;                       /* commands not completed */
+	/* FETCH / VANISHED */
+	imap_fetch_cb *fcb;
+	imap_vanished_cb *vcb;
+	void *ctx;
+	const struct imap_body_handler *bh;
+	bool cb_failed;                         /* a caller callback said -1 */
+	/* first refusal (NO/BAD) of one of the commands, malloc'ed */
+	char *no_error;
+	/* LIST */
+	bool listing;
+	struct imap_folder *folders;
+	size_t n_folders, alloc_folders;
+	bool want_delim;
+	/* STATUS */
+	const char *const *wires;
+	size_t n_wires;
+	struct imap_status_data *st;
+	bool *st_got;
+	/* SELECT */
+	struct imap_selected *sel;
+	/* SEARCH */
+	bool searching;
+	uint32_t *uids;
+	size_t n_uids, alloc_uids;
+	/* COPYUID of MOVE (untagged OK) */
+	struct imap_copyuid *cu;
+	/* STORE: MODIFIED sets */
+	struct buf *modified;
+	/* IDLE */
+	bool changed;
+};
+
+enum client_state {
+	CS_CONNECTING, CS_GREETED, CS_AUTHENTICATED, CS_LOGOUT, CS_BROKEN,
+};
+static const char *const client_state_names[] = {
+	"connecting", "greeted", "authenticated", "logout", "broken",
+};
+
+struct imap_client {
+	char *host;                     /* owned */
+	char *label;                    /* owned, for log prefixes */
+	unsigned depth;
+	struct net_conn *conn;          /* owned */
+	struct imap_parser *parser;     /* owned */
+	enum client_state state;
+	unsigned caps;
+	unsigned caps_gen;              /* bumped whenever caps are (re)read */
+	bool qresync, condstore;
+	enum imap_failure failure;      /* of the last operation */
+	bool broken;
+	enum imap_failure broken_failure;
+	char *broken_error;             /* owned */
+	unsigned next_tag;
+	/* not yet sent, in order */
+	struct imap_cmd *queue, **queue_tail;
+	/* sent (maybe partly), awaiting their tagged reply */
+	struct imap_cmd *flight, **flight_tail;
+	unsigned n_flight;
+	struct imap_cmd *cont_wait;     /* partly sent, needs a "+" */
+	struct imap_op *op;             /* running operation, borrowed */
+	struct imap_op idle_op;         /* for responses outside operations */
+	uint32_t exists;
+	char delim;
+	bool delim_known;
+	bool idling;
+	uint64_t bytes_in, bytes_out;
+	struct imap_rtrace rtrace;
+	char *bye_text;                 /* owned */
+	/* PREAUTH greeting */
+	bool preauth;
+};
+
+static int client_fail(struct imap_client *c, enum imap_failure f,
+		       const char *fmt, ...) ATTR_PRINTF(3, 4);
+
+/* The one place that changes the session state. */
+static void client_set_state(struct imap_client *c, enum client_state s)
+{
+	if (c->state == s)
+		return;
+	log_debug("%s: imap state %s -> %s", c->label,
+		  client_state_names[c->state], client_state_names[s]);
+	c->state = s;
+}
+
+static void cmds_free(struct imap_cmd **list)
+{
+	while (*list != NULL) {
+		struct imap_cmd *next = (*list)->next;
+
+		imap_cmd_free(list);
+		*list = next;
+	}
+}
+
+/* Mark the connection unusable; every queued command is dropped. */
+static int client_fail(struct imap_client *c, enum imap_failure f,
+		       const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	c->failure = f;
+	if (c->broken)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->broken = true;
+	c->broken_failure = f;
+	c->broken_error = xstrdup(msg);
+	client_set_state(c, CS_BROKEN);
+	log_debug("%s: connection failed: %s", c->label, msg);
+	cmds_free(&c->queue);
+	cmds_free(&c->flight);
+	c->queue_tail = &c->queue;
+	c->flight_tail = &c->flight;
+	c->n_flight = 0;
+	c->cont_wait = NULL;
+	return -1;
+}
+
+static int client_fail_net(struct imap_client *c, char *error)
+{
+	enum imap_failure f =
+		net_conn_failure(c->conn) == NET_FAIL_TLS ? IMAP_FAIL_TLS :
+		IMAP_FAIL_NET;
+
+	if (c->bye_text != NULL && c->state != CS_LOGOUT)
+		client_fail(c, f, "%s (server said: %s)", error, c->bye_text);
+	else
+		client_fail(c, f, "%s", error);
+	free(error);
+	return -1;
+}
+
+/* ---- trace ---- */
+
+static void trace_emit(void *ctx, const char *line)
+{
+	struct imap_client *c = ctx;
+
+	log_trace("%s: S: %s", c->label, line);
+}
+
+/* ---- capabilities ---- */
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} cap_names[] = {
+	{ "IMAP4REV1", IMAP_CAP_IMAP4REV1 }, { "IMAP4REV2", IMAP_CAP_IMAP4REV2 },
+	{ "STARTTLS", IMAP_CAP_STARTTLS }, { "LOGINDISABLED", IMAP_CAP_LOGINDISABLED },
+	{ "AUTH=PLAIN", IMAP_CAP_AUTH_PLAIN }, { "AUTH=LOGIN", IMAP_CAP_AUTH_LOGIN },
+	{ "AUTH=XOAUTH2", IMAP_CAP_AUTH_XOAUTH2 },
+	{ "AUTH=OAUTHBEARER", IMAP_CAP_AUTH_OAUTHBEARER },
+	{ "SASL-IR", IMAP_CAP_SASL_IR }, { "LITERAL+", IMAP_CAP_LITERALPLUS },
+	{ "LITERAL-", IMAP_CAP_LITERALMINUS }, { "ENABLE", IMAP_CAP_ENABLE },
+	{ "CONDSTORE", IMAP_CAP_CONDSTORE }, { "QRESYNC", IMAP_CAP_QRESYNC },
+	{ "MOVE", IMAP_CAP_MOVE }, { "UIDPLUS", IMAP_CAP_UIDPLUS },
+	{ "ESEARCH", IMAP_CAP_ESEARCH }, { "LIST-STATUS", IMAP_CAP_LIST_STATUS },
+	{ "SPECIAL-USE", IMAP_CAP_SPECIAL_USE },
+	{ "LIST-EXTENDED", IMAP_CAP_LIST_EXTENDED },
+	{ "OBJECTID", IMAP_CAP_OBJECTID }, { "IDLE", IMAP_CAP_IDLE },
+	{ "NAMESPACE", IMAP_CAP_NAMESPACE },
+};
+
+static void caps_set(struct imap_client *c, const struct imap_arg *args,
+		     size_t n)
+{
+	unsigned caps = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < N_ELEMENTS(cap_names); k++) {
+			if (imap_arg_atom_equals(&args[i], cap_names[k].name))
+				caps |= cap_names[k].bit;
+		}
+	}
+	/* QRESYNC implies CONDSTORE (RFC 7162 3.2.3). */
+	if (caps & IMAP_CAP_QRESYNC)
+		caps |= IMAP_CAP_CONDSTORE;
+	c->caps = caps;
+	c->caps_gen++;
+	log_debug("%s: capabilities 0x%x", c->label, caps);
+}
+
+/* ---- untagged responses ---- */
+
+static void op_refused(struct imap_op *op, const char *verb, const char *text)
+{
+	if (op->no_error == NULL)
+		op->no_error = xasprintf("%s failed: %s", verb,
+					 text && *text ? text : "refused");
+}
+
+static int handle_fetch(struct imap_client *c, const struct imap_response *r)
+{
+	struct imap_op *op = c->op;
+	struct imap_fetch f;
+	const char *err;
+
+	if (imap_response_fetch(r, &f, &err) < 0)
+		return client_fail(c, IMAP_FAIL_PROTO, "bad FETCH response: %s",
+				   err);
+	op->changed = true;
+	if (op->cb_failed)
+		return 0;
+	if (f.has_body && op->bh != NULL) {
+		if (op->bh->done != NULL && op->bh->done(op->bh->ctx, &f) < 0)
+			op->cb_failed = true;
+		return 0;
+	}
+	if (op->fcb != NULL && op->fcb(op->ctx, &f) < 0)
+		op->cb_failed = true;
+	return 0;
+}
+
+static int handle_vanished(struct imap_client *c,
+			   const struct imap_response *r)
+{
+	struct imap_op *op = c->op;
+	const char *set, *err;
+	bool earlier;
+
+	if (imap_response_vanished(r, &earlier, &set, &err) < 0)
+		return client_fail(c, IMAP_FAIL_PROTO,
+				   "bad VANISHED response: %s", err);
+	op->changed = true;
+	if (!op->cb_failed && op->vcb != NULL && op->vcb(op->ctx, set, earlier) < 0)
+		op->cb_failed = true;
+	return 0;
+}
+
+/* Decode a wire name into UTF-8 with '/' as separator; NULL when it
+ * cannot be represented. */
+static char *folder_name(const char *wire, size_t len, char delim)
+{
+	char *out;
+
+	if (imap_utf7_decode(wire, len, &out) < 0)
+		return NULL;
+	if (delim != '/') {
+		for (char *p = out; *p != '\0'; p++) {
+			if (*p == '/') {
+				free(out);
+				return NULL;
+			}
+			if (delim != 0 && *p == delim)
+				*p = '/';
+		}
+	}
+	return out;
+}
+
+static int handle_list(struct imap_client *c, const struct imap_response *r)
+{
+	struct imap_op *op = c->op;
+	struct imap_list l;
+	struct imap_folder *f;
+	const char *err;
+
+	if (op->want_delim) {
+		/* LIST "" "" answers with an empty name (RFC 3501 6.3.8),
+		 * so only the delimiter (second argument) is read here. */
+		const char *d;
+		size_t dlen;
+
+		if (r->n_args >= 2 && imap_arg_nstring(&r->args[1], &d, &dlen)) {
+			c->delim = d != NULL && dlen == 1 ? d[0] : 0;
+			c->delim_known = true;
+		}
+		return 0;
+	}
+	if (imap_response_list(r, &l, &err) < 0)
+		return client_fail(c, IMAP_FAIL_PROTO, "bad LIST response: %s",
+				   err);
+	if (!op->listing)
+		return 0;
+	if (memchr(l.name, '\0', l.name_len) != NULL) {
+		log_warn("%s: folder name with a NUL byte ignored", c->label);
+		return 0;
+	}
+	if (op->n_folders >= MAX_FOLDERS)
+		return client_fail(c, IMAP_FAIL_PROTO,
+				   "server lists more than %d folders",
+				   MAX_FOLDERS);
+	ALLOC_GROW(op->folders, op->n_folders + 1, op->alloc_folders);
+	f = &op->folders[op->n_folders++];
+	f->wire = xstrndup(l.name, l.name_len);
+	f->delim = l.delimiter;
+	f->attrs = l.attrs;
+	f->name = folder_name(l.name, l.name_len, l.delimiter);
+	return 0;
+}
+
+static bool mailbox_equal(const char *a, size_t alen, const char *b)
+{
+	if (alen == 5 && strlen(b) == 5 && strncasecmp(a, "INBOX", 5) == 0 &&
+	    strcasecmp(b, "INBOX") == 0)
+		return true;
+	return strlen(b) == alen && memcmp(a, b, alen) == 0;
+}
+
+static int handle_status(struct imap_client *c, const struct imap_response *r)
+{
+	struct imap_op *op = c->op;
+	struct imap_status_data st;
+	const char *err;
+
+	if (imap_response_status(r, &st, &err) < 0)
+		return client_fail(c, IMAP_FAIL_PROTO,
+				   "bad STATUS response: %s", err);
+	if (op->st == NULL)
+		return 0;
+	for (size_t i = 0; i < op->n_wires; i++) {
+		if (op->st_got[i] ||
+		    !mailbox_equal(st.mailbox, st.mailbox_len, op->wires[i]))
+			continue;
+		op->st[i] = st;
+		op->st[i].mailbox = op->wires[i];
+		op->st[i].mailbox_len = strlen(op->wires[i]);
+		op->st_got[i] = true;
+		return 0;
+	}
+	log_debug("%s: unrequested STATUS ignored", c->label);
+	return 0;
+}
+
+static int search_add(struct imap_client *c, uint32_t lo, uint32_t hi)
+{
+	struct imap_op *op = c->op;
+
+	if (lo > hi) {
+		uint32_t t = lo;
+
+		lo = hi;
+		hi = t;
+	}
+	if ((uint64_t)hi - lo + 1 > MAX_SEARCH_UIDS - op->n_uids)
+		return client_fail(c, IMAP_FAIL_PROTO,
+				   "search result larger than %u messages",
+				   MAX_SEARCH_UIDS);
+	ALLOC_GROW(op->uids, op->n_uids + (hi - lo) + 1, op->alloc_uids);
+	for (uint64_t u = lo; u <= hi; u++)
+		op->uids[op->n_uids++] = (uint32_t)u;
+	return 0;
+}
+
+static int handle_search(struct imap_client *c, const struct imap_response *r)
+{
+	for (size_t i = 0; i < r->n_args; i++) {
+		uint64_t n;
+
+		/* RFC 7162 3.1.5: "(MODSEQ n)" may end the list */
+		if (r->args[i].type == IMAP_ARG_LIST)
+			continue;
+		if (!imap_arg_number(&r->args[i], UINT32_MAX, &n) || n == 0)
+			return client_fail(c, IMAP_FAIL_PROTO,
+					   "bad SEARCH response");
+		if (c->op->searching && search_add(c, (uint32_t)n, (uint32_t)n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int handle_esearch(struct imap_client *c, const struct imap_response *r)
+{
+	struct imap_esearch e;
+	const char *err;
+	size_t pos = 0;
+	uint32_t lo, hi;
+	bool bad = false;
+
+	if (imap_response_esearch(r, &e, &err) < 0)
+		return client_fail(c, IMAP_FAIL_PROTO,
+				   "bad ESEARCH response: %s", err);
+	if (!c->op->searching || e.all == NULL)
+		return 0;
+	while (imap_uidset_next(e.all, &pos, &lo, &hi, &bad)) {
+		if (search_add(c, lo, hi) < 0)
+			return -1;
+	}
+	if (bad)
+		return client_fail(c, IMAP_FAIL_PROTO, "bad ESEARCH uid set");
+	return 0;
+}
+
+static void handle_enabled(struct imap_client *c, const struct imap_response *r)
+{
+	for (size_t i = 0; i < r->n_args; i++) {
+		if (imap_arg_atom_equals(&r->args[i], "QRESYNC"))
+			c->qresync = c->condstore = true;
+		else if (imap_arg_atom_equals(&r->args[i], "CONDSTORE"))
+			c->condstore = true;
+	}
+}
+
+static void copyuid_set(struct imap_copyuid *cu, const struct imap_resp_code *code)
+{
+	if (cu == NULL || code->uidset == NULL || code->uidset2 == NULL)
+		return;
+	imap_copyuid_release(cu);
+	cu->uidvalidity = code->uidvalidity;
+	cu->src = xstrdup(code->uidset);
+	cu->dst = xstrdup(code->uidset2);
+}
+
+/* Response codes that matter wherever they come (tagged or untagged). */
+static void handle_code(struct imap_client *c, const struct imap_response *r)
+{
+	const struct imap_resp_code *code = &r->code;
+	struct imap_selected *sel = c->op->sel;
+
+	switch (code->code) {
+	case IMAP_CODE_CAPABILITY:
+		caps_set(c, code->args, code->n_args);
+		break;
+	case IMAP_CODE_ALERT:
+		log_warn("%s: server alert: %s", c->label, r->text ? r->text : "");
+		break;
+	case IMAP_CODE_UIDVALIDITY:
+		if (sel)
+			sel->uidvalidity = (uint32_t)code->num;
+		break;
+	case IMAP_CODE_UIDNEXT:
+		if (sel)
+			sel->uidnext = (uint32_t)code->num;
+		break;
+	case IMAP_CODE_HIGHESTMODSEQ:
+		if (sel)
+			sel->highestmodseq = code->num;
+		break;
+	case IMAP_CODE_NOMODSEQ:
+		if (sel) {
+			sel->nomodseq = true;
+			sel->highestmodseq = 0;
+		}
+		break;
+	case IMAP_CODE_READ_ONLY:
+		if (sel)
+			sel->readonly = true;
+		break;
+	case IMAP_CODE_PERMANENTFLAGS:
+		if (sel == NULL)
+			break;
+		sel->permanent_flags = 0;
+		sel->permanent_keywords = false;
+		for (size_t i = 0; i < code->n_args; i++) {
+			const char *s;
+			size_t len;
+
+			if (!imap_arg_atom(&code->args[i], &s, &len))
+				continue;
+			if (len == 2 && memcmp(s, "\\*", 2) == 0)
+				sel->permanent_keywords = true;
+			else
+				sel->permanent_flags |= flags_from_imap(s, len);
+		}
+		break;
+	case IMAP_CODE_COPYUID:
+		copyuid_set(c->op->cu, code);
+		break;
+	case IMAP_CODE_MODIFIED:
+		if (c->op->modified != NULL && code->n_args > 0) {
+			const char *s;
+			size_t len;
+
+			if (imap_arg_atom(&code->args[0], &s, &len) &&
+			    ((c->op->modified->len > 0 &&
+			      buf_addch(c->op->modified, ',') < 0) ||
+			     buf_add(c->op->modified, s, len) < 0))
+				return (void)client_fail(c, IMAP_FAIL_PROTO,
+							 "MODIFIED sets too large");
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static int handle_untagged(struct imap_client *c, const struct imap_response *r)
+{
+	const char *kw = r->keyword ? r->keyword : "";
+
+	if (r->status != IMAP_STATUS_NONE) {
+		handle_code(c, r);
+		if (c->broken)
+			return -1;
+		if (r->status == IMAP_STATUS_BYE) {
+			free(c->bye_text);
+			c->bye_text = xstrdup(r->text ? r->text : "");
+			if (c->state != CS_LOGOUT)
+				log_debug("%s: server says bye: %s", c->label,
+					  c->bye_text);
+		} else if (r->status == IMAP_STATUS_NO ||
+			   r->status == IMAP_STATUS_BAD) {
+			log_warn("%s: server warning: %s", c->label,
+				 r->text ? r->text : "");
+		}
+		return 0;
+	}
+	if (r->has_number) {
+		if (strcmp(kw, "EXISTS") == 0) {
+			c->exists = r->number;
+			if (c->op->sel)
+				c->op->sel->exists = r->number;
+			c->op->changed = true;
+		} else if (strcmp(kw, "EXPUNGE") == 0) {
+			if (c->exists > 0)
+				c->exists--;
+			c->op->changed = true;
+		} else if (strcmp(kw, "FETCH") == 0) {
+			return handle_fetch(c, r);
+		}
+		return 0;
+	}
+	if (strcmp(kw, "CAPABILITY") == 0)
+		caps_set(c, r->args, r->n_args);
+	else if (strcmp(kw, "LIST") == 0)
+		return handle_list(c, r);
+	else if (strcmp(kw, "STATUS") == 0)
+		return handle_status(c, r);
+	else if (strcmp(kw, "SEARCH") == 0)
+		return handle_search(c, r);
+	else if (strcmp(kw, "ESEARCH") == 0)
+		return handle_esearch(c, r);
+	else if (strcmp(kw, "VANISHED") == 0)
+		return handle_vanished(c, r);
+	else if (strcmp(kw, "ENABLED") == 0)
+		handle_enabled(c, r);
+	return c->broken ? -1 : 0;
+}
+
+/* ---- sending ---- */
+
+static int send_bytes(struct imap_client *c, const void *p, size_t n)
+{
+	char *err = NULL;
+
+	if (net_conn_write(c->conn, p, n, &err) < 0)
+		return client_fail_net(c, err);
+	return 0;
+}
+
+static int send_literal(struct imap_client *c, struct imap_cmd *cmd,
+			struct imap_seg *s)
+{
+	if (log_enabled(LOG_TRACE)) {
+		if (cmd->redact_from != SIZE_MAX)
+			log_trace("%s: C: <redacted>", c->label);
+		else
+			log_trace("%s: C: {%llu bytes}", c->label,
+				  (unsigned long long)s->lit_size);
+	}
+	if (s->lit_data != NULL)
+		return send_bytes(c, s->lit_data, (size_t)s->lit_size);
+	if (s->lit_src != NULL) {
+		struct imap_append_msg *m = s->lit_src;
+		uint64_t left = s->lit_size;
+		char *chunk = xmalloc(APPEND_CHUNK);
+
+		while (left > 0) {
+			size_t want = left < APPEND_CHUNK ? (size_t)left : APPEND_CHUNK;
+			long got = m->read(m->ctx, chunk, want);
+
+			if (got <= 0 || (size_t)got > want) {
+				free(chunk);
+				/* A partial literal cannot be taken back:
+				 * the connection is lost for this session. */
+				return client_fail(c, IMAP_FAIL_SINK,
+						   "reading a message to upload failed%s",
+						   got == 0 ? " (shorter than its size)" : "");
+			}
+			if (send_bytes(c, chunk, (size_t)got) < 0) {
+				free(chunk);
+				return -1;
+			}
+			left -= (uint64_t)got;
+			c->bytes_out += (uint64_t)got;
+		}
+		free(chunk);
+		return 0;
+	}
+	BUG("literal without data");
+}
+
+/* Send cmd from where it stopped, until its end or a synchronizing
+ * literal (then c->cont_wait = cmd). */
+static int cmd_send(struct imap_client *c, struct imap_cmd *cmd)
+{
+	while (cmd->next_seg < cmd->n_segs) {
+		struct imap_seg *s = &cmd->segs[cmd->next_seg];
+
+		if (!cmd->lit_next) {
+			if (log_enabled(LOG_TRACE)) {
+				char *t = imap_cmd_trace_seg(cmd, cmd->next_seg);
+
+				log_trace("%s: C: %s", c->label, t);
+				free(t);
+			}
+			if (send_bytes(c, s->text.data, s->text.len) < 0)
+				return -1;
+			if (!s->has_lit) {
+				cmd->next_seg++;
+				continue;
+			}
+			cmd->lit_next = true;
+			if (s->sync) {
+				c->cont_wait = cmd;
+				return 0;
+			}
+		}
+		if (send_literal(c, cmd, s) < 0)
+			return -1;
+		cmd->lit_next = false;
+		cmd->next_seg++;
+	}
+	return 0;
+}
+
+static void queue_cmd(struct imap_client *c, struct imap_cmd *cmd,
+		      imap_cmd_done_fn *done, void *ctx, size_t index)
+{
+	imap_cmd_finish(cmd);
+	cmd->done = done;
+	cmd->ctx = ctx;
+	cmd->index = index;
+	cmd->next = NULL;
+	*c->queue_tail = cmd;
+	c->queue_tail = &cmd->next;
+	c->op->pending++;
+}
+
+static struct imap_cmd *new_cmd(struct imap_client *c, const char *verb)
+{
+	return imap_cmd_new(++c->next_tag, c->caps, verb);
+}
+
+/* Put as many queued commands on the wire as the pipeline allows. */
+static int send_ready(struct imap_client *c)
+{
+	while (c->queue != NULL && c->cont_wait == NULL &&
+	       c->n_flight < c->depth) {
+		struct imap_cmd *cmd = c->queue;
+
+		if ((cmd->exclusive && c->n_flight > 0) ||
+		    (c->flight != NULL && c->flight->exclusive))
+			break;
+		if (cmd->overflow)
+			return client_fail(c, IMAP_FAIL_PROTO,
+					   "%s command too long", cmd->verb);
+		c->queue = cmd->next;
+		if (c->queue == NULL)
+			c->queue_tail = &c->queue;
+		cmd->next = NULL;
+		*c->flight_tail = cmd;
+		c->flight_tail = &cmd->next;
+		c->n_flight++;
+		if (cmd_send(c, cmd) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- receiving ---- */
+
+static struct imap_cmd *flight_take(struct imap_client *c, const char *tag)
+{
+	struct imap_cmd **pp;
+
+	for (pp = &c->flight; *pp != NULL; pp = &(*pp)->next) {
+		struct imap_cmd *cmd = *pp;
+
+		if (strcmp(cmd->tag, tag) != 0)
+			continue;
+		*pp = cmd->next;
+		if (*pp == NULL)
+			c->flight_tail = pp;
+		cmd->next = NULL;
+		c->n_flight--;
+		return cmd;
+	}
+	return NULL;
+}
+
+static int handle_tagged(struct imap_client *c, const struct imap_response *r)
+{
+	struct imap_cmd *cmd = flight_take(c, r->tag ? r->tag : "");
+
+	if (cmd == NULL)
+		return client_fail(c, IMAP_FAIL_PROTO,
+				   "server answered unknown tag '%s'",
+				   r->tag ? r->tag : "");
+	if (c->cont_wait == cmd) {
+		/* Refused before the literal (e.g. APPEND to a missing
+		 * folder): the rest of the command is never sent. */
+		c->cont_wait = NULL;
+	}
+	handle_code(c, r);
+	if (cmd->done != NULL)
+		cmd->done(c, cmd, r);
+	else if (r->status != IMAP_STATUS_OK)
+		op_refused(c->op, cmd->verb, r->text);
+	ASSERT(c->op->pending > 0);
+	c->op->pending--;
+	imap_cmd_free(&cmd);
+	return c->broken ? -1 : 0;
+}
+
+static int handle_continuation(struct imap_client *c,
+			       const struct imap_response *r)
+{
+	struct imap_cmd *cmd = c->cont_wait;
+
+	if (cmd != NULL) {
+		c->cont_wait = NULL;
+		if (send_literal(c, cmd, &cmd->segs[cmd->next_seg]) < 0)
+			return -1;
+		cmd->lit_next = false;
+		cmd->next_seg++;
+		return cmd_send(c, cmd);
+	}
+	for (cmd = c->flight; cmd != NULL; cmd = cmd->next) {
+		if (cmd->cont != NULL) {
+			cmd->conts++;
+			return cmd->cont(c, cmd, r);
+		}
+	}
+	return client_fail(c, IMAP_FAIL_PROTO, "unexpected continuation from server");
+}
+
+/* Sink given to the parser: forwards to the running operation's handler.
+ * A handler failure is remembered and the rest discarded, so the parser
+ * (and the connection) stay usable. */
+static int sink_begin(void *ctx, uint32_t seq, const char *section,
+		      uint64_t size)
+{
+	struct imap_client *c = ctx;
+	const struct imap_body_handler *h = c->op->bh;
+
+	(void)section;
+	if (h != NULL && !c->op->cb_failed && h->begin != NULL &&
+	    h->begin(h->ctx, seq, size) < 0)
+		c->op->cb_failed = true;
+	return 0;
+}
+
+static int sink_data(void *ctx, const void *p, size_t n)
+{
+	struct imap_client *c = ctx;
+	const struct imap_body_handler *h = c->op->bh;
+
+	c->bytes_in += n;
+	if (h != NULL && !c->op->cb_failed && h->data != NULL &&
+	    h->data(h->ctx, p, n) < 0)
+		c->op->cb_failed = true;
+	return 0;
+}
+
+static int sink_end(void *ctx)
+{
+	struct imap_client *c = ctx;
+	const struct imap_body_handler *h = c->op->bh;
+
+	if (h != NULL && !c->op->cb_failed && h->end != NULL &&
+	    h->end(h->ctx) < 0)
+		c->op->cb_failed = true;
+	return 0;
+}
+
+static int dispatch(struct imap_client *c, const struct imap_response *r)
+{
+	switch (r->kind) {
+	case IMAP_RESP_TAGGED:
+		return handle_tagged(c, r);
+	case IMAP_RESP_CONTINUATION:
+		return handle_continuation(c, r);
+	case IMAP_RESP_UNTAGGED:
+		return handle_untagged(c, r);
+	}
+	return client_fail(c, IMAP_FAIL_PROTO, "bad response kind");
+}
+
+/* Read one complete response (waiting for bytes as needed); valid until
+ * the next read. */
+static int read_one(struct imap_client *c, const struct imap_response **r_r)
+{
+	for (;;) {
+		const char *data;
+		size_t len, used = 0;
+		char *err = NULL;
+		int ret;
+
+		data = net_conn_input(c->conn, &len);
+		if (len > 0) {
+			ret = imap_parser_feed(c->parser, data, len, &used, r_r);
+			if (used > 0 && log_enabled(LOG_TRACE))
+				imap_rtrace_feed(&c->rtrace, data, used);
+			if (ret < 0)
+				return client_fail(c, IMAP_FAIL_PROTO,
+						   "bad response from server: %s",
+						   imap_parser_error(c->parser));
+			net_conn_consume(c->conn, used);
+			if (ret == 1)
+				return 0;
+		}
+		if (net_conn_read_more(c->conn, &err) < 0)
+			return client_fail_net(c, err);
+	}
+}
+
+static int read_response(struct imap_client *c)
+{
+	const struct imap_response *r = NULL;
+
+	if (read_one(c, &r) < 0)
+		return -1;
+	return dispatch(c, r);
+}
+
+/* Pump until the running operation has no pending command. */
+static int run(struct imap_client *c)
+{
+	while (c->op->pending > 0) {
+		if (c->broken)
+			return -1;
+		if (send_ready(c) < 0)
+			return -1;
+		if (read_response(c) < 0)
+			return -1;
+	}
+	return c->broken ? -1 : 0;
+}
+
+/* ---- operations ---- */
+
+static int op_begin(struct imap_client *c, struct imap_op *op,
+		    char **error_r)
+{
+	memset(op, 0, sizeof(*op));
+	if (error_r)
+		*error_r = NULL;
+	if (c->broken) {
+		c->failure = c->broken_failure;
+		if (error_r)
+			*error_r = xstrdup(c->broken_error);
+		return -1;
+	}
+	c->failure = IMAP_FAIL_NONE;
+	c->op = op;
+	return 0;
+}
+
+/* Finish an operation: r is the pump's result. */
+static int op_end(struct imap_client *c, struct imap_op *op, int r,
+		  char **error_r)
+{
+	c->op = &c->idle_op;
+	memset(&c->idle_op, 0, sizeof(c->idle_op));
+	if (r < 0 || c->broken) {
+		free(op->no_error);
+		op->no_error = NULL;
+		c->failure = c->broken ? c->broken_failure : IMAP_FAIL_NET;
+		if (error_r)
+			*error_r = xstrdup(c->broken ? c->broken_error :
+					   "connection failed");
+		return -1;
+	}
+	if (op->cb_failed) {
+		free(op->no_error);
+		op->no_error = NULL;
+		c->failure = IMAP_FAIL_SINK;
+		if (error_r)
+			*error_r = xstrdup("aborted by a callback");
+		return -1;
+	}
+	if (op->no_error != NULL) {
+		c->failure = IMAP_FAIL_NO;
+		if (error_r)
+			*error_r = op->no_error;
+		else
+			free(op->no_error);
+		op->no_error = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int simple_cmd(struct imap_client *c, struct imap_cmd *cmd,
+		      char **error_r)
+{
+	struct imap_op op;
+
+	if (op_begin(c, &op, error_r) < 0) {
+		imap_cmd_free(&cmd);
+		return -1;
+	}
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	return op_end(c, &op, run(c), error_r);
+}
+
+/* ---- connect, STARTTLS, login ---- */
+
+static int read_greeting(struct imap_client *c)
+{
+	const struct imap_response *r = NULL;
+
+	if (read_one(c, &r) < 0)
+		return -1;
+	if (r->kind != IMAP_RESP_UNTAGGED)
+		return client_fail(c, IMAP_FAIL_PROTO, "bad greeting from server");
+	switch (r->status) {
+	case IMAP_STATUS_OK:
+		break;
+	case IMAP_STATUS_PREAUTH:
+		c->preauth = true;
+		break;
+	case IMAP_STATUS_BYE:
+		return client_fail(c, IMAP_FAIL_NET,
+				   "server refused the connection: %s",
+				   r->text ? r->text : "");
+	default:
+		return client_fail(c, IMAP_FAIL_PROTO, "bad greeting from server");
+	}
+	handle_code(c, r);
+	client_set_state(c, CS_GREETED);
+	return c->broken ? -1 : 0;
+}
+
+static int get_capabilities(struct imap_client *c, char **error_r)
+{
+	return simple_cmd(c, new_cmd(c, "CAPABILITY"), error_r);
+}
+
+static int do_starttls(struct imap_client *c,
+		       const struct imap_client_settings *set, char **error_r)
+{
+	struct net_tls_settings tls = {
+		.host = set->host, .ca_file = set->ca_file,
+		.fingerprint = set->fingerprint,
+	};
+	struct imap_parser_limits lim;
+	struct imap_cmd *cmd;
+	struct imap_op op;
+	char *err = NULL;
+	int r;
+
+	if (!(c->caps & IMAP_CAP_STARTTLS)) {
+		client_fail(c, IMAP_FAIL_TLS,
+			    "server '%s' does not offer STARTTLS; refusing to continue without tls",
+			    set->host);
+		*error_r = xstrdup(c->broken_error);
+		return -1;
+	}
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	cmd = new_cmd(c, "STARTTLS");
+	cmd->exclusive = true;
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	r = run(c);
+	if (r == 0 && op.no_error != NULL) {
+		client_fail(c, IMAP_FAIL_TLS, "server '%s' refused STARTTLS: %s",
+			    set->host, op.no_error);
+		r = -1;
+	}
+	if (op_end(c, &op, r, error_r) < 0)
+		return -1;
+	/* Whatever followed the OK in clear text is discarded (by the
+	 * connection) and the parser starts afresh: nothing the server or
+	 * a man in the middle sent before the handshake is believed. */
+	imap_parser_free(&c->parser);
+	imap_parser_limits_default(&lim);
+	c->parser = imap_parser_new(&lim);
+	{
+		static const struct imap_body_sink sink_tmpl = {
+			sink_begin, sink_data, sink_end, NULL
+		};
+		struct imap_body_sink sink = sink_tmpl;
+
+		sink.ctx = c;
+		imap_parser_set_body_sink(c->parser, &sink);
+	}
+	if (net_conn_start_tls(c->conn, &tls, &err) < 0) {
+		client_fail(c, IMAP_FAIL_TLS, "%s", err);
+		free(err);
+		*error_r = xstrdup(c->broken_error);
+		return -1;
+	}
+	/* Capabilities from before the handshake are not trusted. */
+	c->caps = 0;
+	c->caps_gen = 0;
+	return get_capabilities(c, error_r);
+}
+
+/* ---- authentication ---- */
+
+struct auth_ctx {
+	char *resp;             /* base64 response, secret */
+	bool sent;
+};
+
+static int auth_cont(struct imap_client *c, struct imap_cmd *cmd,
+		     const struct imap_response *r)
+{
+	struct auth_ctx *a = cmd->ctx;
+	int ret;
+
+	(void)r;
+	log_trace("%s: C: <redacted>", c->label);
+	if (!a->sent && a->resp != NULL) {
+		a->sent = true;
+		ret = send_bytes(c, a->resp, strlen(a->resp));
+	} else {
+		/* A second challenge is an error report (XOAUTH2 sends
+		 * JSON): answer with an empty line to get the NO. */
+		ret = 0;
+	}
+	if (ret == 0)
+		ret = send_bytes(c, "\r\n", 2);
+	return ret;
+}
+
+static void auth_done(struct imap_client *c, struct imap_cmd *cmd,
+		      const struct imap_response *r)
+{
+	(void)cmd;
+	if (r->status != IMAP_STATUS_OK && c->op->no_error == NULL)
+		c->op->no_error = xstrdup(r->text && *r->text ? r->text :
+					  "authentication refused");
+}
+
+/* "user" with ',' and '=' escaped for a GS2 header (RFC 5801 4). */
+static char *gs2_user(const char *user)
+{
+	struct buf b = BUF_INIT_MAX(BUF_MAX_UNLIMITED);
+	int r = 0;
+
+	for (const char *p = user; *p && r == 0; p++) {
+		if (*p == ',')
+			r = buf_addstr(&b, "=2C");
+		else if (*p == '=')
+			r = buf_addstr(&b, "=3D");
+		else
+			r = buf_addch(&b, *p);
+	}
+	if (r < 0)
+		BUG("unbounded buffer");
+	return buf_take(&b, NULL);
+}
+
+static char *sasl_response(const struct imap_client_settings *set,
+			   enum imap_auth mech)
+{
+	struct buf raw = BUF_INIT_MAX(BUF_MAX_UNLIMITED);
+	char *out, *gs2;
+	int r = 0;
+
+	switch (mech) {
+	case IMAP_AUTH_PLAIN:
+		/* authzid NUL authcid NUL passwd (RFC 4616) */
+		r |= buf_addch(&raw, '\0');
+		r |= buf_addstr(&raw, set->user);
+		r |= buf_addch(&raw, '\0');
+		r |= buf_addstr(&raw, set->secret);
+		break;
+	case IMAP_AUTH_XOAUTH2:
+		r |= buf_addf(&raw, "user=%s\001auth=Bearer %s\001\001",
+			      set->user, set->secret);
+		break;
+	case IMAP_AUTH_OAUTHBEARER:
+		gs2 = gs2_user(set->user);
+		r |= buf_addf(&raw, "n,a=%s,\001host=%s\001port=%u\001auth=Bearer %s\001\001",
+			      gs2, set->host, set->port, set->secret);
+		free(gs2);
+		break;
+	default:
+		BUG("bad sasl mechanism %d", mech);
+	}
+	if (r != 0)
+		BUG("unbounded buffer");
+	out = imap_base64(raw.data, raw.len);
+	buf_release_secure(&raw);
+	return out;
+}
+
+static const char *mech_name(enum imap_auth mech)
+{
+	switch (mech) {
+	case IMAP_AUTH_PLAIN:
+		return "PLAIN";
+	case IMAP_AUTH_XOAUTH2:
+		return "XOAUTH2";
+	case IMAP_AUTH_OAUTHBEARER:
+		return "OAUTHBEARER";
+	default:
+		return "LOGIN";
+	}
+}
+
+static int authenticate(struct imap_client *c,
+			const struct imap_client_settings *set, char **error_r)
+{
+	enum imap_auth mech = set->auth;
+	struct auth_ctx a = { 0 };
+	struct imap_cmd *cmd;
+	struct imap_op op;
+	int r;
+
+	if (set->user == NULL || set->secret == NULL) {
+		client_fail(c, IMAP_FAIL_AUTH, "no user name or password for '%s'",
+			    set->host);
+		*error_r = xstrdup(c->broken_error);
+		return -1;
+	}
+	if (mech == IMAP_AUTH_AUTO)
+		mech = (c->caps & IMAP_CAP_AUTH_PLAIN) ? IMAP_AUTH_PLAIN :
+			IMAP_AUTH_LOGIN;
+	if (mech == IMAP_AUTH_LOGIN && (c->caps & IMAP_CAP_LOGINDISABLED)) {
+		client_fail(c, IMAP_FAIL_AUTH,
+			    "server '%s' does not allow LOGIN here (LOGINDISABLED)%s",
+			    set->host, net_conn_is_tls(c->conn) ? "" :
+			    "; use tls: starttls or implicit");
+		*error_r = xstrdup(c->broken_error);
+		return -1;
+	}
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	if (mech == IMAP_AUTH_LOGIN) {
+		cmd = imap_cmd_login(++c->next_tag, c->caps, set->user,
+				     set->secret);
+	} else {
+		a.resp = sasl_response(set, mech);
+		if (c->caps & IMAP_CAP_SASL_IR)
+			a.sent = true;
+		cmd = imap_cmd_authenticate(++c->next_tag, c->caps,
+					    mech_name(mech), a.resp,
+					    (c->caps & IMAP_CAP_SASL_IR) != 0);
+		cmd->cont = auth_cont;
+	}
+	cmd->secret = true;
+	cmd->exclusive = true;
+	queue_cmd(c, cmd, auth_done, &a, 0);
+	r = run(c);
+	if (a.resp != NULL) {
+		secure_zero(a.resp, strlen(a.resp));
+		free(a.resp);
+	}
+	if (r == 0 && op.no_error != NULL) {
+		client_fail(c, IMAP_FAIL_AUTH,
+			    "authentication as '%s' on '%s' failed (%s): %s",
+			    set->user, set->host, mech_name(mech), op.no_error);
+		r = -1;
+	}
+	return op_end(c, &op, r, error_r);
+}
+
+static int enable_qresync(struct imap_client *c, char **error_r)
+{
+	struct imap_cmd *cmd;
+	char *err = NULL;
+
+	c->condstore = (c->caps & IMAP_CAP_CONDSTORE) != 0;
+	if ((c->caps & (IMAP_CAP_ENABLE | IMAP_CAP_QRESYNC)) !=
+	    (IMAP_CAP_ENABLE | IMAP_CAP_QRESYNC))
+		return 0;
+	cmd = new_cmd(c, "ENABLE");
+	imap_cmd_add(cmd, " QRESYNC", 8);
+	if (simple_cmd(c, cmd, &err) < 0) {
+		if (c->broken) {
+			*error_r = err;
+			return -1;
+		}
+		log_debug("%s: ENABLE QRESYNC refused: %s", c->label, err);
+		free(err);
+	}
+	return 0;
+}
+
+int imap_client_connect(const struct imap_client_settings *set,
+			struct imap_client **c_r,
+			enum imap_failure *failure_r, char **error_r)
+{
+	struct imap_client *c;
+	struct imap_parser_limits lim;
+	struct imap_body_sink sink = { sink_begin, sink_data, sink_end, NULL };
+	char *err = NULL;
+
+	*c_r = NULL;
+	*failure_r = IMAP_FAIL_NONE;
+	*error_r = NULL;
+	c = xcalloc(1, sizeof(*c));
+	c->host = xstrdup(set->host ? set->host : "");
+	c->label = xstrdup(set->label ? set->label : c->host);
+	c->depth = set->pipeline_depth ? set->pipeline_depth : 64;
+	c->queue_tail = &c->queue;
+	c->flight_tail = &c->flight;
+	c->op = &c->idle_op;
+	imap_rtrace_init(&c->rtrace, trace_emit, c);
+	imap_parser_limits_default(&lim);
+	c->parser = imap_parser_new(&lim);
+	sink.ctx = c;
+	imap_parser_set_body_sink(c->parser, &sink);
+
+	log_debug("%s: connecting to %s port %u", c->label, c->host, set->port);
+	if (net_connect(c->host, set->port, set->connect_timeout,
+			set->io_timeout, &c->conn, &err) < 0) {
+		client_fail(c, IMAP_FAIL_NET, "%s", err);
+		free(err);
+		goto failed;
+	}
+	if (set->tls == IMAP_TLS_IMPLICIT) {
+		struct net_tls_settings tls = {
+			.host = set->host, .ca_file = set->ca_file,
+			.fingerprint = set->fingerprint,
+		};
+
+		if (net_conn_start_tls(c->conn, &tls, &err) < 0) {
+			client_fail(c, IMAP_FAIL_TLS, "%s", err);
+			free(err);
+			goto failed;
+		}
+	}
+	if (read_greeting(c) < 0)
+		goto failed;
+	if (set->tls == IMAP_TLS_STARTTLS) {
+		if (c->preauth) {
+			/* RFC 3501 forbids STARTTLS in the authenticated
+			 * state: PREAUTH on a clear connection is refused. */
+			client_fail(c, IMAP_FAIL_TLS,
+				    "server '%s' sent PREAUTH; cannot start tls",
+				    set->host);
+			goto failed;
+		}
+		if (c->caps_gen == 0 && get_capabilities(c, &err) < 0)
+			goto failed_err;
+		if (do_starttls(c, set, &err) < 0)
+			goto failed_err;
+	}
+	if (c->caps_gen == 0 && get_capabilities(c, &err) < 0)
+		goto failed_err;
+	if (!c->preauth) {
+		unsigned gen = c->caps_gen;
+
+		if (authenticate(c, set, &err) < 0)
+			goto failed_err;
+		/* Capabilities change with login; servers often announce
+		 * the new ones in the OK, else ask (RFC 3501 6.2.3). */
+		if (c->caps_gen == gen && get_capabilities(c, &err) < 0)
+			goto failed_err;
+	}
+	client_set_state(c, CS_AUTHENTICATED);
+	if (enable_qresync(c, &err) < 0)
+		goto failed_err;
+	log_debug("%s: logged in%s%s", c->label,
+		  net_conn_is_tls(c->conn) ? " over " : "",
+		  net_conn_tls_info(c->conn));
+	*c_r = c;
+	return 0;
+
+failed_err:
+	free(err);
+failed:
+	*failure_r = c->broken ? c->broken_failure : IMAP_FAIL_NET;
+	*error_r = xstrdup(c->broken ? c->broken_error : "connection failed");
+	imap_client_free(&c);
+	return -1;
+}
+
+void imap_client_free(struct imap_client **cp)
+{
+	struct imap_client *c = *cp;
+
+	if (c == NULL)
+		return;
+	cmds_free(&c->queue);
+	cmds_free(&c->flight);
+	net_conn_free(&c->conn);
+	imap_parser_free(&c->parser);
+	imap_rtrace_release(&c->rtrace);
+	free(c->broken_error);
+	free(c->bye_text);
+	free(c->host);
+	free(c->label);
+	free(c);
+	*cp = NULL;
+}
+
+void imap_client_close(struct imap_client **cp)
+{
+	struct imap_client *c = *cp;
+	char *err = NULL;
+
+	if (c == NULL)
+		return;
+	if (!c->broken && c->conn != NULL) {
+		client_set_state(c, CS_LOGOUT);
+		if (simple_cmd(c, new_cmd(c, "LOGOUT"), &err) < 0)
+			log_debug("%s: logout: %s", c->label, err);
+		free(err);
+	}
+	imap_client_free(cp);
+}
+
+unsigned imap_client_caps(const struct imap_client *c)
+{
+	return c->caps;
+}
+
+bool imap_client_has(const struct imap_client *c, enum imap_cap cap)
+{
+	return (c->caps & (unsigned)cap) != 0;
+}
+
+bool imap_client_qresync(const struct imap_client *c)
+{
+	return c->qresync;
+}
+
+bool imap_client_condstore(const struct imap_client *c)
+{
+	return c->condstore;
+}
+
+enum imap_failure imap_client_failure(const struct imap_client *c)
+{
+	return c->failure;
+}
+
+bool imap_client_broken(const struct imap_client *c)
+{
+	return c->broken;
+}
+
+uint64_t imap_client_bytes_in(const struct imap_client *c)
+{
+	return c->bytes_in;
+}
+
+uint64_t imap_client_bytes_out(const struct imap_client *c)
+{
+	return c->bytes_out;
+}
+
+/* ---- folders ---- */
+
+static int folder_cmp(const void *a, const void *b)
+{
+	const struct imap_folder *x = a, *y = b;
+
+	return strcmp(x->name ? x->name : x->wire, y->name ? y->name : y->wire);
+}
+
+void imap_folders_free(struct imap_folder *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(f[i].wire);
+		free(f[i].name);
+	}
+	free(f);
+}
+
+int imap_list_folders(struct imap_client *c, struct imap_folder **f_r,
+		      size_t *n_r, char **error_r)
+{
+	struct imap_cmd *cmd;
+	struct imap_op op;
+	int r;
+
+	*f_r = NULL;
+	*n_r = 0;
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	op.listing = true;
+	cmd = new_cmd(c, "LIST");
+	imap_cmd_add(cmd, " \"\" \"*\"", 7);
+	if (c->caps & IMAP_CAP_SPECIAL_USE)
+		imap_cmd_addf(cmd, " RETURN (SPECIAL-USE)");
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	r = run(c);
+	if (r == 0 && op.no_error == NULL && !op.cb_failed) {
+		size_t i, k = 0;
+
+		qsort(op.folders, op.n_folders, sizeof(*op.folders), folder_cmp);
+		/* a server may list one name twice; keep the first */
+		for (i = 0; i < op.n_folders; i++) {
+			if (k > 0 && strcmp(op.folders[k - 1].wire,
+					    op.folders[i].wire) == 0) {
+				free(op.folders[i].wire);
+				free(op.folders[i].name);
+				continue;
+			}
+			op.folders[k++] = op.folders[i];
+		}
+		*f_r = op.folders;
+		*n_r = k;
+		op.folders = NULL;
+	}
+	imap_folders_free(op.folders, op.folders ? op.n_folders : 0);
+	return op_end(c, &op, r, error_r);
+}
+
+char imap_client_delimiter(struct imap_client *c)
+{
+	struct imap_cmd *cmd;
+	struct imap_op op;
+	char *err = NULL;
+
+	if (c->delim_known || c->broken)
+		return c->delim;
+	if (op_begin(c, &op, &err) < 0) {
+		free(err);
+		return 0;
+	}
+	op.want_delim = true;
+	cmd = new_cmd(c, "LIST");
+	imap_cmd_add(cmd, " \"\" \"\"", 6);
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	if (op_end(c, &op, run(c), &err) < 0) {
+		log_debug("%s: cannot get the hierarchy delimiter: %s",
+			  c->label, err);
+		free(err);
+	}
+	return c->delim;
+}
+
+static void status_done(struct imap_client *c, struct imap_cmd *cmd,
+			const struct imap_response *r)
+{
+	bool *ok = cmd->ctx;
+
+	(void)c;
+	ok[cmd->index] = r->status == IMAP_STATUS_OK;
+	if (r->status != IMAP_STATUS_OK)
+		log_debug("%s: STATUS refused: %s", c->label, r->text ? r->text : "");
+}
+
+int imap_status_batch(struct imap_client *c, const char *const *wires,
+		      size_t n, struct imap_status_data *st_r, bool *ok_r,
+		      char **error_r)
+{
+	struct imap_op op;
+	int r;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	memset(st_r, 0, n * sizeof(*st_r));
+	op.wires = wires;
+	op.n_wires = n;
+	op.st = st_r;
+	op.st_got = xcalloc(n ? n : 1, sizeof(bool));
+	for (size_t i = 0; i < n; i++) {
+		struct imap_cmd *cmd = new_cmd(c, "STATUS");
+
+		ok_r[i] = false;
+		imap_cmd_add(cmd, " ", 1);
+		imap_cmd_add_astring(cmd, wires[i], strlen(wires[i]));
+		imap_cmd_addf(cmd, " (MESSAGES UIDNEXT UIDVALIDITY%s)",
+			      (c->caps & IMAP_CAP_CONDSTORE) ?
+			      " HIGHESTMODSEQ" : "");
+		queue_cmd(c, cmd, status_done, ok_r, i);
+	}
+	r = run(c);
+	free(op.st_got);
+	return op_end(c, &op, r, error_r);
+}
+
+static int mailbox_cmd(struct imap_client *c, const char *verb,
+		       const char *a, const char *b, char **error_r)
+{
+	struct imap_cmd *cmd = new_cmd(c, verb);
+
+	imap_cmd_add(cmd, " ", 1);
+	imap_cmd_add_astring(cmd, a, strlen(a));
+	if (b != NULL) {
+		imap_cmd_add(cmd, " ", 1);
+		imap_cmd_add_astring(cmd, b, strlen(b));
+	}
+	return simple_cmd(c, cmd, error_r);
+}
+
+int imap_create(struct imap_client *c, const char *wire, char **error_r)
+{
+	return mailbox_cmd(c, "CREATE", wire, NULL, error_r);
+}
+
+int imap_delete(struct imap_client *c, const char *wire, char **error_r)
+{
+	return mailbox_cmd(c, "DELETE", wire, NULL, error_r);
+}
+
+int imap_rename(struct imap_client *c, const char *from, const char *to,
+		char **error_r)
+{
+	return mailbox_cmd(c, "RENAME", from, to, error_r);
+}
+
+int imap_subscribe(struct imap_client *c, const char *wire, char **error_r)
+{
+	return mailbox_cmd(c, "SUBSCRIBE", wire, NULL, error_r);
+}
+
+/* ---- selected state ---- */
+
+/* A caller's uid set goes on the wire verbatim: check it is one. */
+static bool uidset_valid(const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s; s++) {
+		if (!((*s >= '0' && *s <= '9') || *s == ':' || *s == ',' ||
+		      *s == '*'))
+			return false;
+	}
+	return true;
+}
+
+static int bad_uidset(struct imap_client *c, struct imap_op *op,
+		      const char *set, char **error_r)
+{
+	(void)op;
+	c->op = &c->idle_op;
+	c->failure = IMAP_FAIL_NO;
+	*error_r = xasprintf("invalid uid set '%.40s'", set ? set : "");
+	return -1;
+}
+
+int imap_select(struct imap_client *c, const char *wire, bool readonly,
+		const struct imap_qresync *qr, imap_fetch_cb *fcb,
+		imap_vanished_cb *vcb, void *ctx, struct imap_selected *sel_r,
+		char **error_r)
+{
+	struct imap_cmd *cmd;
+	struct imap_op op;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	memset(sel_r, 0, sizeof(*sel_r));
+	op.sel = sel_r;
+	op.fcb = fcb;
+	op.vcb = vcb;
+	op.ctx = ctx;
+	cmd = new_cmd(c, readonly ? "EXAMINE" : "SELECT");
+	imap_cmd_add(cmd, " ", 1);
+	imap_cmd_add_astring(cmd, wire, strlen(wire));
+	if (c->qresync && qr != NULL && qr->uidvalidity != 0 && qr->modseq != 0) {
+		if (qr->known_uids != NULL && !uidset_valid(qr->known_uids)) {
+			imap_cmd_free(&cmd);
+			return bad_uidset(c, &op, qr->known_uids, error_r);
+		}
+		imap_cmd_addf(cmd, " (QRESYNC (%u %llu%s%s))", qr->uidvalidity,
+			      (unsigned long long)qr->modseq,
+			      qr->known_uids ? " " : "",
+			      qr->known_uids ? qr->known_uids : "");
+	} else if (c->condstore) {
+		imap_cmd_add(cmd, " (CONDSTORE)", 12);
+	}
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	c->exists = 0;
+	return op_end(c, &op, run(c), error_r);
+}
+
+static int fetch_run(struct imap_client *c, struct imap_op *op,
+		     struct imap_cmd *cmd, char **error_r)
+{
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	return op_end(c, op, run(c), error_r);
+}
+
+int imap_fetch_flags(struct imap_client *c, const char *uidset,
+		     uint64_t changedsince, bool vanished, imap_fetch_cb *fcb,
+		     imap_vanished_cb *vcb, void *ctx, char **error_r)
+{
+	struct imap_cmd *cmd;
+	struct imap_op op;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	if (!uidset_valid(uidset))
+		return bad_uidset(c, &op, uidset, error_r);
+	op.fcb = fcb;
+	op.vcb = vcb;
+	op.ctx = ctx;
+	cmd = new_cmd(c, "UID FETCH");
+	imap_cmd_addf(cmd, " %s (UID FLAGS%s)", uidset,
+		      c->condstore ? " MODSEQ" : "");
+	if (changedsince != 0 && c->condstore)
+		imap_cmd_addf(cmd, " (CHANGEDSINCE %llu%s)",
+			      (unsigned long long)changedsince,
+			      vanished && c->qresync ? " VANISHED" : "");
+	return fetch_run(c, &op, cmd, error_r);
+}
+
+int imap_fetch_idents(struct imap_client *c, const char *uidset,
+		      imap_fetch_cb *fcb, void *ctx, char **error_r)
+{
+	struct imap_cmd *cmd;
+	struct imap_op op;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	if (!uidset_valid(uidset))
+		return bad_uidset(c, &op, uidset, error_r);
+	op.fcb = fcb;
+	op.ctx = ctx;
+	cmd = new_cmd(c, "UID FETCH");
+	imap_cmd_addf(cmd, " %s (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER]%s)",
+		      uidset, (c->caps & IMAP_CAP_OBJECTID) ? " EMAILID" : "");
+	return fetch_run(c, &op, cmd, error_r);
+}
+
+int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
+		      size_t batch, const struct imap_body_handler *h,
+		      char **error_r)
+{
+	struct imap_op op;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	if (batch == 0)
+		batch = 256;
+	op.bh = h;
+	for (size_t i = 0; i < n; i += batch) {
+		size_t k = n - i < batch ? n - i : batch;
+		char *set = imap_uidset_make(uids + i, k);
+		struct imap_cmd *cmd = new_cmd(c, "UID FETCH");
+
+		imap_cmd_addf(cmd, " %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+			      set);
+		free(set);
+		queue_cmd(c, cmd, NULL, NULL, 0);
+	}
+	return op_end(c, &op, run(c), error_r);
+}
+
+struct append_ctx {
+	struct imap_append_msg *msgs;
+	uint32_t uidvalidity;
+};
+
+static void append_done(struct imap_client *c, struct imap_cmd *cmd,
+			const struct imap_response *r)
+{
+	struct append_ctx *a = cmd->ctx;
+	struct imap_append_msg *m = &a->msgs[cmd->index];
+
+	if (r->status != IMAP_STATUS_OK) {
+		m->ok_r = false;
+		op_refused(c->op, "APPEND", r->text);
+		return;
+	}
+	m->ok_r = true;
+	if (r->code.code == IMAP_CODE_APPENDUID && r->code.uidset != NULL) {
+		uint64_t uid = 0;
+		const char *p = r->code.uidset;
+
+		while (*p >= '0' && *p <= '9' && uid <= UINT32_MAX)
+			uid = uid * 10 + (uint64_t)(*p++ - '0');
+		if (*p == '\0' && uid > 0 && uid <= UINT32_MAX) {
+			m->uid_r = (uint32_t)uid;
+			a->uidvalidity = r->code.uidvalidity;
+		}
+	}
+}
+
+int imap_append_batch(struct imap_client *c, const char *wire,
+		      struct imap_append_msg *msgs, size_t n,
+		      uint32_t *uidvalidity_r, char **error_r)
+{
+	struct append_ctx a = { .msgs = msgs };
+	struct imap_op op;
+	int r;
+
+	if (uidvalidity_r)
+		*uidvalidity_r = 0;
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct imap_cmd *cmd = new_cmd(c, "APPEND");
+		char flags[80], date[32];
+
+		msgs[i].uid_r = 0;
+		msgs[i].ok_r = false;
+		imap_cmd_add(cmd, " ", 1);
+		imap_cmd_add_astring(cmd, wire, strlen(wire));
+		if (msgs[i].flags & MF_ALL) {
+			flags_to_imap(msgs[i].flags & MF_ALL, flags, sizeof(flags));
+			imap_cmd_addf(cmd, " (%s)", flags);
+		}
+		if (msgs[i].date > 0) {
+			imap_format_date(msgs[i].date, date);
+			imap_cmd_addf(cmd, " \"%s\"", date);
+		}
+		imap_cmd_add(cmd, " ", 1);
+		imap_cmd_add_literal(cmd, NULL, msgs[i].size, &msgs[i]);
+		queue_cmd(c, cmd, append_done, &a, i);
+	}
+	r = run(c);
+	if (uidvalidity_r)
+		*uidvalidity_r = a.uidvalidity;
+	return op_end(c, &op, r, error_r);
+}
+
+static void queue_store(struct imap_client *c, const char *uidset, bool add,
+			unsigned flags, uint64_t unchangedsince)
+{
+	struct imap_cmd *cmd = new_cmd(c, "UID STORE");
+	char names[80];
+
+	flags_to_imap(flags & MF_ALL, names, sizeof(names));
+	imap_cmd_addf(cmd, " %s", uidset);
+	if (unchangedsince != 0) {
+		if (c->condstore)
+			imap_cmd_addf(cmd, " (UNCHANGEDSINCE %llu)",
+				      (unsigned long long)unchangedsince);
+		else
+			log_debug("%s: no CONDSTORE: UNCHANGEDSINCE dropped",
+				  c->label);
+	}
+	imap_cmd_addf(cmd, " %cFLAGS.SILENT (%s)", add ? '+' : '-', names);
+	queue_cmd(c, cmd, NULL, NULL, 0);
+}
+
+int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
+		     size_t n, char **modified_r, char **error_r)
+{
+	struct buf mod = BUF_INIT_MAX(MODIFIED_MAX);
+	struct imap_op op;
+	int r;
+
+	if (modified_r)
+		*modified_r = NULL;
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!uidset_valid(ops[i].uidset)) {
+			cmds_free(&c->queue);
+			c->queue_tail = &c->queue;
+			buf_release(&mod);
+			return bad_uidset(c, &op, ops[i].uidset, error_r);
+		}
+	}
+	op.modified = &mod;
+	for (size_t i = 0; i < n; i++) {
+		if ((ops[i].flags & MF_ALL) == 0)
+			continue;
+		queue_store(c, ops[i].uidset, ops[i].add, ops[i].flags,
+			    ops[i].unchangedsince);
+	}
+	r = run(c);
+	if (modified_r && mod.len > 0 && r == 0)
+		*modified_r = buf_take(&mod, NULL);
+	buf_release(&mod);
+	return op_end(c, &op, r, error_r);
+}
+
+static int uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int imap_expunge_uids(struct imap_client *c, const char *uidset,
+		      char **error_r)
+{
+	struct imap_op op;
+	struct imap_cmd *cmd;
+	char *others;
+	size_t k = 0;
+	int r;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	if (!uidset_valid(uidset))
+		return bad_uidset(c, &op, uidset, error_r);
+	queue_store(c, uidset, true, MF_DELETED, 0);
+	if (c->caps & IMAP_CAP_UIDPLUS) {
+		cmd = new_cmd(c, "UID EXPUNGE");
+		imap_cmd_addf(cmd, " %s", uidset);
+		queue_cmd(c, cmd, NULL, NULL, 0);
+		return op_end(c, &op, run(c), error_r);
+	}
+	/* Without UIDPLUS, EXPUNGE removes every \Deleted message: spare
+	 * the ones somebody else marked by un-marking them around it. */
+	op.searching = true;
+	cmd = new_cmd(c, "UID SEARCH");
+	imap_cmd_add(cmd, " DELETED", 8);
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	r = run(c);
+	if (r < 0 || op.no_error != NULL) {
+		free(op.uids);
+		return op_end(c, &op, r, error_r);
+	}
+	for (size_t i = 0; i < op.n_uids; i++) {
+		if (!imap_uidset_contains(uidset, op.uids[i]))
+			op.uids[k++] = op.uids[i];
+	}
+	op.searching = false;
+	if (k > 0) {
+		qsort(op.uids, k, sizeof(*op.uids), uid_cmp);
+		others = imap_uidset_make(op.uids, k);
+		queue_store(c, others, false, MF_DELETED, 0);
+		queue_cmd(c, new_cmd(c, "EXPUNGE"), NULL, NULL, 0);
+		queue_store(c, others, true, MF_DELETED, 0);
+		free(others);
+	} else {
+		queue_cmd(c, new_cmd(c, "EXPUNGE"), NULL, NULL, 0);
+	}
+	free(op.uids);
+	op.uids = NULL;
+	return op_end(c, &op, run(c), error_r);
+}
+
+void imap_copyuid_release(struct imap_copyuid *cu)
+{
+	free(cu->src);
+	free(cu->dst);
+	memset(cu, 0, sizeof(*cu));
+}
+
+static int copy_or_move(struct imap_client *c, const char *verb,
+			const char *uidset, const char *dest,
+			struct imap_copyuid *map_r, char **error_r)
+{
+	struct imap_cmd *cmd;
+	struct imap_op op;
+
+	if (map_r)
+		memset(map_r, 0, sizeof(*map_r));
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	if (!uidset_valid(uidset))
+		return bad_uidset(c, &op, uidset, error_r);
+	op.cu = map_r;
+	cmd = new_cmd(c, verb);
+	imap_cmd_addf(cmd, " %s ", uidset);
+	imap_cmd_add_astring(cmd, dest, strlen(dest));
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	return op_end(c, &op, run(c), error_r);
+}
+
+int imap_copy(struct imap_client *c, const char *uidset, const char *dest,
+	      struct imap_copyuid *map_r, char **error_r)
+{
+	return copy_or_move(c, "UID COPY", uidset, dest, map_r, error_r);
+}
+
+int imap_move(struct imap_client *c, const char *uidset, const char *dest,
+	      struct imap_copyuid *map_r, char **error_r)
+{
+	if (c->caps & IMAP_CAP_MOVE)
+		return copy_or_move(c, "UID MOVE", uidset, dest, map_r, error_r);
+	/* RFC 6851 3.3: without MOVE, COPY then expunge exactly those. */
+	if (copy_or_move(c, "UID COPY", uidset, dest, map_r, error_r) < 0)
+		return -1;
+	if (imap_expunge_uids(c, uidset, error_r) < 0) {
+		if (map_r)
+			imap_copyuid_release(map_r);
+		return -1;
+	}
+	return 0;
+}
+
+int imap_search(struct imap_client *c, const char *criteria,
+		uint32_t **uids_r, size_t *n_r, char **error_r)
+{
+	struct imap_cmd *cmd;
+	struct imap_op op;
+	int r;
+
+	*uids_r = NULL;
+	*n_r = 0;
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	op.searching = true;
+	cmd = new_cmd(c, "UID SEARCH");
+	/* ESEARCH's "ALL" is a compact uid set instead of one number per
+	 * message (RFC 4731). */
+	if (c->caps & IMAP_CAP_ESEARCH)
+		imap_cmd_add(cmd, " RETURN (ALL)", 13);
+	imap_cmd_add(cmd, " ", 1);
+	imap_cmd_add_with_literals(cmd, criteria);
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	r = run(c);
+	if (r == 0 && op.no_error == NULL) {
+		size_t k = 0;
+
+		qsort(op.uids, op.n_uids, sizeof(*op.uids), uid_cmp);
+		for (size_t i = 0; i < op.n_uids; i++) {
+			if (k == 0 || op.uids[k - 1] != op.uids[i])
+				op.uids[k++] = op.uids[i];
+		}
+		*uids_r = op.uids;
+		*n_r = k;
+		op.uids = NULL;
+	}
+	free(op.uids);
+	return op_end(c, &op, r, error_r);
+}
+
+int imap_noop(struct imap_client *c, char **error_r)
+{
+	return simple_cmd(c, new_cmd(c, "NOOP"), error_r);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int idle_cont(struct imap_client *c, struct imap_cmd *cmd,
+		     const struct imap_response *r)
+{
+	(void)cmd;
+	(void)r;
+	c->idling = true;
+	return 0;
+}
+
+/* Wait for input up to ms; 1 input, 0 none, -1 failed. */
+static int wait_input(struct imap_client *c, int64_t ms)
+{
+	char *err = NULL;
+	int w;
+
+	if (ms <= 0)
+		return 0;
+	w = net_conn_wait(c->conn, (unsigned)(ms > UINT32_MAX ? UINT32_MAX : ms),
+			  &err);
+	if (w < 0)
+		return client_fail_net(c, err);
+	return w;
+}
+
+/* Without IDLE: NOOP every 30 seconds until something changes. */
+static int idle_poll(struct imap_client *c, unsigned timeout, bool *changed_r,
+		     char **error_r)
+{
+	int64_t deadline = mono_ms() + (int64_t)timeout * 1000;
+
+	for (;;) {
+		struct imap_op op;
+		int64_t left;
+		int r;
+
+		if (op_begin(c, &op, error_r) < 0)
+			return -1;
+		queue_cmd(c, new_cmd(c, "NOOP"), NULL, NULL, 0);
+		r = run(c);
+		*changed_r = op.changed;
+		if (op_end(c, &op, r, error_r) < 0)
+			return -1;
+		left = deadline - mono_ms();
+		if (*changed_r || left <= 0)
+			return 0;
+		if (wait_input(c, left < 30000 ? left : 30000) < 0) {
+			c->failure = c->broken_failure;
+			*error_r = xstrdup(c->broken_error);
+			return -1;
+		}
+	}
+}
+
+int imap_idle(struct imap_client *c, unsigned timeout, bool *changed_r,
+	      char **error_r)
+{
+	struct imap_cmd *cmd;
+	struct imap_op op;
+	int64_t deadline;
+	int r = 0;
+
+	*changed_r = false;
+	if (!(c->caps & IMAP_CAP_IDLE))
+		return idle_poll(c, timeout, changed_r, error_r);
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	cmd = new_cmd(c, "IDLE");
+	cmd->exclusive = true;
+	cmd->cont = idle_cont;
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	c->idling = false;
+	while (op.pending > 0 && !c->idling && r == 0) {
+		r = send_ready(c);
+		if (r == 0)
+			r = read_response(c);
+	}
+	if (r < 0 || op.pending == 0)
+		return op_end(c, &op, r, error_r);
+	deadline = mono_ms() + (int64_t)timeout * 1000;
+	while (!op.changed && op.pending > 0) {
+		int w = wait_input(c, deadline - mono_ms());
+
+		if (w < 0)
+			return op_end(c, &op, -1, error_r);
+		if (w == 0)
+			break;
+		if (read_response(c) < 0)
+			return op_end(c, &op, -1, error_r);
+	}
+	if (op.pending > 0) {
+		log_trace("%s: C: DONE", c->label);
+		if (send_bytes(c, "DONE\r\n", 6) < 0)
+			return op_end(c, &op, -1, error_r);
+	}
+	c->idling = false;
+	r = run(c);
+	*changed_r = op.changed;
+	return op_end(c, &op, r, error_r);
+}

@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * imap-probe.c - drives the IMAP client against a real server and prints
+ * TAP. Run by tests/integration/t-client.sh.
+ *
+ *   imap-probe --host H --port P --tls none|starttls|implicit
+ *              [--ca FILE] [--fingerprint PIN] --user U --password-file F
+ *              [--folder NAME] [--depth N] [--trace]
+ *              [--expect-fail auth|tls|net [--expect-error TEXT]]
+ *
+ * Without --expect-fail it runs the whole scenario in a fresh folder
+ * (created, used, deleted): list, status, select (QRESYNC/CONDSTORE),
+ * append with flags, fetch flags/bodies/idents, store, search, copy, move,
+ * expunge, idle, logout. With --expect-fail it only checks that connecting
+ * fails with that class (and message text).
+ */
+#include "common.h"
+#include "imap/client.h"
+#include "imap/utf7.h"
+#include "util/flags.h"
+#include "util/log.h"
+#include "../unit/tap.h"
+
+#include <inttypes.h>
+
+#define N_MSG 4
+
+struct msgsrc {
+	const char *data;
+	size_t len, pos;
+	size_t chunk;       /* short reads, to test the streaming */
+};
+
+static long msg_read(void *ctx, void *buf, size_t n)
+{
+	struct msgsrc *m = ctx;
+	size_t k = m->len - m->pos;
+
+	if (k > n)
+		k = n;
+	if (m->chunk && k > m->chunk)
+		k = m->chunk;
+	memcpy(buf, m->data + m->pos, k);
+	m->pos += k;
+	return (long)k;
+}
+
+struct fetched {
+	uint32_t uid[16];
+	unsigned flags[16];
+	uint64_t modseq[16];
+	size_t n;
+	char *vanished;
+};
+
+static int fetch_cb(void *ctx, const struct imap_fetch *f)
+{
+	struct fetched *fx = ctx;
+
+	if (fx->n < 16 && f->uid) {
+		fx->uid[fx->n] = f->uid;
+		fx->flags[fx->n] = f->flags;
+		fx->modseq[fx->n] = f->modseq;
+		fx->n++;
+	}
+	return 0;
+}
+
+static int vanished_cb(void *ctx, const char *set, bool earlier)
+{
+	struct fetched *fx = ctx;
+
+	(void)earlier;
+	free(fx->vanished);
+	fx->vanished = xstrdup(set);
+	return 0;
+}
+
+static unsigned flags_of(const struct fetched *fx, uint32_t uid)
+{
+	for (size_t i = 0; i < fx->n; i++)
+		if (fx->uid[i] == uid)
+			return fx->flags[i];
+	return 0xffff;
+}
+
+struct bodies {
+	char *buf[N_MSG];
+	size_t len[N_MSG];
+	uint32_t uid[N_MSG];
+	size_t n;
+	char *cur;
+	size_t cur_len, cur_alloc;
+	int begins, ends;
+	bool fail_at_first;
+};
+
+static int b_begin(void *ctx, uint32_t seq, uint64_t size)
+{
+	struct bodies *b = ctx;
+
+	(void)seq;
+	b->begins++;
+	if (b->fail_at_first)
+		return -1;
+	free(b->cur);
+	b->cur_alloc = (size_t)size + 1;
+	b->cur = xmalloc(b->cur_alloc);
+	b->cur_len = 0;
+	return 0;
+}
+
+static int b_data(void *ctx, const void *p, size_t n)
+{
+	struct bodies *b = ctx;
+
+	if (b->cur_len + n >= b->cur_alloc)
+		return -1;
+	memcpy(b->cur + b->cur_len, p, n);
+	b->cur_len += n;
+	return 0;
+}
+
+static int b_end(void *ctx)
+{
+	((struct bodies *)ctx)->ends++;
+	return 0;
+}
+
+static int b_done(void *ctx, const struct imap_fetch *f)
+{
+	struct bodies *b = ctx;
+
+	if (b->n >= N_MSG || b->cur == NULL)
+		return -1;
+	b->buf[b->n] = b->cur;
+	b->len[b->n] = b->cur_len;
+	b->uid[b->n] = f->uid;
+	b->n++;
+	b->cur = NULL;
+	return 0;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char line[1024];
+
+	if (fp == NULL || fgets(line, sizeof(line), fp) == NULL) {
+		if (fp)
+			fclose(fp);
+		return NULL;
+	}
+	fclose(fp);
+	line[strcspn(line, "\r\n")] = '\0';
+	return xstrdup(line);
+}
+
+static void report(const char *what, int r, char *err)
+{
+	if (!ok(r == 0, "%s", what) && err)
+		printf("#   %s\n", err);
+	free(err);
+}
+
+static int scenario(struct imap_client *c, const char *folder)
+{
+	char *err = NULL, *sub, *wire_u, *utf8_name = NULL;
+	struct imap_folder *f;
+	size_t nf, nu;
+	bool found = false, found_u = false;
+	const char *wires[3];
+	struct imap_status_data st[3];
+	bool st_ok[3];
+	struct imap_selected sel;
+	struct imap_append_msg msgs[N_MSG];
+	struct msgsrc src[N_MSG];
+	char *texts[N_MSG];
+	uint32_t uidv = 0, *uids = NULL, all[N_MSG];
+	struct fetched fx = { .n = 0 };
+	struct bodies bd = { .n = 0 };
+	struct imap_body_handler h = { b_begin, b_data, b_end, b_done, &bd };
+	struct imap_copyuid cu;
+	struct imap_store_op sop[2];
+	struct imap_qresync qr;
+	uint64_t modseq;
+	bool changed;
+	int r;
+
+	diag(imap_client_qresync(c) ? "qresync enabled" :
+	     imap_client_condstore(c) ? "condstore only" : "no condstore");
+
+	r = imap_create(c, folder, &err);
+	report("create the test folder", r, err);
+	sub = xasprintf("%s/Sub", folder);
+	r = imap_create(c, sub, &err);
+	report("create a subfolder", r, err);
+	if (imap_utf7_encode("\xc3\x84rger \"q\"", strlen("\xc3\x84rger \"q\""),
+			     &utf8_name) < 0)
+		BUG("utf7");
+	wire_u = xasprintf("%s/%s", folder, utf8_name);
+	free(utf8_name);
+	r = imap_create(c, wire_u, &err);
+	report("create a folder with a non-ASCII name and quotes", r, err);
+
+	r = imap_list_folders(c, &f, &nf, &err);
+	report("list folders", r, err);
+	for (size_t i = 0; i < nf; i++) {
+		char *want = xasprintf("%s/\xc3\x84rger \"q\"", folder);
+
+		if (strcmp(f[i].wire, sub) == 0 && f[i].name &&
+		    strcmp(f[i].name, sub) == 0)
+			found = true;
+		if (f[i].name && strcmp(f[i].name, want) == 0)
+			found_u = true;
+		free(want);
+	}
+	ok(found, "subfolder listed with its decoded name");
+	ok(found_u, "UTF-7 folder name decoded");
+	ok(nf >= 4 && strcmp(f[0].name ? f[0].name : "", "INBOX") <= 0,
+	   "folders sorted by name (%zu folders)", nf);
+	imap_folders_free(f, nf);
+	is_int(imap_client_delimiter(c), '/', "hierarchy delimiter");
+
+	wires[0] = "INBOX";
+	wires[1] = folder;
+	wires[2] = "no-such-folder-here";
+	r = imap_status_batch(c, wires, 3, st, st_ok, &err);
+	report("status batch (3 folders pipelined)", r, err);
+	ok(st_ok[0] && st_ok[1] && !st_ok[2], "status: per-folder result");
+	ok(st[1].has_uidvalidity && st[1].uidvalidity != 0 &&
+	   st[1].has_messages && st[1].messages == 0,
+	   "status: uidvalidity and message count");
+	ok(imap_client_condstore(c) == st[1].has_highestmodseq,
+	   "status: HIGHESTMODSEQ exactly when CONDSTORE");
+
+	r = imap_select(c, folder, false, NULL, fetch_cb, vanished_cb, &fx, &sel, &err);
+	report("select", r, err);
+	ok(sel.uidvalidity == st[1].uidvalidity && sel.exists == 0 && !sel.readonly,
+	   "select: uidvalidity, exists, read-write");
+	ok((sel.permanent_flags & (MF_SEEN | MF_DELETED)) == (MF_SEEN | MF_DELETED),
+	   "select: permanent flags");
+	modseq = sel.highestmodseq;
+
+	/* four messages: small ones, and one of 300 kB read in odd chunks */
+	for (int i = 0; i < N_MSG; i++) {
+		size_t big = i == 2 ? 300 * 1000 : 0;
+		char *body = xmalloc(big + 1);
+
+		memset(body, 'z', big);
+		for (size_t k = 76; k < big; k += 78) {
+			body[k] = '\r';
+			body[k + 1] = '\n';
+		}
+		body[big] = '\0';
+		texts[i] = xasprintf("From: probe@twinbox.test\r\n"
+				     "Subject: probe %d\r\n"
+				     "Message-ID: <probe.%d@twinbox.test>\r\n\r\n"
+				     "body %d\r\n%s\r\n", i, i, i, body);
+		free(body);
+		src[i] = (struct msgsrc){ texts[i], strlen(texts[i]), 0,
+					  i == 2 ? 1000 : 0 };
+		msgs[i] = (struct imap_append_msg){
+			.flags = i == 0 ? MF_SEEN : i == 1 ? MF_FLAGGED | MF_FORWARDED : 0,
+			.date = 1700000000 + i, .size = src[i].len,
+			.read = msg_read, .ctx = &src[i],
+		};
+	}
+	r = imap_append_batch(c, folder, msgs, N_MSG, &uidv, &err);
+	report("append 4 messages (pipelined)", r, err);
+	ok(msgs[0].ok_r && msgs[1].ok_r && msgs[2].ok_r && msgs[3].ok_r,
+	   "append: every message accepted");
+	if (imap_client_has(c, IMAP_CAP_UIDPLUS))
+		ok(uidv == sel.uidvalidity && msgs[0].uid_r > 0 &&
+		   msgs[3].uid_r == msgs[0].uid_r + 3, "append: APPENDUID");
+	else	/* Dovecot sends APPENDUID even when it does not advertise it */
+		ok(uidv == 0 || msgs[0].uid_r > 0, "append: APPENDUID consistent");
+	ok(imap_client_bytes_out(c) >= src[2].len, "append: bytes counted");
+
+	r = imap_noop(c, &err);
+	report("noop", r, err);
+	r = imap_search(c, "ALL", &uids, &nu, &err);
+	report("search ALL", r, err);
+	is_int(nu, N_MSG, "search: 4 messages");
+	for (size_t i = 0; i < nu && i < N_MSG; i++)
+		all[i] = uids[i];
+	ok(nu == N_MSG && all[0] < all[1] && all[2] < all[3], "search: sorted");
+	free(uids);
+	if (nu != N_MSG)
+		return -1;
+
+	r = imap_search(c, "SUBJECT \"probe 1\"", &uids, &nu, &err);
+	report("search with a quoted string", r, err);
+	ok(nu == 1 && uids[0] == all[1], "search: SUBJECT found message 2");
+	free(uids);
+	{
+		char *q = imap_quote("probe \xc3\xa4");
+		char *crit = xasprintf("CHARSET UTF-8 SUBJECT %s", q);
+
+		r = imap_search(c, crit, &uids, &nu, &err);
+		report("search with a literal", r, err);
+		ok(nu == 0, "search: literal criterion matched nothing");
+		free(uids);
+		free(q);
+		free(crit);
+	}
+
+	r = imap_fetch_flags(c, "1:*", 0, false, fetch_cb, vanished_cb, &fx, &err);
+	report("fetch flags", r, err);
+	ok(flags_of(&fx, all[0]) == MF_SEEN &&
+	   flags_of(&fx, all[1]) == (MF_FLAGGED | MF_FORWARDED) &&
+	   flags_of(&fx, all[2]) == 0, "fetch flags: flags as appended");
+
+	r = imap_fetch_bodies(c, all, N_MSG, 2, &h, &err);
+	report("fetch bodies (2 commands of 2)", r, err);
+	is_int(bd.n, N_MSG, "fetch bodies: 4 bodies");
+	for (size_t i = 0; i < bd.n; i++) {
+		size_t k;
+
+		for (k = 0; k < N_MSG && all[k] != bd.uid[i]; k++)
+			;
+		ok(k < N_MSG && bd.len[i] == src[k].len &&
+		   memcmp(bd.buf[i], texts[k], bd.len[i]) == 0,
+		   "fetch bodies: message %zu intact (%zu bytes)", i, bd.len[i]);
+	}
+	ok(imap_client_bytes_in(c) >= src[2].len, "fetch bodies: bytes counted");
+	for (size_t i = 0; i < bd.n; i++)
+		free(bd.buf[i]);
+	bd.n = 0;
+	bd.fail_at_first = true;
+	r = imap_fetch_bodies(c, all, N_MSG, 1, &h, &err);
+	ok(r < 0 && imap_client_failure(c) == IMAP_FAIL_SINK && !imap_client_broken(c),
+	   "fetch bodies: a failing sink fails the call, not the connection");
+	free(err);
+	err = NULL;
+	r = imap_noop(c, &err);
+	report("connection still usable after a sink failure", r, err);
+
+	fx.n = 0;
+	r = imap_fetch_idents(c, "1:*", fetch_cb, &fx, &err);
+	report("fetch idents", r, err);
+	is_int(fx.n, N_MSG, "fetch idents: 4 responses");
+
+	sop[0] = (struct imap_store_op){ .uidset = "0", .add = true };
+	{
+		char s0[16], s1[16];
+
+		snprintf(s0, sizeof(s0), "%u", all[0]);
+		snprintf(s1, sizeof(s1), "%u:%u", all[1], all[2]);
+		sop[0] = (struct imap_store_op){ s0, true, MF_ANSWERED, 0 };
+		sop[1] = (struct imap_store_op){ s1, false, MF_FLAGGED, 0 };
+		r = imap_store_batch(c, sop, 2, NULL, &err);
+		report("store flags (2 commands)", r, err);
+	}
+	fx.n = 0;
+	r = imap_fetch_flags(c, "1:*", 0, false, fetch_cb, vanished_cb, &fx, &err);
+	report("fetch flags again", r, err);
+	ok(flags_of(&fx, all[0]) == (MF_SEEN | MF_ANSWERED) &&
+	   flags_of(&fx, all[1]) == MF_FORWARDED, "store: flags changed");
+	if (imap_client_condstore(c)) {
+		char *modified = NULL;
+		char s0[16];
+
+		ok(modseq > 0, "condstore: HIGHESTMODSEQ at select");
+		fx.n = 0;
+		r = imap_fetch_flags(c, "1:*", modseq, true, fetch_cb,
+				     vanished_cb, &fx, &err);
+		report("fetch flags CHANGEDSINCE", r, err);
+		ok(fx.n == N_MSG && fx.modseq[0] > modseq,
+		   "changedsince: all 4 changed since select");
+		snprintf(s0, sizeof(s0), "%u", all[3]);
+		sop[0] = (struct imap_store_op){ s0, true, MF_SEEN, 1 };
+		r = imap_store_batch(c, sop, 1, &modified, &err);
+		report("store UNCHANGEDSINCE 1", r, err);
+		ok(modified != NULL && strcmp(modified, s0) == 0,
+		   "unchangedsince: MODIFIED reported (%s)", modified ? modified : "none");
+		free(modified);
+	}
+
+	/* somebody else marked message 1 \Deleted; we expunge message 2 */
+	{
+		char s0[16], s1[16];
+
+		snprintf(s0, sizeof(s0), "%u", all[0]);
+		snprintf(s1, sizeof(s1), "%u", all[1]);
+		sop[0] = (struct imap_store_op){ s0, true, MF_DELETED, 0 };
+		r = imap_store_batch(c, sop, 1, NULL, &err);
+		report("mark message 1 deleted", r, err);
+		r = imap_expunge_uids(c, s1, &err);
+		report("expunge exactly message 2", r, err);
+		r = imap_search(c, "ALL", &uids, &nu, &err);
+		report("search after expunge", r, err);
+		ok(nu == 3 && uids[0] == all[0] && uids[1] == all[2],
+		   "expunge: only message 2 is gone");
+		free(uids);
+		r = imap_search(c, "DELETED", &uids, &nu, &err);
+		report("search DELETED", r, err);
+		ok(nu == 1 && uids[0] == all[0], "expunge: message 1 still \\Deleted");
+		free(uids);
+		sop[0].add = false;
+		r = imap_store_batch(c, sop, 1, NULL, &err);
+		report("unmark message 1", r, err);
+	}
+
+	{
+		char s2[16], s3[16];
+
+		snprintf(s2, sizeof(s2), "%u", all[2]);
+		snprintf(s3, sizeof(s3), "%u", all[3]);
+		r = imap_copy(c, s2, sub, &cu, &err);
+		report("copy message 3 to the subfolder", r, err);
+		if (imap_client_has(c, IMAP_CAP_UIDPLUS))
+			ok(cu.uidvalidity != 0 && cu.src && strcmp(cu.src, s2) == 0,
+			   "copy: COPYUID");
+		imap_copyuid_release(&cu);
+		r = imap_move(c, s3, sub, &cu, &err);
+		report("move message 4 to the subfolder", r, err);
+		if (imap_client_has(c, IMAP_CAP_UIDPLUS))
+			ok(cu.uidvalidity != 0 && cu.dst != NULL, "move: COPYUID");
+		imap_copyuid_release(&cu);
+		r = imap_search(c, "ALL", &uids, &nu, &err);
+		report("search after move", r, err);
+		ok(nu == 2 && uids[0] == all[0] && uids[1] == all[2],
+		   "move: message 4 left the folder");
+		free(uids);
+	}
+	wires[0] = sub;
+	r = imap_status_batch(c, wires, 1, st, st_ok, &err);
+	report("status of the subfolder", r, err);
+	ok(st_ok[0] && st[0].messages == 2, "subfolder holds 2 messages");
+
+	if (imap_client_qresync(c)) {
+		fx.n = 0;
+		free(fx.vanished);
+		fx.vanished = NULL;
+		qr = (struct imap_qresync){ sel.uidvalidity, modseq, NULL };
+		r = imap_select(c, folder, true, &qr, fetch_cb, vanished_cb, &fx,
+				&sel, &err);
+		report("examine with QRESYNC", r, err);
+		ok(sel.readonly && sel.exists == 2, "qresync: read-only, 2 messages");
+		ok(fx.vanished != NULL, "qresync: VANISHED (EARLIER) reported (%s)",
+		   fx.vanished ? fx.vanished : "none");
+		ok(fx.n == 2, "qresync: changed messages reported");
+	} else {
+		r = imap_select(c, folder, true, NULL, fetch_cb, vanished_cb, &fx,
+				&sel, &err);
+		report("examine", r, err);
+		ok(sel.readonly && sel.exists == 2, "examine: read-only, 2 messages");
+	}
+	free(fx.vanished);
+
+	r = imap_idle(c, 1, &changed, &err);
+	report("idle for one second", r, err);
+	ok(!changed, "idle: nothing changed");
+
+	r = imap_select(c, "no-such-folder-here", false, NULL, NULL, NULL, NULL,
+			&sel, &err);
+	ok(r < 0 && imap_client_failure(c) == IMAP_FAIL_NO &&
+	   !imap_client_broken(c), "select of a missing folder: NO, connection fine");
+	free(err);
+	err = NULL;
+
+	{
+		char *renamed = xasprintf("%s-renamed", folder);
+
+		r = imap_rename(c, wire_u, renamed, &err);
+		report("rename", r, err);
+		r = imap_subscribe(c, renamed, &err);
+		report("subscribe", r, err);
+		r = imap_delete(c, renamed, &err);
+		report("delete the renamed folder", r, err);
+		free(renamed);
+	}
+	r = imap_select(c, "INBOX", false, NULL, NULL, NULL, NULL, &sel, &err);
+	report("select INBOX", r, err);
+	r = imap_delete(c, sub, &err);
+	report("delete the subfolder", r, err);
+	r = imap_delete(c, folder, &err);
+	report("delete the test folder", r, err);
+	for (int i = 0; i < N_MSG; i++)
+		free(texts[i]);
+	free(sub);
+	free(wire_u);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct imap_client_settings set = { .port = 143, .tls = IMAP_TLS_STARTTLS,
+					    .label = "probe" };
+	const char *pwfile = NULL, *expect = NULL, *expect_err = NULL;
+	const char *folder = "probe";
+	struct imap_client *c = NULL;
+	enum imap_failure fail;
+	char *err = NULL, *pass = NULL;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--trace") == 0) {
+			log_set_verbosity(LOG_TRACE);
+			continue;
+		}
+		if (v == NULL) {
+			fprintf(stderr, "imap-probe: %s needs a value\n", a);
+			return 2;
+		}
+		i++;
+		if (strcmp(a, "--host") == 0)
+			set.host = v;
+		else if (strcmp(a, "--port") == 0)
+			set.port = (unsigned)atoi(v);
+		else if (strcmp(a, "--tls") == 0)
+			set.tls = strcmp(v, "none") == 0 ? IMAP_TLS_NONE :
+				strcmp(v, "implicit") == 0 ? IMAP_TLS_IMPLICIT :
+				IMAP_TLS_STARTTLS;
+		else if (strcmp(a, "--ca") == 0)
+			set.ca_file = v;
+		else if (strcmp(a, "--fingerprint") == 0)
+			set.fingerprint = v;
+		else if (strcmp(a, "--user") == 0)
+			set.user = v;
+		else if (strcmp(a, "--password-file") == 0)
+			pwfile = v;
+		else if (strcmp(a, "--folder") == 0)
+			folder = v;
+		else if (strcmp(a, "--depth") == 0)
+			set.pipeline_depth = (unsigned)atoi(v);
+		else if (strcmp(a, "--auth") == 0)
+			set.auth = strcmp(v, "login") == 0 ? IMAP_AUTH_LOGIN :
+				strcmp(v, "plain") == 0 ? IMAP_AUTH_PLAIN :
+				IMAP_AUTH_AUTO;
+		else if (strcmp(a, "--expect-fail") == 0)
+			expect = v;
+		else if (strcmp(a, "--expect-error") == 0)
+			expect_err = v;
+		else {
+			fprintf(stderr, "imap-probe: unknown option %s\n", a);
+			return 2;
+		}
+	}
+	if (pwfile != NULL && (pass = read_file(pwfile)) == NULL) {
+		fprintf(stderr, "imap-probe: cannot read %s\n", pwfile);
+		return 2;
+	}
+	set.secret = pass;
+	set.io_timeout = 30;
+	set.connect_timeout = 10;
+
+	r = imap_client_connect(&set, &c, &fail, &err);
+	if (expect != NULL) {
+		enum imap_failure want = strcmp(expect, "auth") == 0 ? IMAP_FAIL_AUTH :
+			strcmp(expect, "tls") == 0 ? IMAP_FAIL_TLS : IMAP_FAIL_NET;
+
+		ok(r < 0 && fail == want, "connect fails with class %s", expect);
+		if (err)
+			printf("# error: %s\n", err);
+		if (expect_err)
+			ok(err && strstr(err, expect_err) != NULL,
+			   "error says '%s'", expect_err);
+		ok(err == NULL || pass == NULL || *pass == '\0' ||
+		   strstr(err, pass) == NULL,
+		   "error does not contain the password");
+		free(err);
+		imap_client_free(&c);
+		free(pass);
+		return tap_done();
+	}
+	if (!ok(r == 0, "connect and log in")) {
+		printf("#   %s\n", err ? err : "?");
+		free(err);
+		free(pass);
+		return tap_done();
+	}
+	ok(imap_client_has(c, IMAP_CAP_IMAP4REV1), "capabilities known after login");
+	scenario(c, folder);
+	imap_client_close(&c);
+	ok(c == NULL, "logout and close");
+	free(pass);
+	return tap_done();
+}

@@ -1,0 +1,180 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# t-client.sh - the IMAP client (src/imap/client.c) against a real Dovecot,
+# through tests/integration/imap-probe: plain, STARTTLS and implicit TLS,
+# a full server and one that advertises only IMAP4rev1 (fallbacks), TLS and
+# login failures, pipelining (seen in Dovecot's rawlog) and the -vvv trace.
+
+. "${TOP_SRCDIR:?}/tests/harness/dovecot.sh"
+
+PROBE=${TOP_BUILDDIR:?}/tests/integration/imap-probe
+[ -x "$PROBE" ] || bail_out "imap-probe not built: $PROBE"
+
+# Run the probe and re-number its TAP lines into ours, prefixed by $1.
+probe() {
+	local name=$1 out status line
+	shift
+	out=$(timeout 120 "$PROBE" "$@" 2>"$TEST_TMP/probe.err")
+	status=$?
+	while IFS= read -r line; do
+		case $line in
+		"ok "*) pass "$name: ${line#* - }" ;;
+		"not ok "*) fail "$name: ${line#* - }" ;;
+		"#"*) printf '%s\n' "$line" ;;
+		esac
+	done <<<"$out"
+	if [ "$status" != 0 ]; then
+		fail "$name: probe exit status $status"
+		diag "$(tail -n 20 "$TEST_TMP/probe.err")"
+		return 1
+	fi
+	pass "$name: probe finished cleanly"
+}
+
+# pipelined SESSION_BASE VERB: how many VERB commands reached the server
+# before it answered the first of them (from rawlog timestamps).
+pipelined() {
+	local in=$1.in out=$1.out verb=$2 tag t
+	tag=$(awk -v v="$verb" '$3 == v { print $2; exit }' "$in")
+	[ -n "$tag" ] || { echo 0; return; }
+	t=$(awk -v tag="$tag" '$2 == tag && ($3 == "OK" || $3 == "NO" || $3 == "BAD") { print $1; exit }' "$out")
+	[ -n "$t" ] || { echo 0; return; }
+	awk -v v="$verb" -v t="$t" '$3 == v && $1 <= t { n++ } END { print n + 0 }' "$in"
+}
+
+# The rawlog of the session that created folder $1.
+session_of() {
+	local f
+	for f in "$DOVECOT_DIR"/rawlog/*.in; do
+		if grep -q " CREATE \"$1\"" "$f"; then
+			echo "${f%.in}"
+			return
+		fi
+	done
+}
+
+run_modes() {	# run_modes LABEL
+	local label=$1 t tls port s n
+	for t in none starttls implicit; do
+		case $t in
+		implicit) port=$IMAPS_PORT ;;
+		*) port=$IMAP_PORT ;;
+		esac
+		probe "$label $t" --host "$IMAP_HOST" --port "$port" --tls "$t" \
+			--ca "$CA_FILE" --user "$TEST_USER" \
+			--password-file "$TEST_TMP/pass" --folder "p-$label-$t"
+		s=$(session_of "p-$label-$t")
+		n=$(pipelined "$s" STATUS)
+		[ "$n" -ge 2 ]
+		ok $? "$label $t: $n STATUS commands sent before the first reply (pipelined)"
+	done
+}
+
+write_pass() {	# after each dovecot_start: the passwords are per server
+	printf '%s\n' "$TEST_PASS" >"$TEST_TMP/pass"
+	printf 'wrong-%s\n' "$TEST_PASS" >"$TEST_TMP/badpass"
+}
+
+# ---- a full server ----
+dovecot_start
+write_pass
+run_modes full
+raw=$(rawlog_client_lines)
+like "$raw" $'(^|\n)T[0-9]+ ENABLE QRESYNC' "full: QRESYNC enabled"
+like "$raw" $'(^|\n)T[0-9]+ UID MOVE ' "full: UID MOVE used"
+like "$raw" $'(^|\n)T[0-9]+ UID EXPUNGE ' "full: UID EXPUNGE used"
+like "$raw" $'(^|\n)T[0-9]+ UID SEARCH RETURN \\(ALL\\) ' "full: ESEARCH used"
+like "$raw" $'(^|\n)T[0-9]+ APPEND [^\n]*\\{[0-9]+\\+\\}' "full: LITERAL+ used"
+like "$raw" $'(^|\n)T[0-9]+ UID FETCH [^\n]*\\(CHANGEDSINCE [0-9]+ VANISHED\\)' \
+	"full: CHANGEDSINCE ... VANISHED used"
+like "$raw" $'(^|\n)T[0-9]+ EXAMINE [^\n]*\\(QRESYNC \\(' "full: SELECT with QRESYNC"
+s=$(session_of p-full-none)
+n=$(pipelined "$s" APPEND)
+[ "$n" -ge 2 ]
+ok $? "full: $n APPENDs sent before the first reply (LITERAL+ pipelining)"
+
+# -vvv trace: credentials and message bodies stay out of it
+probe "trace" --host "$IMAP_HOST" --port "$IMAP_PORT" --tls starttls \
+	--ca "$CA_FILE" --user "$TEST_USER" --password-file "$TEST_TMP/pass" \
+	--folder p-trace --trace
+trace=$(cat "$TEST_TMP/probe.err")
+like "$trace" 'C: T[0-9]+ AUTHENTICATE PLAIN <redacted>' "trace: AUTHENTICATE redacted"
+[[ $trace != *"$TEST_PASS"* ]]
+ok $? "trace: password absent"
+[[ $trace != *"$(printf '%s' "\0$TEST_USER\0$TEST_PASS" | base64)"* ]]
+ok $? "trace: SASL response absent"
+like "$trace" 'C: \{300092 bytes\}' "trace: appended body shown as its size"
+like "$trace" 'S: \{300092 bytes\}' "trace: fetched body shown as its size"
+[[ $trace != *zzzzzzzzzzzzzzzz* ]]
+ok $? "trace: no message body text"
+like "$trace" 'S: T[0-9]+ OK' "trace: server lines traced"
+
+# LOGIN (forced) is redacted too
+probe "login" --host "$IMAP_HOST" --port "$IMAP_PORT" --tls starttls \
+	--ca "$CA_FILE" --user "$TEST_USER" --password-file "$TEST_TMP/pass" \
+	--folder p-login --auth login --trace
+trace=$(cat "$TEST_TMP/probe.err")
+like "$trace" "C: T[0-9]+ LOGIN \"$TEST_USER\" <redacted>" "trace: LOGIN password redacted"
+[[ $trace != *"$TEST_PASS"* ]]
+ok $? "trace: LOGIN password absent"
+
+# failures
+probe "bad password" --host "$IMAP_HOST" --port "$IMAP_PORT" --tls starttls \
+	--ca "$CA_FILE" --user "$TEST_USER" --password-file "$TEST_TMP/badpass" \
+	--expect-fail auth --expect-error "authentication"
+probe "untrusted CA" --host "$IMAP_HOST" --port "$IMAPS_PORT" --tls implicit \
+	--user "$TEST_USER" --password-file "$TEST_TMP/pass" \
+	--expect-fail tls --expect-error "certificate verification failed"
+probe "STARTTLS untrusted CA" --host "$IMAP_HOST" --port "$IMAP_PORT" \
+	--tls starttls --user "$TEST_USER" --password-file "$TEST_TMP/pass" \
+	--expect-fail tls --expect-error "certificate verification failed"
+probe "wrong host name" --host "$IMAP_BADNAME_HOST" --port "$IMAPS_PORT" \
+	--tls implicit --ca "$CA_FILE" --user "$TEST_USER" \
+	--password-file "$TEST_TMP/pass" --expect-fail tls \
+	--expect-error "does not match host name '$IMAP_BADNAME_HOST'"
+probe "connection refused" --host 127.0.0.1 --port "$(tb_free_port)" \
+	--tls none --user "$TEST_USER" --password-file "$TEST_TMP/pass" \
+	--expect-fail net --expect-error "cannot connect"
+
+cert=$(sed -n 's/^ *ssl_cert *= *<//p' "$DOVECOT_CONF" | head -n 1)
+fp=$(openssl x509 -in "$cert" -noout -fingerprint -sha256 | sed 's/^.*=//')
+if [ -n "$fp" ]; then
+	probe "pinned" --host "$IMAP_HOST" --port "$IMAPS_PORT" --tls implicit \
+		--fingerprint "sha256:$fp" --user "$TEST_USER" \
+		--password-file "$TEST_TMP/pass" --folder p-pinned
+	probe "wrong pin" --host "$IMAP_HOST" --port "$IMAPS_PORT" --tls implicit \
+		--ca "$CA_FILE" --fingerprint "sha256:${fp//[0-9A-F]/0}" \
+		--user "$TEST_USER" --password-file "$TEST_TMP/pass" \
+		--expect-fail tls --expect-error "pinned fingerprint"
+else
+	fail "cannot compute the server certificate fingerprint ($cert)"
+fi
+dovecot_stop
+
+# ---- a server that advertises only IMAP4rev1 ----
+dovecot_start --trimmed
+write_pass
+run_modes trimmed
+raw=$(rawlog_client_lines)
+unlike "$raw" $'(^|\n)T[0-9]+ UID MOVE ' "trimmed: no UID MOVE sent" || diag "$raw"
+unlike "$raw" $'(^|\n)T[0-9]+ UID EXPUNGE ' "trimmed: no UID EXPUNGE sent"
+unlike "$raw" $'(^|\n)T[0-9]+ (ENABLE|[^\n]*CHANGEDSINCE|[^\n]*UNCHANGEDSINCE|[^\n]*\\(CONDSTORE\\)|[^\n]*QRESYNC|[^\n]*RETURN \\()' \
+	"trimmed: no CONDSTORE/QRESYNC/ESEARCH/LIST-EXTENDED syntax"
+unlike "$raw" $'\\{[0-9]+\\+\\}' "trimmed: no LITERAL+"
+like "$raw" $'(^|\n)T[0-9]+ UID COPY ' "trimmed: move falls back to UID COPY"
+like "$raw" $'(^|\n)T[0-9]+ UID SEARCH DELETED' "trimmed: expunge looks for others' \\Deleted"
+like "$raw" $'(^|\n)T[0-9]+ EXPUNGE' "trimmed: plain EXPUNGE"
+like "$raw" $'(^|\n)T[0-9]+ NOOP' "trimmed: IDLE falls back to NOOP"
+dovecot_stop
+
+# ---- a server without TLS: STARTTLS must not be skipped ----
+dovecot_start --no-tls
+write_pass
+probe "no STARTTLS" --host "$IMAP_HOST" --port "$IMAP_PORT" --tls starttls \
+	--ca "$CA_FILE" --user "$TEST_USER" --password-file "$TEST_TMP/pass" \
+	--expect-fail tls --expect-error "does not offer STARTTLS"
+raw=$(rawlog_client_lines)
+unlike "$raw" 'LOGIN|AUTHENTICATE' "no STARTTLS: no credentials sent"
+dovecot_stop
+
+done_testing
