@@ -1411,7 +1411,9 @@ int imap_list_folders(struct imap_client *c, struct imap_folder **f_r,
 	if (r == 0 && op.no_error == NULL && !op.cb_failed) {
 		size_t i, k = 0;
 
-		qsort(op.folders, op.n_folders, sizeof(*op.folders), folder_cmp);
+		if (op.n_folders > 1)
+			qsort(op.folders, op.n_folders, sizeof(*op.folders),
+			      folder_cmp);
 		/* a server may list one name twice; keep the first */
 		for (i = 0; i < op.n_folders; i++) {
 			if (k > 0 && strcmp(op.folders[k - 1].wire,
@@ -1916,7 +1918,8 @@ int imap_search(struct imap_client *c, const char *criteria,
 	if (r == 0 && op.no_error == NULL) {
 		size_t k = 0;
 
-		qsort(op.uids, op.n_uids, sizeof(*op.uids), uid_cmp);
+		if (op.n_uids > 1)
+			qsort(op.uids, op.n_uids, sizeof(*op.uids), uid_cmp);
 		for (size_t i = 0; i < op.n_uids; i++) {
 			if (k == 0 || op.uids[k - 1] != op.uids[i])
 				op.uids[k++] = op.uids[i];
