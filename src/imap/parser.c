@@ -97,10 +97,11 @@ struct imap_parser {
 
 /* ---- arena ---- */
 
-static void *arena_alloc(struct imap_parser *p, size_t n)
+/* align: a power of two, at most sizeof(max_align_t) */
+static void *arena_alloc_aligned(struct imap_parser *p, size_t n, size_t align)
 {
 	struct arena_block *b = p->arena;
-	size_t align = sizeof(max_align_t), off;
+	size_t off;
 
 	if (b != NULL) {
 		off = (b->used + align - 1) & ~(align - 1);
@@ -110,7 +111,7 @@ static void *arena_alloc(struct imap_parser *p, size_t n)
 		}
 	}
 	/* UNSAFE: n is bounded by the limits (max_literal + 1 at most) */
-	if (n > SIZE_MAX - sizeof(*b) - align)
+	if (n > SIZE_MAX - sizeof(*b) - sizeof(max_align_t))
 		BUG("arena allocation of %zu bytes", n);
 	{
 		size_t size = n > ARENA_BLOCK ? n : ARENA_BLOCK;
@@ -132,7 +133,7 @@ static void *arena_alloc(struct imap_parser *p, size_t n)
 
 static char *arena_strdup(struct imap_parser *p, const char *s, size_t len)
 {
-	char *d = arena_alloc(p, len + 1);
+	char *d = arena_alloc_aligned(p, len + 1, 1);
 
 	if (len)
 		memcpy(d, s, len);
@@ -280,6 +281,19 @@ const char *imap_parser_error(const struct imap_parser *p)
 	return p->error[0] != '\0' ? p->error : "no error";
 }
 
+size_t imap_parser_mem_used(const struct imap_parser *p)
+{
+	const struct arena_block *b;
+	size_t n = sizeof(*p) + p->tok.alloc + p->n_frames * sizeof(*p->frames);
+	size_t i;
+
+	for (b = p->arena; b != NULL; b = b->next)
+		n += sizeof(*b) + b->size;
+	for (i = 0; i < p->n_frames; i++)
+		n += p->frames[i].alloc * sizeof(struct imap_arg);
+	return n;
+}
+
 /* ---- character classes ---- */
 
 static bool is_atom_char(unsigned char c)
@@ -374,7 +388,7 @@ static struct imap_arg *frame_copy(struct imap_parser *p, unsigned d, size_t *n_
 	*n_r = f->n;
 	if (f->n > 0) {
 		/* UNSAFE: f->n <= max_args, each element already allocated once */
-		v = arena_alloc(p, f->n * sizeof(*v));
+		v = arena_alloc_aligned(p, f->n * sizeof(*v), _Alignof(struct imap_arg));
 		memcpy(v, f->v, f->n * sizeof(*v));
 	}
 	f->n = 0;
@@ -508,7 +522,7 @@ static int begin_literal(struct imap_parser *p)
 			return -1;
 	} else {
 		/* size <= max_literal - mem_literals was checked at '}' */
-		p->lit_buf = arena_alloc(p, (size_t)p->lit_size + 1);
+		p->lit_buf = arena_alloc_aligned(p, (size_t)p->lit_size + 1, 1);
 		p->lit_buf[p->lit_size] = '\0';
 		p->lit_pos = 0;
 		p->mem_literals += p->lit_size;

@@ -224,6 +224,10 @@ int imap_response_esearch(const struct imap_response *r, struct imap_esearch *e_
  * never contain it). Ranges may be descending (12:9). */
 bool imap_uidset_next(const char *set, size_t *pos, uint32_t *lo_r, uint32_t *hi_r, bool *bad_r);
 
+/* Bytes the parser currently holds on the heap (arena, token buffer,
+ * argument vectors); for tests that check memory stays bounded. */
+size_t imap_parser_mem_used(const struct imap_parser *p);
+
 /* ---- debugging ---- */
 /* A canonical one-line rendering of a response (every field and the whole
  * argument tree, bytes escaped); malloc'ed, the caller frees it. Used by

@@ -597,6 +597,8 @@ static void test_big_body(void)
 		pos += n;
 	}
 	ok(steady, "big body: every chunk consumed, need more");
+	ok(imap_parser_mem_used(p) < 32 * 1024, "big body: parser holds %zu bytes",
+	   imap_parser_mem_used(p));
 	ret = imap_parser_feed(p, " FLAGS (\\Seen))\r\n", 17, &consumed, &resp);
 	is_int(ret, 1, "big body: response complete");
 	ok(got.n == body && got.sum == want.sum && got.begins == 1 && got.ends == 1,
@@ -952,6 +954,34 @@ static void test_literal_fails_early(void)
 	}
 }
 
+/* A big response is freed when the next one starts. */
+static void test_memory_released(void)
+{
+	struct imap_parser *p = imap_parser_new(NULL);
+	const struct imap_response *r;
+	struct buf b;
+	size_t consumed, big;
+	int i, ret;
+
+	buf_init(&b, BUF_MAX_UNLIMITED);
+	ASSERT(buf_addstr(&b, "* SEARCH") == 0);
+	for (i = 0; i < 50000; i++)
+		ASSERT(buf_addf(&b, " %d", i + 1) == 0);
+	ASSERT(buf_addstr(&b, " (((x))) {5000}\r\n") == 0);
+	for (i = 0; i < 5000; i++)
+		ASSERT(buf_addch(&b, 'L') == 0);
+	ASSERT(buf_addstr(&b, "\r\n") == 0);
+	ret = imap_parser_feed(p, b.data, b.len, &consumed, &r);
+	ok(ret == 1 && consumed == b.len && r->n_args == 50002, "memory: big response parsed");
+	big = imap_parser_mem_used(p);
+	ret = imap_parser_feed(p, "* 1 EXISTS\r\n", 12, &consumed, &r);
+	ok(ret == 1 && imap_parser_mem_used(p) < 150 * 1024 && big > 1024 * 1024,
+	   "memory: %zu bytes after a big response, %zu after the next", big,
+	   imap_parser_mem_used(p));
+	buf_release(&b);
+	imap_parser_free(&p);
+}
+
 static void test_error_sticky(void)
 {
 	struct imap_parser *p = imap_parser_new(NULL);
@@ -980,6 +1010,7 @@ int main(void)
 	test_uidset();
 	test_accessors();
 	test_literal_fails_early();
+	test_memory_released();
 	test_error_sticky();
 	return tap_done();
 }
