@@ -147,8 +147,7 @@ static void run(const char *in, size_t len, enum lim lim, int fail_at,
 		o->dump = xstrdup("(incomplete)");
 	o->sink = buf_take(&r.log, NULL);
 	imap_parser_free(&p);
-	ok(p == NULL, "parser freed");
-	tap_n--;                      /* not counted: keeps numbering stable */
+	ASSERT(p == NULL);
 }
 
 struct pcase {
@@ -700,7 +699,9 @@ static void test_fetch(void)
 	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
 		err = NULL;
 		r = parse1(p, bad[i]);
-		ok(r && imap_response_fetch(r, &f, &err) == -1 && err != NULL,
+		int rc = r ? imap_response_fetch(r, &f, &err) : 0;
+
+		ok(rc == -1 && err != NULL,
 		   "fetch rejects %.*s (%s)", (int)strlen(bad[i]) - 2, bad[i],
 		   err ? err : "accepted");
 	}
@@ -751,7 +752,9 @@ static void test_list(void)
 	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
 		err = NULL;
 		r = parse1(p, bad[i]);
-		ok(r && imap_response_list(r, &l, &err) == -1 && err != NULL,
+		int rc = r ? imap_response_list(r, &l, &err) : 0;
+
+		ok(rc == -1 && err != NULL,
 		   "list rejects case %zu (%s)", i, err ? err : "accepted");
 	}
 	{
@@ -796,7 +799,9 @@ static void test_status(void)
 	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
 		err = NULL;
 		r = parse1(p, bad[i]);
-		ok(r && imap_response_status(r, &s, &err) == -1 && err != NULL,
+		int rc = r ? imap_response_status(r, &s, &err) : 0;
+
+		ok(rc == -1 && err != NULL,
 		   "status rejects case %zu (%s)", i, err ? err : "accepted");
 	}
 	imap_parser_free(&p);
@@ -844,7 +849,9 @@ static void test_vanished_esearch(void)
 	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
 		err = NULL;
 		r = parse1(p, bad[i]);
-		ok(r && imap_response_esearch(r, &e, &err) == -1 && err != NULL,
+		int rc = r ? imap_response_esearch(r, &e, &err) : 0;
+
+		ok(rc == -1 && err != NULL,
 		   "esearch rejects case %zu (%s)", i, err ? err : "accepted");
 	}
 	imap_parser_free(&p);

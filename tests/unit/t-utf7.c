@@ -7,14 +7,16 @@
 static void check_pair(const char *utf8, const char *wire)
 {
 	char *out = NULL;
+	int ret;
 
-	ok(imap_utf7_encode(utf8, strlen(utf8), &out) == 0 && out != NULL &&
-	   strcmp(out, wire) == 0, "encode '%s' -> '%s' (got '%s')", utf8, wire,
-	   out ? out : "(error)");
+	ret = imap_utf7_encode(utf8, strlen(utf8), &out);
+	ok(ret == 0 && out != NULL && strcmp(out, wire) == 0,
+	   "encode '%s' -> '%s' (got '%s')", utf8, wire, out ? out : "(error)");
 	free(out);
 	out = NULL;
-	ok(imap_utf7_decode(wire, strlen(wire), &out) == 0 && out != NULL &&
-	   strcmp(out, utf8) == 0, "decode '%s' -> '%s'", wire, utf8);
+	ret = imap_utf7_decode(wire, strlen(wire), &out);
+	ok(ret == 0 && out != NULL && strcmp(out, utf8) == 0,
+	   "decode '%s' -> '%s' (got '%s')", wire, utf8, out ? out : "(error)");
 	free(out);
 }
 
