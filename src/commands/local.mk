@@ -2,5 +2,5 @@
 # The commands are part of the program itself (not of libtwinbox.a) so
 # that they replace the weak stubs of commands-stub.c.
 twinbox_SOURCES += \
-	src/commands/account.c src/commands/account.h \
+	src/commands.h src/commands/account.c src/commands/account.h \
 	src/commands/net.c src/commands/sync.c

@@ -3,8 +3,6 @@ libtwinbox_a_SOURCES += \
 	src/config/config.c src/config/config.h \
 	src/config/secret.c
 
-# The command dispatch interface; the stubs go when the real commands land.
-twinbox_SOURCES += src/commands.h src/commands-stub.c
 
 check_PROGRAMS += tests/unit/t-config
 TESTS += tests/unit/t-config tests/unit/t-cli.sh
