@@ -10,7 +10,14 @@
 #include "sync/remote-imap.h"
 #include "util/log.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <unistd.h>
+
+/* --watch: how long to wait for a local change before looking at the
+ * servers again (the STATUS precheck makes that look cheap). */
+#define WATCH_POLL_SECONDS 60
 
 static bool folder_selected(void *ctx, const char *name)
 {
@@ -116,12 +123,82 @@ static int run(const struct config *c, const struct global_opts *g,
 	return code;
 }
 
+/* Watch cur/ and new/ of every local folder of every account. */
+static int watch_local(const struct config *c)
+{
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	size_t i, j;
+
+	if (fd < 0)
+		return -1;
+	for (i = 0; i < c->n_accounts; i++) {
+		const struct account_config *a = &c->accounts[i];
+		char **names = NULL;
+		size_t n = 0;
+		char *err = NULL;
+
+		if (mdir_list_folders(a->maildir, account_layout(a), &names, &n,
+				      &err) < 0) {
+			free(err);
+			continue;
+		}
+		for (j = 0; j < n; j++) {
+			char *path = NULL, *sub;
+
+			if (mdir_map_name(a->maildir, account_layout(a), names[j],
+					  &path, &err) < 0) {
+				FREE_AND_NULL(err);
+				continue;
+			}
+			sub = xasprintf("%s/cur", path);
+			(void)inotify_add_watch(fd, sub, IN_CREATE | IN_DELETE |
+						IN_MOVED_FROM | IN_MOVED_TO);
+			free(sub);
+			sub = xasprintf("%s/new", path);
+			(void)inotify_add_watch(fd, sub, IN_CREATE | IN_DELETE |
+						IN_MOVED_FROM | IN_MOVED_TO);
+			free(sub);
+			free(path);
+		}
+		mdir_names_free(names, n);
+	}
+	return fd;
+}
+
+/* Wait until a local folder changes or the poll interval passes. */
+static void watch_wait(const struct config *c)
+{
+	int fd = watch_local(c);
+	struct pollfd pfd;
+	char buf[4096];
+
+	if (fd < 0) {
+		sleep(WATCH_POLL_SECONDS);
+		return;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, WATCH_POLL_SECONDS * 1000) > 0) {
+		/* let a reader finish a burst of renames before syncing */
+		do {
+			while (read(fd, buf, sizeof(buf)) > 0)
+				;
+		} while (poll(&pfd, 1, 1000) > 0);
+	}
+	close(fd);
+}
+
 int cmd_sync(const struct config *c, const struct global_opts *g,
 	     const struct sync_opts *o)
 {
-	if (o->watch)
-		log_warn("--watch is not supported yet; syncing once");
-	return run(c, g, o, o->targets, o->n_targets, false);
+	int code;
+
+	for (;;) {
+		code = run(c, g, o, o->targets, o->n_targets, false);
+		if (!o->watch || code == TB_EXIT_USAGE || code == TB_EXIT_AUTH)
+			return code;
+		watch_wait(c);
+	}
 }
 
 int cmd_status(const struct config *c, const struct global_opts *g,
