@@ -1,0 +1,9 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Engine tests without a network: the sync engine against a real Maildir in
+# a temp dir and a fake IMAP server kept in a directory (remote-fake.c).
+check_PROGRAMS += tests/sync/t-remote-fake
+TESTS += tests/sync/t-remote-fake
+
+tests_sync_t_remote_fake_SOURCES = tests/sync/t-remote-fake.c \
+	tests/sync/remote-fake.c tests/sync/remote-fake.h tests/unit/tap.h
+tests_sync_t_remote_fake_LDADD = $(TB_LIBS) -lpthread
