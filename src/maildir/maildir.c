@@ -49,6 +49,8 @@ struct mdir {
 	bool cache_built;
 	int64_t cache_cur_ns, cache_new_ns;  /* mtimes when it was filled */
 	int64_t cache_time_ns;               /* clock when it was filled */
+	bool defer_dir_sync;      /* writer commits leave the dir fsync to
+				     mdir_sync_dirs() (batched downloads) */
 };
 
 struct mdir_writer {
@@ -455,6 +457,11 @@ int mdir_mtimes(struct mdir *m, int64_t *cur_ns_r, int64_t *new_ns_r,
 		return fail_errno(error_r, "cannot stat maildir '%s'",
 				  m->path);
 	return 0;
+}
+
+void mdir_defer_dir_sync(struct mdir *m, bool on)
+{
+	m->defer_dir_sync = on;
 }
 
 int mdir_sync_dirs(struct mdir *m, char **error_r)
@@ -1197,6 +1204,8 @@ int mdir_writer_commit(struct mdir_writer *w, unsigned flags, time_t mtime,
 	w->committed = true;
 	cache_put(m, w->base, final, in_new);
 	free(final);
+	if (m->defer_dir_sync)
+		return 0;
 	r = fsync_dir(m, in_new, error_r);
 	return r;
 }

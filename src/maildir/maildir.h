@@ -91,6 +91,10 @@ int mdir_mtimes(struct mdir *m, int64_t *cur_ns_r, int64_t *new_ns_r,
 		char **error_r);
 /* fsync cur/ and new/. */
 int mdir_sync_dirs(struct mdir *m, char **error_r);
+/* With on, mdir_writer_commit() does not fsync the directory; the caller
+ * batches many commits and calls mdir_sync_dirs() before it records them
+ * anywhere (a rename is durable only once its directory is synced). */
+void mdir_defer_dir_sync(struct mdir *m, bool on);
 
 struct mdir_entry {
 	char *base;     /* unique name: the file name up to ":2,"; owned */

@@ -549,6 +549,23 @@ int folder_gather(struct worker *w, struct folder *f)
 		f->on_server = true;
 		f->server_unchanged = false;
 	}
+	/* Nothing changed on either side since the last sync: the STATUS
+	 * precheck said so for the server, the directory mtimes say so
+	 * here. Do not even load the pairs. */
+	if (f->in_state && f->server_unchanged && f->md != NULL &&
+	    !e->o->full && !e->o->status_only && f->sf.cur_mtime != 0) {
+		int64_t c = 0, nw = 0;
+
+		if (mdir_mtimes(f->md, &c, &nw, &err) == 0 &&
+		    c == f->sf.cur_mtime && nw == f->sf.new_mtime) {
+			f->cur_mtime = c;
+			f->new_mtime = nw;
+			f->local_unchanged = true;
+			f->untouched = true;
+			return 0;
+		}
+		FREE_AND_NULL(err);
+	}
 	if (f->in_state) {
 		if (state_msgs_load(w->st, f->sf.id, &msgs, &n) < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
@@ -720,8 +737,18 @@ static int dl_flush(struct dl_ctx *d)
 	struct state *st = d->w->st;
 	size_t i;
 
+	char *err = NULL;
+
 	if (d->n_pend == 0)
 		return 0;
+	/* the renames must be durable before the state says they happened */
+	if (mdir_sync_dirs(d->f->md, &err) < 0) {
+		if (d->error == NULL)
+			d->error = err;
+		else
+			free(err);
+		return -1;
+	}
 	if (state_begin(st) < 0)
 		goto fail;
 	for (i = 0; i < d->n_pend; i++) {
@@ -852,6 +879,7 @@ static int execute_downloads(struct worker *w, struct folder *f)
 
 	d.w = w;
 	d.f = f;
+	mdir_defer_dir_sync(f->md, true);
 	for (off = 0; off < f->n_dl && ret == 0; off += DOWNLOAD_BATCH) {
 		size_t n = f->n_dl - off < DOWNLOAD_BATCH ? f->n_dl - off
 							  : DOWNLOAD_BATCH;
@@ -916,6 +944,7 @@ static int execute_downloads(struct worker *w, struct folder *f)
 		}
 		FREE_AND_NULL(d.jids);
 	}
+	mdir_defer_dir_sync(f->md, false);
 	if (d.ic)
 		ident_free(&d.ic);
 	for (i = 0; i < d.n_pend; i++)
@@ -1085,7 +1114,12 @@ static int execute_uploads(struct worker *w, struct folder *f)
 			free(which);
 			free(taken);
 		}
-		/* record what reached the server */
+		/* record what reached the server, the whole batch in one
+		 * transaction (until it commits, the journal covers it) */
+		if (ret == 0 && m > 0 && state_begin(w->st) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			ret = -1;
+		}
 		for (i = 0; i < m && ret == 0; i++) {
 			struct ul_item *it = &items[i];
 			struct state_msg sm = { 0 };
@@ -1100,10 +1134,8 @@ static int execute_uploads(struct worker *w, struct folder *f)
 			sm.msgid = it->id.msgid[0] ? it->id.msgid : NULL;
 			memcpy(sm.hhash, it->id.hhash, 16);
 			sm.have_hhash = true;
-			if (state_begin(w->st) < 0 ||
-			    state_msg_put(w->st, f->sf.id, &sm) < 0 ||
-			    state_journal_remove(w->st, it->jid) < 0 ||
-			    state_commit(w->st) < 0) {
+			if (state_msg_put(w->st, f->sf.id, &sm) < 0 ||
+			    state_journal_remove(w->st, it->jid) < 0) {
 				folder_fail(f, SYNC_EXIT_FAIL, "%s",
 					    state_error(w->st));
 				(void)state_rollback(w->st);
@@ -1113,7 +1145,16 @@ static int execute_uploads(struct worker *w, struct folder *f)
 			f->stats.pushed_new++;
 			f->stats.bytes_up += it->id.size;
 			engine_progress(e, 1, it->id.size);
-			sync_crash_point("upload committed");
+		}
+		if (ret == 0 && m > 0) {
+			if (state_commit(w->st) < 0) {
+				folder_fail(f, SYNC_EXIT_FAIL, "%s",
+					    state_error(w->st));
+				(void)state_rollback(w->st);
+				ret = -1;
+			} else {
+				sync_crash_point("uploads committed");
+			}
 		}
 		for (i = 0; i < n; i++) {
 			if (items[i].rd)
@@ -1373,6 +1414,8 @@ int folder_execute(struct worker *w, struct folder *f)
 		report_plan(e, f);
 		return 0;
 	}
+	if (f->untouched)
+		return 0;   /* nothing to do, nothing to record */
 	server_work = f->n_dl > 0 || f->n_ul > 0;
 	local_work = f->n_dl > 0;
 	for (i = 0; i < f->n_pairs && !server_work; i++) {

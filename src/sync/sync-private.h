@@ -83,6 +83,7 @@ struct folder {
 	struct imap_status_data stat;
 	bool server_unchanged;      /* precheck says so: no SELECT */
 	bool local_unchanged;       /* cur/ and new/ mtimes as stored */
+	bool untouched;             /* both unchanged: pairs not even loaded */
 	bool uidvalidity_changed;
 	bool local_missing;         /* state knew it, the Maildir is gone */
 	int worker;                 /* which worker gathered it */
