@@ -55,3 +55,11 @@ EXTRA_DIST += \
 	contrib/run-tests \
 	contrib/demo \
 	.ci/run
+
+# Sync tests (synctest): both sides compared through tests/integration/sync-lib.sh.
+TB_SYNC_TESTS = \
+	tests/integration/t-sync.sh \
+	tests/integration/t-sync-trimmed.sh
+
+TESTS += $(TB_SYNC_TESTS)
+EXTRA_DIST += $(TB_SYNC_TESTS) tests/integration/sync-lib.sh
