@@ -8,7 +8,8 @@
 #   like GOT REGEX "name"     bash regex (=~) match
 #   unlike GOT REGEX "name"   bash regex does not match
 #   pass "name" / fail "name" unconditional result
-#   diag "text..."            "# text" on stdout (shown in the test log)
+#   diag "text" ...           "# text" on stdout (shown in the test log),
+#                             one line per argument and per embedded newline
 #   bail_out "reason"         "Bail out!" and exit 1
 #   done_testing              print the plan "1..N"; exit 1 if any failed
 #
@@ -31,8 +32,9 @@ tap__result() {	# tap__result PASSED NAME
 
 diag() {
 	local line
-	# One "# " per line, so multi-line output stays valid TAP.
-	printf '%s\n' "$*" | while IFS= read -r line; do
+	# Each argument on its own line, one "# " per line, so multi-line
+	# output stays valid TAP.
+	printf '%s\n' "$@" | while IFS= read -r line; do
 		printf '# %s\n' "$line"
 	done
 }

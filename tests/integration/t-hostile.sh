@@ -55,6 +55,8 @@ scns=("$TOP_SRCDIR"/tests/script/${SCENARIOS:-*}.scn)
 [ ${#scns[@]} -gt 0 ] || fail "scenarios found in tests/script"
 
 for scn in "${scns[@]}"; do
+	[ -d "$TEST_TMP" ] ||
+		bail_out "$TEST_TMP vanished: something else removed it"
 	name=$(basename "$scn" .scn)
 	about=$(header "$scn" about "")
 	tls=$(header "$scn" tls none)
