@@ -59,7 +59,8 @@ EXTRA_DIST += \
 # Sync tests (synctest): both sides compared through tests/integration/sync-lib.sh.
 TB_SYNC_TESTS = \
 	tests/integration/t-sync.sh \
-	tests/integration/t-sync-trimmed.sh
+	tests/integration/t-sync-trimmed.sh \
+	tests/integration/t-sync-safety.sh
 
 TESTS += $(TB_SYNC_TESTS)
 EXTRA_DIST += $(TB_SYNC_TESTS) tests/integration/sync-lib.sh
