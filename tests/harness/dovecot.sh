@@ -412,7 +412,9 @@ dovecot_start() {
 
 tb__greets() {	# true when the IMAP greeting arrives on 127.0.0.1:$1
 	local line
-	exec 4<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 1
+	# The braces keep 2>/dev/null from sticking to the shell (a bare
+	# "exec ... 2>/dev/null" would silence stderr for good).
+	{ exec 4<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
 	IFS= read -r -t 2 line <&4
 	exec 4<&- 4>&-
 	[[ $line == '* OK'* ]]
@@ -692,7 +694,10 @@ tb_write_config() {	# tb_write_config FILE ACCOUNT [key=value...] [--raw L]
 		for k in "${order[@]}" "${extra[@]}"; do
 			v=${kv[$k]-}
 			[ -n "$v" ] || continue
-			printf '    %s: "%s"\n' "$k" "$v"
+			case $k in
+			port | connections) printf '    %s: %s\n' "$k" "$v" ;;
+			*) printf '    %s: "%s"\n' "$k" "$v" ;;
+			esac
 		done
 		for v in "${raw[@]}"; do
 			printf '%s\n' "$v"
