@@ -61,7 +61,8 @@ TB_SYNC_TESTS = \
 	tests/integration/t-sync.sh \
 	tests/integration/t-sync-trimmed.sh \
 	tests/integration/t-sync-safety.sh \
-	tests/integration/t-uidvalidity.sh
+	tests/integration/t-uidvalidity.sh \
+	tests/integration/t-sync-big.sh
 
 TESTS += $(TB_SYNC_TESTS)
 EXTRA_DIST += $(TB_SYNC_TESTS) tests/integration/sync-lib.sh
