@@ -15,6 +15,8 @@
 #include "sync/sync-private.h"
 #include "util/log.h"
 
+#include <time.h>
+
 struct id_item {
 	uint32_t uid;
 	unsigned flags;
@@ -102,6 +104,23 @@ int remote_find_idents(struct worker *w, const struct msg_ident *ids,
 	}
 	free(l.items);
 	return 0;
+}
+
+#define APPEND_SETTLE_MS 1500
+#define APPEND_RECENT_S 120
+
+static bool appends_missing_recent(const struct journal_entry *je,
+				   const size_t *which, const uint32_t *found,
+				   size_t n)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (found[i] == 0 &&
+		    now - (time_t)je[which[i]].created < APPEND_RECENT_S)
+			return true;
+	return false;
 }
 
 static int select_plain(struct worker *w, struct folder *f,
@@ -272,6 +291,26 @@ int folder_recover(struct worker *w, struct folder *f)
 			free(found);
 			free(which);
 			goto out;
+		}
+		/* A server keeps executing the APPENDs a killed client had
+		 * already sent; when the interruption was recent and some
+		 * uploads are not there (yet), give it a moment and look
+		 * again, or they would be uploaded twice. */
+		if (n_ids > 0 && appends_missing_recent(je, which, found, n_ids)) {
+			struct timespec ts = { APPEND_SETTLE_MS / 1000,
+					       (APPEND_SETTLE_MS % 1000) * 1000000L };
+			uint32_t *again = xcalloc(n_ids, sizeof(uint32_t));
+			size_t k;
+
+			nanosleep(&ts, NULL);
+			if (remote_find_idents(w, ids, n_ids, min_uid, taken,
+					       n_msgs, again, &err) == 0) {
+				for (k = 0; k < n_ids; k++)
+					found[k] = again[k];
+			} else {
+				FREE_AND_NULL(err);
+			}
+			free(again);
 		}
 		for (i = 0; i < n_ids; i++) {
 			struct journal_entry *e = &je[which[i]];
