@@ -126,6 +126,7 @@ check_bytes() {	# check_bytes USER FOLDER DIR NAME
 	# (tabs made \037: IFS white space would merge empty fields)
 	while IFS=$'\037' read -r uid flags id; do
 		[ -n "$uid" ] || continue
+		[ -n "$id" ] || id="<none>"
 		count=$((count + 1))
 		n=$(printf '%s\n' "$idx" | awk -F '\t' -v id="$id" \
 			'$1 == id' | wc -l)
@@ -153,7 +154,7 @@ server_dates() {	# MSGID<TAB>INTERNALDATE (unix seconds)
 		'hdr.message-id date.received.unixtime' mailbox "$2" all |
 		awk -F '\t' 'NR > 1 {
 			id = $1; gsub(/^[ \t]+|[ \t\r]+$/, "", id)
-			print id "\t" $2 }' | LC_ALL=C sort
+			print (id == "" ? "<none>" : id) "\t" $2 }' | LC_ALL=C sort
 }
 
 check_mtimes() {	# check_mtimes USER FOLDER DIR NAME

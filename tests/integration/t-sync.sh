@@ -63,6 +63,7 @@ seed_user() {	# seed_user USER
 	mail_flags_add "$u" Archive 2 '\Draft' '\Flagged' '$Forwarded' \
 		'\Answered' '\Seen'
 	mail_flags_add "$u" "Entwürfe" 1 '\Draft'
+	mail_flags_add "$u" "Entwürfe" 2 '\Deleted' '\Seen'
 	mail_flags_add "$u" Flags 4 '\Seen'
 	mail_flags_add "$u" Flags 5 '\Seen'
 }
@@ -88,7 +89,9 @@ acct_layout() { [ "$1" = v ] && echo verbatim || echo maildir++; }
 sync_ok() {	# sync_ok ACCT NAME [ARGS...]: run a sync, expect exit 0
 	local a=$1 name=$2
 	shift 2
+	local t0=$SECONDS
 	tb_run "$TWINBOX" -c "$TEST_TMP/$a.yaml" "$@" sync
+	[ $((SECONDS - t0)) -lt 5 ] || diag "slow: $((SECONDS - t0)) s for: $name"
 	is "$RUN_STATUS" 0 "$name" || diag "stdout: $RUN_OUT" "stderr: $RUN_ERR"
 	! tb_crashed || fail "$name: no crash"
 }
@@ -168,6 +171,9 @@ for a in v p; do
 			"<$u-in.2@twinbox.test> RS" "<$u-in.3@twinbox.test> D" \
 			"<$u-in.4@twinbox.test> -")" \
 		"$M $layout: INBOX flags"
+	is "$(local_list "$(local_dir "$root" "$layout" "Entwürfe")")" \
+		"$(expect_list "<$u-en.1@twinbox.test> D" "<$u-en.2@twinbox.test> ST")" \
+		"$M $layout: a message flagged \\Deleted on the server has T"
 	check_modes "$root" "$M $layout: files 0600 and dirs 0700 (even with umask 000)"
 	if [ "$layout" = verbatim ]; then
 		[ -d "$root/Lists/dev/cur" ] && [ -d "$root/Entwürfe/cur" ] &&
@@ -194,6 +200,13 @@ for a in v p; do
 		"2021-07-09 11:11:11 UTC" "$(printf 'x%.0s' $(seq 1 900))"
 	local_write "$proj" cur "1625738400.L4.host:2,S" "$a-new4@local" \
 		"2021-08-01 00:00:01 UTC"
+	# no Message-ID at all (identity then comes from the content)
+	printf '%s\n' "From: nobody@twinbox.test" "Subject: no id ($a)" "" \
+		"A message without a Message-ID header." >"$dev/new/1625738400.L5.host"
+	touch -d "2021-07-10 12:00:00 UTC" "$dev/new/1625738400.L5.host"
+	# a delivery still in progress: tmp/ is not a message
+	local_write "$in" tmp "1625738400.L6.host" "$a-tmp@local" \
+		"2021-07-10 12:00:00 UTC"
 	reset_raw
 	sync_ok $a "$M $layout: sync with new local messages succeeds"
 	for f in INBOX Lists/dev Projects/2024; do
@@ -205,9 +218,11 @@ for a in v p; do
 	is "$(server_list "$u" INBOX | grep -F "@local>")" \
 		"$(expect_list "<$a-new1@local> -" "<$a-new2@local> FS")" \
 		"$M $layout: INBOX: new/ message without flags, cur/ with F S"
-	is "$(mail_count "$u" INBOX)" 6 "$M $layout: INBOX holds 4 + 2 messages"
+	is "$(mail_count "$u" INBOX)" 6 "$M $layout: INBOX holds 4 + 2 messages (nothing from tmp/)"
+	is "$(server_list "$u" Lists/dev | grep -c '^<none>')" 1 \
+		"$M $layout: the message without a Message-ID uploaded once"
 	n=$(rawlog_commands | grep -c '^APPEND')
-	is "$n" 4 "$M $layout: exactly four APPENDs"
+	is "$n" 5 "$M $layout: exactly five APPENDs"
 	reset_raw
 	sync_ok $a "$M $layout: second sync succeeds" --json
 	n=$(rawlog_commands | grep -Ec '^(APPEND|UID STORE|STORE|UID EXPUNGE|EXPUNGE)')
@@ -326,6 +341,20 @@ if [ "$M" = full ]; then
 	is "$(jq -r 'select(.folder == "Archive") | .pulled_flags' <<<"$RUN_OUT")" 1 \
 		"$M: and its flag change pulled"
 fi
+
+# A reader moves a message from new/ to cur/ without flags: not a change.
+dev=$(local_dir "$root" verbatim Lists/dev)
+p=$(local_path_of "$dev" "<$u-ld.1@twinbox.test>")
+like "$p" '/new/' "$M: setup: an unread message in new/"
+mv "$p" "$dev/cur/${p##*/}:2,"
+snap_s=$(server_snapshot "$u")
+reset_raw
+sync_ok v "$M: sync after a reader moved new/ to cur/ succeeds"
+is "$(has_cmd '^(UID )?(STORE|EXPUNGE|MOVE|COPY)|^APPEND')" 0 \
+	"$M: moving new/ to cur/ is no change for the server"
+is "$(server_snapshot "$u")" "$snap_s" "$M: the server is untouched"
+[ -f "$dev/cur/${p##*/}:2," ]
+ok $? "$M: the file stays where the reader put it"
 
 # --- 5. --dry-run, --json, quiet, -v, status ----------------------------------
 
