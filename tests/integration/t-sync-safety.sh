@@ -8,7 +8,10 @@
 #  - the account lock held by someone else: exit 4, nothing touched;
 #  - a wrong password: exit 3;
 #  - a folder the server refuses to open: that folder failed (exit 1, an
-#    error in its --json line), the others synced, the next run resumes.
+#    error in its --json line), the others synced, the next run resumes;
+#  - killed at any instant (TWINBOX_CRASH_AT=N stops a run at its N-th
+#    step boundary, as kill -9 would): the next run completes the sync,
+#    no message lost, none duplicated, on either side.
 
 . "${TOP_SRCDIR:?}/tests/harness/dovecot.sh"
 . "$TOP_SRCDIR/tests/integration/sync-lib.sh"
@@ -166,5 +169,91 @@ tb_sync
 is "$RUN_STATUS" 0 "the next run resumes" || diag "$RUN_ERR"
 check_same "$u" Broken "$(local_dir "$root" verbatim Broken)" \
 	"the next run syncs the refused folder"
+
+# --- killed at any instant ---------------------------------------------------
+
+u2=$TEST_USER2
+printf '%s\n' "$TEST_PASS2" >"$TEST_TMP/bob.pass"
+chmod 600 "$TEST_TMP/bob.pass"
+ck=$TEST_TMP/ck.yaml
+tb_write_config "$ck" ck user="$u2" password_file="$TEST_TMP/bob.pass" \
+	maildir="$TEST_TMP/mail/ck"
+cd_=$(local_dir "$TEST_TMP/mail/ck" verbatim Crash)
+mail_seed "$u2" Crash 60 --tag ck
+tb_run "$TWINBOX" -c "$ck" sync
+is "$RUN_STATUS" 0 "crash: initial sync" || diag "$RUN_ERR"
+
+ckid() { printf '<%s@twinbox.test>' "$1"; }
+ck_uid() { mail_list "$u2" Crash | awk -F '\t' -v id="$1" '$3 == id { print $1 }'; }
+ck_local_flags() {	# ck_local_flags MSGID FLAGS
+	local p b
+	p=$(local_index "$cd_" | awk -F '\t' -v id="$1" '$1 == id { print $3 }')
+	[ -n "$p" ] || return 0
+	b=${p##*/}
+	mv "$p" "$cd_/cur/${b%%:2,*}:2,$2"
+}
+ck_expected() {	# the folder after round $1, MSGID<TAB>FLAGS sorted
+	local n=$1 i
+	for ((i = 1; i <= 60; i++)); do
+		if [ "$i" -gt "$n" ] && { [ "$i" -le 30 ] || [ "$i" -gt $((30 + n)) ]; }; then
+			printf '%s\t\n' "$(ckid "ck.$i")"
+		fi
+	done
+	for ((i = 1; i <= n; i++)); do
+		if [ "$i" -lt "$n" ]; then
+			printf '%s\tS\n' "$(ckid "srv-$i")"
+			printf '%s\tFS\n' "$(ckid "loc-$i")"
+		else
+			printf '%s\t\n' "$(ckid "srv-$i")"
+			printf '%s\tS\n' "$(ckid "loc-$i")"
+		fi
+	done
+}
+kills=0
+for ((n = 1; n <= 30; n++)); do
+	# one of each change on each side, none in conflict
+	printf '%s\n' "From: s@twinbox.test" "Subject: server $n" \
+		"Message-ID: $(ckid "srv-$n")" "" "server $n" |
+		mail_add "$u2" Crash >/dev/null
+	mail_expunge "$u2" Crash "$(ck_uid "$(ckid "ck.$n")")"
+	[ "$n" -gt 1 ] &&
+		mail_flags_add "$u2" Crash "$(ck_uid "$(ckid "loc-$((n - 1))")")" '\Flagged'
+	printf '%s\n' "From: l@twinbox.test" "Subject: local $n" \
+		"Message-ID: $(ckid "loc-$n")" "" "local $n" \
+		>"$cd_/cur/17000000$n.Lck$n.host:2,S"
+	p=$(local_index "$cd_" | awk -F '\t' -v id="$(ckid "ck.$((30 + n))")" \
+		'$1 == id { print $3 }')
+	rm -f "$p"
+	[ "$n" -gt 1 ] && ck_local_flags "$(ckid "srv-$((n - 1))")" S
+
+	TWINBOX_CRASH_AT=$n tb_run "$TWINBOX" -c "$ck" sync
+	crashed=$RUN_STATUS
+	[ "$crashed" = 99 ] && kills=$((kills + 1))
+	case $crashed in
+	0 | 99) ;;
+	*) fail "crash point $n: the interrupted run exits 99 or 0, not $crashed"
+	   diag "$RUN_ERR" ;;
+	esac
+	tb_run "$TWINBOX" -c "$ck" sync
+	st=$RUN_STATUS
+	want=$(ck_expected "$n" | LC_ALL=C sort)
+	got_s=$(server_list "$u2" Crash)
+	got_l=$(local_list "$cd_")
+	if [ "$st" = 0 ] && [ "$got_s" = "$want" ] && [ "$got_l" = "$want" ]; then
+		pass "killed at step $n: the next run completes, nothing lost or doubled"
+	else
+		fail "killed at step $n: the next run completes, nothing lost or doubled"
+		diag "exit $st: $RUN_ERR" \
+			"missing or wrong on the server:" \
+			"$(comm -23 <(echo "$want") <(echo "$got_s"))" \
+			"extra on the server:" "$(comm -13 <(echo "$want") <(echo "$got_s"))" \
+			"missing or wrong locally:" \
+			"$(comm -23 <(echo "$want") <(echo "$got_l"))" \
+			"extra locally:" "$(comm -13 <(echo "$want") <(echo "$got_l"))"
+		break
+	fi
+	[ "$crashed" = 0 ] && break	# past the last step
+done
+like "$kills" '^[1-9][0-9]*$' "crash: $kills runs stopped at a step boundary"
 
 done_testing
