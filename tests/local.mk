@@ -47,7 +47,10 @@ TB_SCENARIOS = \
 	tests/script/62-login-rejected.scn \
 	tests/script/63-bye-during-list.scn
 
+# The TAP driver is named by LOG_DRIVER only, so automake does not ship
+# it by itself; distcheck runs the tests from the tarball.
 EXTRA_DIST += \
+	build-aux/tap-driver.sh \
 	$(TB_INTEGRATION_TESTS) \
 	tests/harness/dovecot.sh \
 	tests/script/README \
