@@ -70,7 +70,13 @@
 #   imap_talk plain|starttls|implicit [HOST]   a raw IMAP session, see below
 #   rawlog_client_lines      every line any client sent after login, over
 #                            all sessions so far (CR stripped); waits until
-#                            no session is open so the logs are complete
+#                            no session is open so the logs are complete.
+#                            Dovecot's rawlog (rawlog_dir, one *.in/*.out
+#                            pair per session in $DOVECOT_DIR/rawlog) is
+#                            written by the post-login imap process only:
+#                            pre-login CAPABILITY, STARTTLS, LOGIN and
+#                            AUTHENTICATE are not in it (see dovecot.log
+#                            for login attempts)
 #
 # Twinbox helpers:
 #   tb_write_config FILE ACCOUNT [key=value ...] [--raw 'yaml line' ...]
