@@ -55,11 +55,13 @@ int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void engine_progress(struct engine *e, uint64_t msgs, uint64_t bytes)
+void engine_progress(struct engine *e, const struct folder *f, uint64_t msgs,
+		     uint64_t bytes)
 {
 	if (!e->o->progress)
 		return;
 	pthread_mutex_lock(&e->lock);
+	e->prog_folder = f->name;
 	e->prog_msgs += msgs;
 	e->prog_bytes += bytes;
 	report_progress(e, false);

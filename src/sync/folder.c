@@ -862,7 +862,7 @@ static int dl_done(void *ctx, const struct imap_fetch *fe)
 	d->n_pend++;
 	d->f->stats.pulled_new++;
 	d->f->stats.bytes_down += p->id.size;
-	engine_progress(d->w->e, 1, p->id.size);
+	engine_progress(d->w->e, d->f, 1, p->id.size);
 	sync_crash_point("message downloaded");
 	if (d->n_pend >= COMMIT_EVERY)
 		return dl_flush(d);
@@ -1144,7 +1144,7 @@ static int execute_uploads(struct worker *w, struct folder *f)
 			}
 			f->stats.pushed_new++;
 			f->stats.bytes_up += it->id.size;
-			engine_progress(e, 1, it->id.size);
+			engine_progress(e, f, 1, it->id.size);
 		}
 		if (ret == 0 && m > 0) {
 			if (state_commit(w->st) < 0) {

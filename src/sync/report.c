@@ -232,10 +232,11 @@ void report_progress(struct engine *e, bool final)
 		return;
 	secs = (double)(now - e->prog_start_ms) / 1000.0;
 	rate = secs > 0 ? (double)e->prog_bytes / secs / 1048576.0 : 0;
-	fprintf(stderr, "\r%s: %llu/%llu messages, %.1f MB, %.1f MB/s%s",
-		e->a->name, (unsigned long long)e->prog_msgs,
+	fprintf(stderr, "\r\033[K%s:%s %llu/%llu messages, %.1f MB, %.1f MB/s%s",
+		e->a->name, e->prog_folder ? e->prog_folder : "",
+		(unsigned long long)e->prog_msgs,
 		(unsigned long long)e->prog_total,
 		(double)e->prog_bytes / 1048576.0, rate,
-		final ? "\n" : "   ");
+		final ? "\n" : "");
 	fflush(stderr);
 }

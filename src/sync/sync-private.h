@@ -148,6 +148,7 @@ struct engine {
 	/* progress */
 	uint64_t prog_msgs, prog_total, prog_bytes;
 	int64_t prog_start_ms, prog_last_ms;
+	const char *prog_folder;    /* the folder that moved last */
 };
 
 /* folder.c */
@@ -184,7 +185,8 @@ int remote_find_idents(struct worker *w, const struct msg_ident *ids,
 /* engine.c */
 int worker_remote(struct worker *w, char **error_r);
 int worker_select(struct worker *w, struct folder *f, char **error_r);
-void engine_progress(struct engine *e, uint64_t msgs, uint64_t bytes);
+void engine_progress(struct engine *e, const struct folder *f, uint64_t msgs,
+		     uint64_t bytes);
 void engine_progress_total(struct engine *e, uint64_t msgs);
 
 /* report.c */
