@@ -19,8 +19,9 @@
 #       the corpus had twice: they may appear as often as listed there);
 #       the total on each side is EXPECTED. Returns 0/1; on failure CL_ERR
 #       says why (for diag).
-#   cl_where USER MAILDIR MSGID   prints "SERVERFOLDER|LOCALFOLDER" (each
-#       part a comma separated list of the folders holding it)
+#   cl_where USER MAILDIR MSGID   prints "SERVERFOLDERS|LOCALFOLDERS",
+#       each a sorted comma separated list with one entry per copy (so a
+#       duplicate shows as "Archive,Archive")
 #   cl_local_file MAILDIR FOLDER MSGID   the path of the local file
 #   cl_msgid_file FILE        the Message-ID of one file
 #   cl_write_msg FILE ID [SUBJECT]   write a small message with that
@@ -116,15 +117,17 @@ cl_agree() {
 }
 
 cl_where() {
-	local user=$1 m=$2 id=$3 f sv= lo=
-	while IFS= read -r f; do
-		[ -n "$f" ] || continue
-		cl_server_ids "$user" "$f" | grep -Fxq -- "$id" && sv+="${sv:+,}$f"
-	done < <(mail_folders "$user")
-	while IFS= read -r f; do
-		[ -n "$f" ] || continue
-		cl_local_ids "$m/$f" | grep -Fxq -- "$id" && lo+="${lo:+,}$f"
-	done < <(cl_local_folders "$m")
+	local user=$1 m=$2 id=$3 sv lo
+	# one doveadm call over all folders; header search is a substring
+	# match, so keep only exact hits
+	sv=$(tb_doveadm -f tab fetch -u "$user" 'mailbox hdr.message-id' \
+		mailbox '*' header message-id "$id" 2>/dev/null |
+		awk -F '\t' -v id="$id" 'NR > 1 {
+			v = $2; gsub(/^[ \t]+|[ \t\r]+$/, "", v)
+			if (v == id) print $1 }' | LC_ALL=C sort | paste -sd, -)
+	lo=$(grep -rlxF -- "Message-ID: $id" "$m" 2>/dev/null |
+		sed -n "s#^$m/\(.*\)/\(cur\|new\)/[^/]*\$#\1#p" |
+		LC_ALL=C sort | paste -sd, -)
 	printf '%s|%s\n' "$sv" "$lo"
 }
 
