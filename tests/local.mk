@@ -73,8 +73,10 @@ EXTRA_DIST += $(TB_SYNC_TESTS) tests/integration/sync-lib.sh
 # Crash, move and rename tests (kill -9 and TWINBOX_CRASH_AT, both ways).
 TESTS += \
 	tests/integration/t-crash.sh \
-	tests/integration/t-moves.sh
+	tests/integration/t-moves.sh \
+	tests/integration/t-renames.sh
 EXTRA_DIST += \
 	tests/integration/t-crash.sh \
 	tests/integration/t-moves.sh \
+	tests/integration/t-renames.sh \
 	tests/integration/crash-lib.sh
