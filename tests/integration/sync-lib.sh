@@ -30,6 +30,10 @@
 #   rawlog_commands                the client commands (tag stripped, first
 #                                  word upper-cased) of every session since
 #                                  the last rawlog_reset, one per line
+#   body_fetch_uids                the UIDs (space separated, sorted) whose
+#                                  whole body a client fetched (BODY[],
+#                                  BODY.PEEK[], RFC822, BINARY[]) since
+#                                  the last rawlog_reset
 #   tree_snapshot DIR              every path under DIR with its type, mode,
 #                                  mtime and a content hash (for "nothing
 #                                  changed" checks)
@@ -199,6 +203,23 @@ rawlog_commands() {
 				cmd = cmd " " toupper($3)
 			print cmd
 		}'
+}
+
+body_fetch_uids() {	# the UIDs whose whole body the client fetched
+	rawlog_client_lines |
+		grep -Ei '^[A-Za-z]*[0-9]+ UID FETCH [0-9:,*]+ .*(BODY(\.PEEK)?\[\]|RFC822[^.]|RFC822$|BINARY(\.PEEK)?\[\])' |
+		awk '{
+			n = split($4, r, ",")
+			for (i = 1; i <= n; i++) {
+				if (split(r[i], ab, ":") == 2) {
+					lo = ab[1] + 0; hi = ab[2] == "*" ? 1e6 : ab[2] + 0
+					if (lo > hi) { t = lo; lo = hi; hi = t }
+					for (j = lo; j <= hi && j < lo + 100000; j++)
+						print j
+				} else
+					print r[i]
+			}
+		}' | sort -n | uniq | tr '\n' ' '
 }
 
 tree_snapshot() {	# tree_snapshot DIR

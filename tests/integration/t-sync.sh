@@ -356,6 +356,29 @@ is "$(server_snapshot "$u")" "$snap_s" "$M: the server is untouched"
 [ -f "$dev/cur/${p##*/}:2," ]
 ok $? "$M: the file stays where the reader put it"
 
+# Moves both ways: replayed as moves, no body sent again. Entwürfe holds
+# a message flagged \Deleted on the server: moving another one out of it
+# must not expunge that one (a plain EXPUNGE without UIDPLUS would).
+ent=$(local_dir "$root" verbatim "Entwürfe")
+arch=$(local_dir "$root" verbatim Archive)
+p=$(local_path_of "$ent" "<$u-en.1@twinbox.test>")
+mv "$p" "$arch/cur/"
+mail_move "$u" Lists/dev "$(uid_of "$u" Lists/dev "<$u-ld.2@twinbox.test>")" Archive
+reset_raw
+sync_ok v "$M: sync of a move each way succeeds" --json
+for f in "Entwürfe" Archive Lists/dev; do
+	check_same "$u" "$f" "$(local_dir "$root" verbatim "$f")" \
+		"$M: move: $f in step"
+done
+is "$(server_list "$u" "Entwürfe")" "$(expect_list "<$u-en.2@twinbox.test> ST")" \
+	"$M: move: the \\Deleted message stays in Entwürfe on the server"
+is "$(server_list "$u" Archive | grep -cF -e "$u-en.1@" -e "$u-ld.2@")" 2 \
+	"$M: move: both moved messages in Archive on the server"
+is "$(rawlog_commands | grep -c '^APPEND')" 0 "$M: move: nothing uploaded again"
+is "$(body_fetch_uids)" "" "$M: move: nothing downloaded again"
+is "$(jq -s 'map(.pushed_moves) | add' <<<"$RUN_OUT") $(jq -s 'map(.pulled_moves) | add' <<<"$RUN_OUT")" \
+	"1 1" "$M: move: --json counts one pushed and one pulled move"
+
 # --- 5. --dry-run, --json, quiet, -v, status ----------------------------------
 
 in=$(local_dir "$root" verbatim INBOX)
@@ -442,6 +465,23 @@ like "$(printf '%s\n' "$RUN_OUT" | grep -F Archive)" '(^|[^0-9])5([^0-9]|$)' \
 	"$M: status shows Archive's server count (5)"
 is "$(local_list "$(local_dir "$root" verbatim Archive)" | grep -c pending)" 0 \
 	"$M: status does not sync"
+
+# A folder renamed on the server is renamed locally, not fetched again.
+sync_ok v "$M: sync the pending messages"
+devdir=$(local_dir "$root" verbatim Lists/dev)
+ino=$(ls -i "$devdir/cur" "$devdir/new" | awk 'NF == 2 { print $1 }' | sort)
+mail_folder_rename "$u" Lists/dev Lists/devel
+reset_raw
+sync_ok v "$M: sync after a server folder rename succeeds"
+newdir=$(local_dir "$root" verbatim Lists/devel)
+check_same "$u" Lists/devel "$newdir" "$M: rename: the renamed folder in step"
+[ ! -e "$devdir" ]
+ok $? "$M: rename: the old local folder is gone"
+is "$(ls -i "$newdir/cur" "$newdir/new" 2>/dev/null | awk 'NF == 2 { print $1 }' | sort)" \
+	"$ino" "$M: rename: the same files, moved"
+is "$(body_fetch_uids)" "" "$M: rename: nothing downloaded again"
+is "$(mail_folders "$u" | grep -c '^Lists/dev$')" 0 \
+	"$M: rename: the old name is not re-created on the server"
 
 # --- extensions the server did not announce ----------------------------------
 

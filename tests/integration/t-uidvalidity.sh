@@ -11,23 +11,6 @@
 . "${TOP_SRCDIR:?}/tests/harness/dovecot.sh"
 . "$TOP_SRCDIR/tests/integration/sync-lib.sh"
 
-body_fetch_uids() {	# the UIDs whose whole body the client fetched
-	rawlog_client_lines |
-		grep -Ei '^[A-Za-z]*[0-9]+ UID FETCH [0-9:,*]+ .*(BODY(\.PEEK)?\[\]|RFC822[^.]|RFC822$|BINARY(\.PEEK)?\[\])' |
-		awk '{
-			n = split($4, r, ",")
-			for (i = 1; i <= n; i++) {
-				if (split(r[i], ab, ":") == 2) {
-					lo = ab[1] + 0; hi = ab[2] == "*" ? 1e6 : ab[2] + 0
-					if (lo > hi) { t = lo; lo = hi; hi = t }
-					for (j = lo; j <= hi && j < lo + 100000; j++)
-						print j
-				} else
-					print r[i]
-			}
-		}' | sort -n | uniq | tr '\n' ' '
-}
-
 inodes() {	# inodes DIR: MSGID inode, sorted
 	local_index "$1" | tr '\t' '\037' |
 	while IFS=$'\037' read -r id _ path; do
