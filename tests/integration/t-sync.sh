@@ -86,11 +86,17 @@ FOLDERS=(INBOX Archive Lists/dev "Entwürfe" Flags)
 acct_user() { [ "$1" = v ] && echo "$TEST_USER" || echo "$TEST_USER2"; }
 acct_layout() { [ "$1" = v ] && echo verbatim || echo maildir++; }
 
-sync_ok() {	# sync_ok ACCT NAME [ARGS...]: run a sync, expect exit 0
+sync_ok() {	# sync_ok ACCT NAME [OPTIONS/TARGETS...]: a sync, expect exit 0
 	local a=$1 name=$2
 	shift 2
-	local t0=$SECONDS
-	tb_run "$TWINBOX" -c "$TEST_TMP/$a.yaml" "$@" sync
+	local t0=$SECONDS g=() x=() arg
+	for arg in "$@"; do	# global options before "sync", the rest after
+		case $arg in
+		--json | -v | -vv | -q) g+=("$arg") ;;
+		*) x+=("$arg") ;;
+		esac
+	done
+	tb_run "$TWINBOX" -c "$TEST_TMP/$a.yaml" "${g[@]}" sync "${x[@]}"
 	[ $((SECONDS - t0)) -lt 5 ] || diag "slow: $((SECONDS - t0)) s for: $name"
 	is "$RUN_STATUS" 0 "$name" || diag "stdout: $RUN_OUT" "stderr: $RUN_ERR"
 	! tb_crashed || fail "$name: no crash"
@@ -204,6 +210,12 @@ for a in v p; do
 	printf '%s\n' "From: nobody@twinbox.test" "Subject: no id ($a)" "" \
 		"A message without a Message-ID header." >"$dev/new/1625738400.L5.host"
 	touch -d "2021-07-10 12:00:00 UTC" "$dev/new/1625738400.L5.host"
+	# 8-bit UTF-8 body and no newline at the very end
+	printf '%s\n' "From: =?UTF-8?Q?J=C3=BCrgen?= <j@twinbox.test>" \
+		"Subject: Grüße ($a)" "Message-ID: <$a-8bit@local>" \
+		"Content-Type: text/plain; charset=utf-8" \
+		"Content-Transfer-Encoding: 8bit" "" "Grüße aus Köln – ½ €" >"$proj/new/1625738400.L7.host"
+	printf 'no final newline' >>"$proj/new/1625738400.L7.host"
 	# a delivery still in progress: tmp/ is not a message
 	local_write "$in" tmp "1625738400.L6.host" "$a-tmp@local" \
 		"2021-07-10 12:00:00 UTC"
@@ -222,7 +234,7 @@ for a in v p; do
 	is "$(server_list "$u" Lists/dev | grep -c '^<none>')" 1 \
 		"$M $layout: the message without a Message-ID uploaded once"
 	n=$(rawlog_commands | grep -c '^APPEND')
-	is "$n" 5 "$M $layout: exactly five APPENDs"
+	is "$n" 6 "$M $layout: exactly six APPENDs"
 	reset_raw
 	sync_ok $a "$M $layout: second sync succeeds" --json
 	n=$(rawlog_commands | grep -Ec '^(APPEND|UID STORE|STORE|UID EXPUNGE|EXPUNGE)')
@@ -465,6 +477,37 @@ like "$(printf '%s\n' "$RUN_OUT" | grep -F Archive)" '(^|[^0-9])5([^0-9]|$)' \
 	"$M: status shows Archive's server count (5)"
 is "$(local_list "$(local_dir "$root" verbatim Archive)" | grep -c pending)" 0 \
 	"$M: status does not sync"
+
+# ACCOUNT:FOLDER, --pull and --push.
+mail_seed "$u" INBOX 1 --tag tgt
+sync_ok v "$M: sync v:Archive succeeds" v:Archive
+is "$(local_list "$(local_dir "$root" verbatim Archive)" | grep -c pending)" 2 \
+	"$M: v:Archive syncs Archive"
+is "$(local_list "$in" | grep -c tgt)" 0 "$M: v:Archive leaves INBOX alone"
+local_write "$in" new "1630000001.L10.host" "push-only@local" "2021-08-26 17:46:41 UTC"
+sync_ok v "$M: sync --pull succeeds" --pull
+is "$(local_list "$in" | grep -c tgt)" 1 "$M: --pull brings the server message"
+is "$(server_list "$u" INBOX | grep -c push-only)" 0 "$M: --pull uploads nothing"
+mail_seed "$u" INBOX 1 --tag pullonly
+sync_ok v "$M: sync --push succeeds" --push
+is "$(server_list "$u" INBOX | grep -c push-only)" 1 "$M: --push uploads the local message"
+is "$(local_list "$in" | grep -c pullonly)" 0 "$M: --push downloads nothing"
+
+# --dry-run on a first run creates no Maildir content
+tb_write_config "$TEST_TMP/fresh.yaml" fresh maildir="$TEST_TMP/mail/fresh"
+snap_s=$(server_snapshot "$u")
+tb_run "$TWINBOX" -c "$TEST_TMP/fresh.yaml" sync --dry-run
+is "$RUN_STATUS" 0 "$M: --dry-run on a first run succeeds" || diag "$RUN_ERR"
+like "$RUN_OUT" 'Archive' "$M: --dry-run on a first run prints the plan"
+is "$(find "$TEST_TMP/mail/fresh" -type f 2>/dev/null | wc -l)" 0 \
+	"$M: --dry-run on a first run writes no message file"
+is "$(server_snapshot "$u")" "$snap_s" "$M: --dry-run on a first run changes nothing on the server"
+if [ -f "$TEST_TMP/state/fresh.db" ]; then
+	is "$(sqlite3 "$TEST_TMP/state/fresh.db" 'SELECT count(*) FROM folders; SELECT count(*) FROM messages;' | tr '\n' ' ')" \
+		"0 0 " "$M: --dry-run on a first run leaves the database empty"
+else
+	pass "$M: --dry-run on a first run leaves the database empty (none made)"
+fi
 
 # A folder renamed on the server is renamed locally, not fetched again.
 sync_ok v "$M: sync the pending messages"
