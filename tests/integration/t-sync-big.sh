@@ -20,6 +20,12 @@ big_message() {	# big_message MSGID FILE: about 30 MB, LF line ends
 	} >"$2"
 }
 
+sanitized=0
+if grep -q -e AddressSanitizer -e __asan_init "$TWINBOX" 2>/dev/null ||
+   ldd "$TWINBOX" 2>/dev/null | grep -q -e libasan -e libubsan; then
+	sanitized=1
+fi
+
 scenario() {	# scenario full|trimmed
 	local M=$1 u root cfg in size sum_srv sum_loc rss p uid
 	if [ "$M" = trimmed ]; then dovecot_start --trimmed; else dovecot_start; fi
@@ -47,8 +53,7 @@ scenario() {	# scenario full|trimmed
 	! tb_crashed
 	ok $? "$M: no crash"
 	rss=$(tail -n 1 "$TEST_TMP/rss")
-	if grep -q -e AddressSanitizer -e __asan_init "$TWINBOX" 2>/dev/null ||
-	   ldd "$TWINBOX" 2>/dev/null | grep -q -e libasan -e libubsan; then
+	if [ "$sanitized" = 1 ]; then
 		pass "$M: peak RSS under 64 MB # SKIP sanitizer build (peak RSS $rss kB)"
 	else
 		like "$rss" '^[0-9]+$' "$M: peak RSS measured ($rss kB)"
@@ -72,6 +77,21 @@ scenario() {	# scenario full|trimmed
 	is "$(jq -s 'map(.bytes_down + .bytes_up) | add' <<<"$RUN_OUT")" 0 \
 		"$M: the next sync moves no bytes"
 
+	if [ "$M" = full ]; then
+		# Many messages: memory stays bounded by more than one measure.
+		mail_seed "$u" Many 3000 --tag many
+		tb_run /usr/bin/time -f '%M' -o "$TEST_TMP/rss3" "$TWINBOX" -c "$cfg" sync
+		is "$RUN_STATUS" 0 "$M: sync of 3000 new messages succeeds" || diag "$RUN_ERR"
+		is "$(local_index "$(local_dir "$root" verbatim Many)" | cut -f1 | sort -u | grep -c .)" 3000 \
+			"$M: all 3000 arrive, once each"
+		rss=$(tail -n 1 "$TEST_TMP/rss3")
+		if [ "$sanitized" = 1 ]; then
+			pass "$M: 3000 messages: peak RSS under 64 MB # SKIP sanitizer build ($rss kB)"
+		else
+			ok $([ "${rss:-999999}" -lt 65536 ]; echo $?) \
+				"$M: 3000 messages: peak RSS under 64 MB ($rss kB)"
+		fi
+	fi
 	dovecot_stop
 }
 
