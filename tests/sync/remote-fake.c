@@ -956,6 +956,16 @@ void fake_server_fail(struct fake_server *fs, const char *op, unsigned nth,
 	pthread_mutex_unlock(&fs->ctr_mu);
 }
 
+bool fake_server_fail_pending(struct fake_server *fs)
+{
+	bool pending;
+
+	pthread_mutex_lock(&fs->ctr_mu);
+	pending = fs->fault.nth > 0;
+	pthread_mutex_unlock(&fs->ctr_mu);
+	return pending;
+}
+
 /* ---------------------------------------------------------------------- */
 /* the remote_ops */
 

@@ -99,6 +99,8 @@ char *fake_counters_str(const struct fake_counters *c);
  */
 void fake_server_fail(struct fake_server *fs, const char *op, unsigned nth,
 		      enum imap_failure failure);
+/* True while an armed failure has not fired yet. */
+bool fake_server_fail_pending(struct fake_server *fs);
 
 /* ---- direct access for tests (no counters, no capabilities) ---- */
 

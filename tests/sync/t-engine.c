@@ -1374,6 +1374,79 @@ static void t_crash(unsigned caps, enum crash_kind kind)
 	free(what);
 }
 
+/* A connection that drops (or a command refused) at the nth call of an
+ * op, for every op and n: the run may fail, the next must reach the
+ * straight result. One connection, so the order of calls is fixed. */
+static void t_faults(unsigned caps, enum crash_kind kind)
+{
+	static const char *const ops[] = {
+		"list", "status", "select", "fetch_flags", "fetch_idents",
+		"fetch_bodies", "append", "store", "expunge", "move",
+		"search_msgid", "create", "connect",
+	};
+	static const enum imap_failure fails[] = { IMAP_FAIL_NET,
+						   IMAP_FAIL_NO };
+	char *what = xasprintf("faults %s (%s)", crash_kind_names[kind],
+			       caps_name(caps));
+	char *straight;
+	struct fx *x;
+	size_t i, k;
+	unsigned nth;
+	int bad = 0, fired = 0;
+
+	x = crash_setup("fault-straight", caps, kind);
+	x->a.connections = 1;
+	is_int(fx_run(x), 0, "%s: straight run", what);
+	straight = server_view(x);
+	fx_free(&x);
+	for (i = 0; i < N_ELEMENTS(ops); i++) {
+		for (k = 0; k < N_ELEMENTS(fails); k++) {
+			for (nth = 1; nth < 100; nth++) {
+				char *s, *l;
+				int r1, r2;
+				bool pending;
+
+				x = crash_setup("fault", caps, kind);
+				x->a.connections = 1;
+				fake_server_fail(x->fs, ops[i], nth, fails[k]);
+				r1 = fx_run(x);
+				pending = fake_server_fail_pending(x->fs);
+				fake_server_fail(x->fs, "", 0, IMAP_FAIL_NONE);
+				if (pending) {
+					fx_free(&x);
+					break;
+				}
+				fired++;
+				r2 = fx_run(x);
+				s = server_view(x);
+				l = local_view(x);
+				if (r2 != 0 || strcmp(s, straight) != 0 ||
+				    strcmp(l, straight) != 0) {
+					char *d = xasprintf(
+						"%s failing (%s) at call %u: "
+						"run exit %d, resume exit %d\n"
+						"# server:\n%s# local:\n%s",
+						ops[i], fails[k] == IMAP_FAIL_NET ?
+						"connection lost" : "NO", nth, r1,
+						r2, s, l);
+					bad++;
+					ok(0, "%s: %s failing at call %u, then "
+					   "resume", what, ops[i], nth);
+					diag(d);
+					free(d);
+				}
+				free(s);
+				free(l);
+				fx_free(&x);
+			}
+		}
+	}
+	ok(fired > 0, "%s: %d failures injected", what, fired);
+	ok(bad == 0, "%s: every failure resumes to the straight result", what);
+	free(straight);
+	free(what);
+}
+
 int main(int argc, char **argv)
 {
 	static const unsigned caps_sets[] = { FAKE_CAPS_FULL,
@@ -1425,6 +1498,9 @@ int main(int argc, char **argv)
 		const char *k = getenv("TB_CRASH_KIND");
 		size_t j;
 
+		for (j = 0; j < N_ELEMENTS(crash_kind_names); j++)
+			if (k == NULL || strcmp(k, crash_kind_names[j]) == 0)
+				t_faults(caps_sets[i], (enum crash_kind)j);
 		for (j = 0; j < N_ELEMENTS(crash_kind_names); j++)
 			if (k == NULL || strcmp(k, crash_kind_names[j]) == 0)
 				t_crash(caps_sets[i], (enum crash_kind)j);
