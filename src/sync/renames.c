@@ -16,6 +16,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 static bool close_enough(size_t matched, size_t a, size_t b)
@@ -151,10 +152,15 @@ static void server_renames(struct engine *e, struct worker *w0)
 				       old->name, nw->name);
 			} else {
 				struct stat st;
+				bool carried = lstat(oldp, &st) < 0 &&
+					       lstat(newp, &st) == 0;
 
-				if (lstat(newp, &st) == 0 ||
-				    mkdir_parents(newp) < 0 ||
-				    rename(oldp, newp) < 0) {
+				/* a parent's rename carried this folder along
+				 * (verbatim layout): only the state follows */
+				if (!carried &&
+				    (lstat(newp, &st) == 0 ||
+				     mkdir_parents(newp) < 0 ||
+				     rename(oldp, newp) < 0)) {
 					log_warn("%s: cannot rename local folder '%s' to '%s': %s",
 						 e->a->name, oldp, newp,
 						 errno ? strerror(errno) : "target exists");
@@ -178,11 +184,63 @@ static void server_renames(struct engine *e, struct worker *w0)
 			free(newp);
 			adopt(old, nw);
 			nw->on_local = true;
-			nw->stats.pulled_moves += (unsigned)n;
 			break;
 		}
 		state_msgs_free(msgs, n);
 	}
+}
+
+/* Server RENAME takes the inferior folders along (RFC 3501 6.3.5): a
+ * child whose new name is its old one under the renamed parent needs no
+ * RENAME of its own. */
+static struct {
+	char *from, *to;
+} renamed[64];
+static size_t n_renamed;
+static pthread_mutex_t renamed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void record_rename(struct engine *e, const char *from, const char *to)
+{
+	(void)e;
+	pthread_mutex_lock(&renamed_lock);
+	if (n_renamed < N_ELEMENTS(renamed)) {
+		renamed[n_renamed].from = xstrdup(from);
+		renamed[n_renamed].to = xstrdup(to);
+		n_renamed++;
+	}
+	pthread_mutex_unlock(&renamed_lock);
+}
+
+static bool carried_by_parent(struct engine *e, const char *from,
+			      const char *to)
+{
+	size_t i, lf, lt;
+	bool hit = false;
+
+	(void)e;
+	pthread_mutex_lock(&renamed_lock);
+	for (i = 0; i < n_renamed && !hit; i++) {
+		lf = strlen(renamed[i].from);
+		lt = strlen(renamed[i].to);
+		hit = strncmp(from, renamed[i].from, lf) == 0 && from[lf] == '/' &&
+		      strncmp(to, renamed[i].to, lt) == 0 && to[lt] == '/' &&
+		      strcmp(from + lf, to + lt) == 0;
+	}
+	pthread_mutex_unlock(&renamed_lock);
+	return hit;
+}
+
+static void renames_forget(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&renamed_lock);
+	for (i = 0; i < n_renamed; i++) {
+		free(renamed[i].from);
+		free(renamed[i].to);
+	}
+	n_renamed = 0;
+	pthread_mutex_unlock(&renamed_lock);
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -245,8 +303,9 @@ static void local_renames(struct engine *e, struct worker *w0)
 				printf("%s:%s: would rename the folder on the server to "
 				       "'%s' (renamed locally)\n", e->a->name,
 				       old->name, nw->name);
-			} else if (w0->r->ops->rename(w0->r, old->name, nw->name,
-						      &err) < 0 ||
+			} else if ((!carried_by_parent(e, old->name, nw->name) &&
+				    w0->r->ops->rename(w0->r, old->name, nw->name,
+						       &err) < 0) ||
 				   state_folder_rename(w0->st, old->sf.id, nw->name,
 						       path) < 0) {
 				log_warn("%s: cannot rename folder '%s' to '%s' on the "
@@ -263,7 +322,7 @@ static void local_renames(struct engine *e, struct worker *w0)
 			free(path);
 			adopt(old, nw);
 			nw->on_server = true;
-			nw->stats.pushed_moves += (unsigned)n;
+			record_rename(e, old->name, nw->name);
 			break;
 		}
 		free(bases);
@@ -279,4 +338,5 @@ void renames_detect(struct engine *e, struct worker *w0)
 		server_renames(e, w0);
 	if (e->dir_moves & SYNC_DIR_PUSH)
 		local_renames(e, w0);
+	renames_forget();
 }
