@@ -1228,9 +1228,39 @@ static void srv_move(struct fx *x, const char *from, const char *tag,
 		bail("server move", error);
 }
 
-enum crash_kind { CRASH_MIXED, CRASH_MOVES, CRASH_UIDVALIDITY };
+/* Make every local folder's cur/ and new/ look last changed `ago`
+ * seconds ago, so the engine trusts their mtimes ("unchanged folder costs
+ * a stat"; it does not store mtimes of the last two seconds). */
+static void local_age(struct fx *x, time_t ago)
+{
+	char **names, *error = NULL;
+	size_t n, i, j;
+	struct timeval tv[2];
+	const char *sub[] = { "cur", "new" };
+
+	tv[0].tv_sec = tv[1].tv_sec = time(NULL) - ago;
+	tv[0].tv_usec = tv[1].tv_usec = 0;
+	if (mdir_list_folders(x->maildir, x->layout, &names, &n, &error) < 0)
+		bail("local folders", error);
+	for (i = 0; i < n; i++) {
+		char *dir = local_path(x, names[i]);
+
+		for (j = 0; j < 2; j++) {
+			char *p = xasprintf("%s/%s", dir, sub[j]);
+
+			if (utimes(p, tv) < 0)
+				bail("utimes", p);
+			free(p);
+		}
+		free(dir);
+	}
+	mdir_names_free(names, n);
+}
+
+enum crash_kind { CRASH_MIXED, CRASH_MOVES, CRASH_UIDVALIDITY,
+		  CRASH_OLD_MTIMES };
 static const char *const crash_kind_names[] = { "mixed", "moves",
-						"uidvalidity" };
+						"uidvalidity", "old-mtimes" };
 static const char *const crash_want[] = {
 	"INBOX: a(FS) b(RS) d(FS) l1() l2(FS) s1(S) s2()\n"
 	"Local/New: l3(S)\n"
@@ -1241,6 +1271,8 @@ static const char *const crash_want[] = {
 	"Work: d(FS)\n",
 	"INBOX: a(S) after() b(S) c(S) d(F) l1()\n"
 	"Work: w1(S) w2()\n",
+	"INBOX: a(F) b(S) d(FS) w1(S)\n"
+	"Work: c(S) w2()\n",
 };
 
 /* Pending changes in a synced account: every kind (mixed), moves both
@@ -1261,6 +1293,19 @@ static struct fx *crash_setup(const char *name, unsigned caps,
 		local_move(x, "Work", "w1", "Archive");
 		local_move(x, "Work", "w2", "INBOX");
 		srv_add(x, "INBOX", "x1", 0);
+		return x;
+	}
+	if (kind == CRASH_OLD_MTIMES) {
+		/* local moves made a while before the run, in folders whose
+		 * mtimes the state holds */
+		local_age(x, 600);
+		if (fx_run(x) != 0)
+			diag("old-mtimes: set-up run failed");
+		local_move(x, "INBOX", "c", "Work");
+		local_move(x, "Work", "w1", "INBOX");
+		local_flags(x, "INBOX", "a", MF_FLAGGED);
+		local_age(x, 300);
+		fake_server_reset_counters(x->fs);
 		return x;
 	}
 	if (kind == CRASH_UIDVALIDITY) {
