@@ -78,6 +78,29 @@ scenario() {	# scenario full|trimmed
 		"$M: the next sync moves no bytes"
 
 	if [ "$M" = full ]; then
+		# kill -9 in the middle of the transfers, then run again
+		big_message big-srv2@twinbox.test "$TEST_TMP/srv2.eml"
+		big_message big-loc2@twinbox.test "$TEST_TMP/loc2.eml"
+		mail_add "$u" INBOX "$TEST_TMP/srv2.eml" >/dev/null
+		cp "$TEST_TMP/loc2.eml" "$in/new/1700000001.Lbig2.host"
+		"$TWINBOX" -c "$cfg" sync >/dev/null 2>&1 &
+		kpid=$!
+		sleep 0.4
+		kill -9 "$kpid" 2>/dev/null
+		wait "$kpid" 2>/dev/null
+		tb_run "$TWINBOX" -c "$cfg" sync
+		is "$RUN_STATUS" 0 "$M: the run after a kill -9 mid-transfer succeeds" ||
+			diag "$RUN_ERR"
+		check_same "$u" INBOX "$in" "$M: after kill -9: INBOX in step, nothing doubled"
+		p=$(local_index "$in" | awk -F '\t' '$1 == "<big-srv2@twinbox.test>" { print $3 }')
+		is "$(sha256sum <"$p" 2>/dev/null)" "$(sha256sum <"$TEST_TMP/srv2.eml")" \
+			"$M: after kill -9: the download is intact"
+		uid=$(mail_list "$u" INBOX |
+			awk -F '\t' '$3 == "<big-loc2@twinbox.test>" { print $1 }')
+		is "$(mail_body "$u" INBOX "$uid" | sha256sum)" "$(sha256sum <"$TEST_TMP/loc2.eml")" \
+			"$M: after kill -9: the upload is intact"
+		rm -f "$TEST_TMP"/*2.eml
+
 		# Many messages: memory stays bounded by more than one measure.
 		mail_seed "$u" Many 3000 --tag many
 		tb_run /usr/bin/time -f '%M' -o "$TEST_TMP/rss3" "$TWINBOX" -c "$cfg" sync
