@@ -74,9 +74,11 @@ EXTRA_DIST += $(TB_SYNC_TESTS) tests/integration/sync-lib.sh
 TESTS += \
 	tests/integration/t-crash.sh \
 	tests/integration/t-moves.sh \
+	tests/integration/t-moves-crash.sh \
 	tests/integration/t-renames.sh
 EXTRA_DIST += \
 	tests/integration/t-crash.sh \
 	tests/integration/t-moves.sh \
+	tests/integration/t-moves-crash.sh \
 	tests/integration/t-renames.sh \
 	tests/integration/crash-lib.sh

@@ -35,7 +35,7 @@ kill_rounds() {
 		pid=$!
 		cl_ms_sleep "$ms"
 		kill -9 "$pid" 2>/dev/null
-		wait "$pid"
+		{ wait "$pid"; } 2>/dev/null
 		st=$?
 		KILL_STATUS+=" $st"
 		[ "$st" = 137 ] && KILLED=$((KILLED + 1))
