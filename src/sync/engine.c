@@ -631,6 +631,9 @@ int sync_account_run(const struct sync_account *a,
 		engine_progress_total(&e, f->n_dl + f->n_ul);
 	}
 	run_phase(&e, 2);
+	if (!o->dry_run)
+		for (i = 0; i < e.n_folders; i++)
+			folder_save_deferred_bookmark(w0, e.folders[i]);
 	if (o->progress)
 		report_progress(&e, true);
 

@@ -1370,34 +1370,59 @@ static int execute_deletions(struct worker *w, struct folder *f)
 
 static int save_folder_row(struct worker *w, struct folder *f, bool complete)
 {
-	struct engine *e = w->e;
+	/* While another folder still has to record a move out of this one,
+	 * store no bookmark: a run killed before it does must look at this
+	 * folder in full again. The real bookmark follows after all folders
+	 * ran (folder_save_deferred_bookmark). */
+	bool defer = complete && f->moves_out > 0;
 
-	if (!f->selected && !f->server_unchanged && complete &&
-	    !(f->on_server || f->create_server))
-		complete = false;
 	if (f->selected) {
 		f->sf.uidvalidity = f->sel.uidvalidity;
 		/* advance the server bookmark only when every change it covers
 		 * was replayed; otherwise the next run looks again */
-		f->sf.uidnext = complete ? f->sel.uidnext : 0;
-		f->sf.highestmodseq = complete ? f->sel.highestmodseq : 0;
+		f->sf.uidnext = complete && !defer ? f->sel.uidnext : 0;
+		f->sf.highestmodseq = complete && !defer ? f->sel.highestmodseq : 0;
 		f->sf.server_count = f->sel.exists;
 	} else if (f->server_unchanged && f->have_status) {
 		f->sf.server_count = f->stat.messages;
+		if (defer) {
+			f->sf.uidnext = 0;
+			f->sf.highestmodseq = 0;
+		}
 	}
 	if (f->md != NULL) {
-		bool local_done = complete && f->n_ul == 0 ? true : complete;
-
-		f->sf.cur_mtime = local_done ? f->cur_mtime : 0;
-		f->sf.new_mtime = local_done ? f->new_mtime : 0;
+		f->sf.cur_mtime = complete && !defer ? f->cur_mtime : 0;
+		f->sf.new_mtime = complete && !defer ? f->new_mtime : 0;
 	}
 	f->sf.last_sync = time(NULL);
-	(void)e;
+	f->bookmark_deferred = defer;
 	if (state_folder_put(w->st, &f->sf) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
 		return -1;
 	}
 	return 0;
+}
+
+void folder_save_deferred_bookmark(struct worker *w, struct folder *f)
+{
+	if (!f->bookmark_deferred || f->status != FOLDER_OK ||
+	    atomic_load(&f->moves_out_done) != f->moves_out)
+		return;
+	if (f->selected) {
+		f->sf.uidnext = f->sel.uidnext;
+		f->sf.highestmodseq = f->sel.highestmodseq;
+	} else if (f->server_unchanged && f->have_status) {
+		f->sf.uidnext = f->stat.uidnext;
+		f->sf.highestmodseq = f->stat.highestmodseq;
+	}
+	if (f->md != NULL) {
+		f->sf.cur_mtime = f->cur_mtime;
+		f->sf.new_mtime = f->new_mtime;
+	}
+	if (state_folder_put(w->st, &f->sf) < 0)
+		log_warn("%s: %s", f->name, state_error(w->st));
+	else
+		f->bookmark_deferred = false;
 }
 
 int folder_execute(struct worker *w, struct folder *f)

@@ -81,6 +81,7 @@ static void make_local_move(struct folder *a, size_t pi, struct folder *b,
 	q->sflags = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
 	b->lent_known[lj] = true;
 	p->act = ACT_MOVED_AWAY;
+	a->moves_out++;
 	log_debug("%s -> %s: local move of '%s' (UID %u)", a->name, b->name,
 		  q->m.base, q->src_uid);
 }
@@ -102,6 +103,7 @@ static void make_server_move(struct folder *a, size_t pi, struct folder *b,
 	q->sv = SRV_FLAGS;
 	q->sflags = sflags;
 	p->act = ACT_MOVED_AWAY;
+	a->moves_out++;
 	log_debug("%s -> %s: server move of UID %u to UID %u", a->name,
 		  b->name, p->m.uid, uid);
 }
@@ -444,9 +446,11 @@ static int replay_local(struct worker *w, struct folder *f)
 			r = state_msg_delete(w->st, q->src->sf.id, q->src_uid);
 		if (r < 0 || state_journal_remove(w->st, q->jid) < 0)
 			goto state_fail_rb;
+		q->done = true;
 		if (q->moved) {
 			moved++;
 		} else {
+			/* nothing left to move: the source is done with it */
 			/* the file went away meanwhile: the server copy stays
 			 * and is new to the state, for the next run */
 			q->act = ACT_NONE;
@@ -456,6 +460,9 @@ static int replay_local(struct worker *w, struct folder *f)
 	}
 	if (state_commit(w->st) < 0)
 		goto state_fail_rb;
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].done && f->pairs[i].src != NULL)
+			atomic_fetch_add(&f->pairs[i].src->moves_out_done, 1);
 	f->stats.pulled_moves += (unsigned)moved;
 	sync_crash_point("local moves committed");
 	return 0;
@@ -619,6 +626,9 @@ static int replay_server_from(struct worker *w, struct folder *f,
 	}
 	if (state_commit(w->st) < 0)
 		goto state_fail_rb;
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].mv == MV_SERVER && f->pairs[i].src == src)
+			atomic_fetch_add(&src->moves_out_done, 1);
 	f->stats.pushed_moves += (unsigned)moved;
 	sync_crash_point("server moves committed");
 	return 0;

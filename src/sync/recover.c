@@ -109,6 +109,15 @@ int remote_find_idents(struct worker *w, const struct msg_ident *ids,
 #define APPEND_SETTLE_MS 1500
 #define APPEND_RECENT_S 120
 
+/* How long to wait for a killed run's APPENDs (tests shorten it with
+ * TWINBOX_APPEND_SETTLE_MS). */
+static long append_settle_ms(void)
+{
+	const char *s = getenv("TWINBOX_APPEND_SETTLE_MS");
+
+	return s && *s ? strtol(s, NULL, 10) : APPEND_SETTLE_MS;
+}
+
 static bool appends_missing_recent(const struct journal_entry *je,
 				   const size_t *which, const uint32_t *found,
 				   size_t n)
@@ -297,8 +306,8 @@ int folder_recover(struct worker *w, struct folder *f)
 		 * uploads are not there (yet), give it a moment and look
 		 * again, or they would be uploaded twice. */
 		if (n_ids > 0 && appends_missing_recent(je, which, found, n_ids)) {
-			struct timespec ts = { APPEND_SETTLE_MS / 1000,
-					       (APPEND_SETTLE_MS % 1000) * 1000000L };
+			long ms = append_settle_ms();
+			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 			uint32_t *again = xcalloc(n_ids, sizeof(uint32_t));
 			size_t k;
 

@@ -22,6 +22,7 @@
 #include "util/ident.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct folder_stats {
 	unsigned pulled_new, pushed_new;
@@ -65,6 +66,7 @@ struct pair {
 	char *src_base;        /* the file's base in src (MV_LOCAL); owned */
 	int64_t jid;           /* journal entry of the move */
 	bool moved;
+	bool done;             /* the move is recorded (or moot) */
 };
 #define LOCAL_SAME (-2L)       /* lidx: local folder unchanged, flags as state */
 #define LOCAL_ELSEWHERE (-3L)  /* lidx: the file is in pair->src (MV_LOCAL) */
@@ -106,6 +108,14 @@ struct folder {
 	size_t n_dl;
 	size_t *ul_idx;             /* plan: local entries to upload */
 	size_t n_ul;
+
+	/* pairs moved out of this folder by moves_plan(), and how many of
+	 * those moves the target folders committed; the server and local
+	 * bookmarks are saved only once all of them did (or the next run
+	 * would trust a bookmark past a move it never recorded) */
+	unsigned moves_out;
+	atomic_uint moves_out_done;
+	bool bookmark_deferred;
 
 	struct folder_stats stats;
 	enum folder_phase_status status;
@@ -155,6 +165,8 @@ struct engine {
 int folder_gather(struct worker *w, struct folder *f);
 void folder_plan(struct engine *e, struct folder *f);
 int folder_execute(struct worker *w, struct folder *f);
+/* After all folders ran: save the bookmarks save_folder_row() deferred. */
+void folder_save_deferred_bookmark(struct worker *w, struct folder *f);
 void folder_free(struct folder *f);
 void folder_fail(struct folder *f, int exit_code, const char *fmt, ...)
 	ATTR_PRINTF(3, 4);
