@@ -5,7 +5,8 @@
 #   server rename (doveadm mailbox rename) -> the local folder directory
 #     is renamed: the same files (same names, same inodes), no body
 #     fetched, nothing left at the old path; a sub-folder follows its
-#     parent; a message added meanwhile still arrives;
+#     parent; a message delivered into the renamed folder meanwhile
+#     still arrives, and the old files are renamed all the same;
 #   local rename (mv of the folder directory) -> RENAME on the server,
 #     no APPEND, the messages under the new name, the old name gone.
 # Against a full and a --trimmed Dovecot.
@@ -52,7 +53,8 @@ run_mode() {
 	cl_seed "$U" Projects 10 "$mode.pr" S
 	cl_seed "$U" Projects/alpha 7 "$mode.pa" S
 	cl_seed "$U" Drafts2 12 "$mode.dr" S
-	total=64
+	cl_seed "$U" Clients 6 "$mode.cl" S
+	total=70
 	tb_run "$TWINBOX" -c "$CFG" sync
 	is "$RUN_STATUS" 0 "$mode: first sync" || diag "$RUN_ERR"
 
@@ -116,6 +118,24 @@ run_mode() {
 	cl_agree "$U" "$M" "$total"
 	ok $? "$mode: parent rename: both sides agree" || diag "$CL_ERR"
 	no_change_run "$mode" "parent rename"
+
+	# --- server rename, and a message delivered into it meanwhile -------
+	before=$(files_of "$M/Clients")
+	mail_folder_rename "$U" Clients "Clients old"
+	cl_seed "$U" "Clients old" 1 "$mode.new" S
+	total=$((total + 1))
+	tb_run "$TWINBOX" -c "$CFG" --json sync
+	is "$RUN_STATUS" 0 "$mode: rename + new message: sync succeeds" || diag "$RUN_ERR"
+	ok $([ ! -e "$M/Clients" ] && echo 0 || echo 1) \
+		"$mode: rename + new message: nothing left at the old local path" ||
+		diag "$RUN_ERR"
+	is "$(files_of "$M/Clients old" | grep -Fxf <(printf '%s\n' "$before") | grep -c .)" 6 \
+		"$mode: rename + new message: the 6 old files were renamed, not downloaded again"
+	is "$(json_num "Clients old" pulled_new)/$(json_num "Clients old" pushed_new)" "1/0" \
+		"$mode: rename + new message: --json: only the new message downloaded" ||
+		diag "$RUN_OUT"
+	cl_agree "$U" "$M" "$total"
+	ok $? "$mode: rename + new message: both sides agree" || diag "$CL_ERR"
 
 	! tb_crashed
 	ok $? "$mode: no crash"
