@@ -107,7 +107,7 @@ export TOP_SRCDIR TOP_BUILDDIR TWINBOX
 TB_MAIL_SYSUSER=${TB_MAIL_SYSUSER:-twinbox-test}
 
 TB__DIRS=()		# temp dirs to remove at exit
-TB__PIDFILES=()		# master.pid of every server started
+TB__SERVERS=()		# "PID CONF" of every server started
 TB__HOOKS=()		# tb_on_exit commands
 
 tb_on_exit() { TB__HOOKS+=("$1"); }
@@ -118,8 +118,8 @@ tb__cleanup() {
 	for h in "${TB__HOOKS[@]}"; do
 		eval "$h" || :
 	done
-	for f in "${TB__PIDFILES[@]}"; do
-		tb__stop_pidfile "$f"
+	for f in "${TB__SERVERS[@]}"; do
+		tb__stop_server "$f"
 	done
 	if [ "${TB_KEEP:-0}" = 1 ]; then
 		[ ${#TB__DIRS[@]} -gt 0 ] && echo "# kept: ${TB__DIRS[*]}"
@@ -135,7 +135,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tb-test.XXXXXX") ||
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/twinbox-test.XXXXXX") ||
 	bail_out "cannot create a temp dir"
 TB__DIRS+=("$TEST_TMP")
 export TEST_TMP
@@ -312,11 +312,16 @@ $( [ "$(id -u)" = 0 ] || echo '  chroot =' )
 EOF
 }
 
-tb__stop_pidfile() {
-	local pf=$1 pid i
-	[ -f "$pf" ] || return 0
-	pid=$(cat "$pf" 2>/dev/null)
+tb__stop_server() {	# tb__stop_server "PID CONF": stop that master
+	local pid=${1%% *} conf=${1#* } i
 	case $pid in '' | *[!0-9]*) return 0 ;; esac
+	# The PID is remembered in memory, not only in master.pid, so the
+	# server still stops if its directory was removed under us; check
+	# that the PID still is our master before signalling it.
+	if [ -r "/proc/$pid/cmdline" ] &&
+	   ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$conf"; then
+		return 0
+	fi
 	kill "$pid" 2>/dev/null || return 0
 	for i in $(seq 1 100); do
 		kill -0 "$pid" 2>/dev/null || return 0
@@ -348,7 +353,7 @@ dovecot_start() {
 
 	# Always under /tmp: the path must stay short (unix sockets) and
 	# reachable by the unprivileged mail and login users.
-	DOVECOT_DIR=$(mktemp -d /tmp/tb-dovecot.XXXXXX) ||
+	DOVECOT_DIR=$(mktemp -d /tmp/twinbox-dovecot.XXXXXX) ||
 		tb__die "cannot create a temp dir"
 	TB__DIRS+=("$DOVECOT_DIR")
 	chmod 755 "$DOVECOT_DIR"
@@ -398,12 +403,12 @@ dovecot_start() {
 			done
 			pid=$(cat "$DOVECOT_DIR/run/master.pid" 2>/dev/null)
 			if [ -n "$pid" ] && tb__greets "$IMAP_PORT"; then
-				TB__PIDFILES+=("$DOVECOT_DIR/run/master.pid")
+				TB__SERVERS+=("$pid $DOVECOT_CONF")
 				DOVECOT_PID=$pid
 				export DOVECOT_PID
 				return 0
 			fi
-			tb__stop_pidfile "$DOVECOT_DIR/run/master.pid"
+			[ -n "$pid" ] && tb__stop_server "$pid $DOVECOT_CONF"
 		fi
 		# A port taken between our check and the bind: try new ones.
 		if grep -qi 'in use' "$DOVECOT_DIR/start.log" \
@@ -427,11 +432,11 @@ tb__greets() {	# true when the IMAP greeting arrives on 127.0.0.1:$1
 }
 
 dovecot_stop() {
-	local n=${#TB__PIDFILES[@]}
+	local n=${#TB__SERVERS[@]}
 	[ "$n" -gt 0 ] || return 0
-	tb__stop_pidfile "${TB__PIDFILES[n - 1]}"
-	unset 'TB__PIDFILES[n-1]'
-	TB__PIDFILES=("${TB__PIDFILES[@]}")
+	tb__stop_server "${TB__SERVERS[n - 1]}"
+	unset 'TB__SERVERS[n-1]'
+	TB__SERVERS=("${TB__SERVERS[@]}")
 }
 
 # --- server-side mail -------------------------------------------------------
