@@ -182,9 +182,12 @@ int worker_select_name(struct worker *w, const char *name,
 
 /* ---- folder discovery ---- */
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_folder_name(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct folder *x = *(struct folder *const *)a;
+	const struct folder *y = *(struct folder *const *)b;
+
+	return strcmp(x->name, y->name);
 }
 
 static bool wanted(struct engine *e, const char *name)
@@ -288,7 +291,7 @@ static int discover(struct engine *e, struct worker *w0)
 		f->sf = sfs[i];
 	}
 	free(sfs);
-	qsort(e->folders, e->n_folders, sizeof(*e->folders), cmp_str);
+	qsort(e->folders, e->n_folders, sizeof(*e->folders), cmp_folder_name);
 	return 0;
 }
 

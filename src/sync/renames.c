@@ -8,8 +8,8 @@
  * are the same folder under a new name when their messages match: by
  * identity (size, header hash, Message-ID, fetched without bodies) for a
  * server rename, by unique file name for a local rename. At least nine in
- * ten messages must match both ways, so two unrelated folders are never
- * merged.
+ * ten of the old folder's messages must be in the new one and make up
+ * most of it, so two unrelated folders are never merged.
  */
 #include "common.h"
 #include "sync/sync-private.h"
@@ -19,9 +19,13 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+/* a: messages the old folder held at the last sync; b: messages in the
+ * candidate. Nine in ten of the old ones must be there, and they must be
+ * most of the candidate (mail may have arrived meanwhile, but a big
+ * folder that merely contains the old one's messages is not a rename). */
 static bool close_enough(size_t matched, size_t a, size_t b)
 {
-	return a > 0 && b > 0 && matched * 10 >= a * 9 && matched * 10 >= b * 9;
+	return a > 0 && b > 0 && matched * 10 >= a * 9 && matched * 2 > b;
 }
 
 /* the renamed folder takes over the old one's state row */
