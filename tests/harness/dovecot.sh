@@ -421,14 +421,17 @@ dovecot_start() {
 		"$(tail -n 20 "$DOVECOT_DIR/start.log" "$DOVECOT_DIR/dovecot.log" 2>&1)"
 }
 
-tb__greets() {	# true when the IMAP greeting arrives on 127.0.0.1:$1
+tb__greets() {	# true when the real IMAP greeting arrives on 127.0.0.1:$1
 	local line
+	# Until its auth process is up, imap-login first sends "* OK Waiting
+	# for authentication process to respond.."; wait for the greeting
+	# with capabilities, so tests start against a server that is ready.
 	# The braces keep 2>/dev/null from sticking to the shell (a bare
 	# "exec ... 2>/dev/null" would silence stderr for good).
 	{ exec 4<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
 	IFS= read -r -t 2 line <&4
 	exec 4<&- 4>&-
-	[[ $line == '* OK'* ]]
+	[[ $line == '* OK [CAPABILITY '* ]]
 }
 
 dovecot_stop() {

@@ -11,7 +11,7 @@ pass "dovecot starts (imap $IMAP_PORT, imaps $IMAPS_PORT)"
 pid=$DOVECOT_PID
 
 greeting=$(imap_talk plain <<<"a LOGOUT")
-like "$greeting" '^\* OK \[CAPABILITY [^]]*STARTTLS' "plain listener greets and offers STARTTLS"
+like "$greeting" '(^|'$'\n'')\* OK \[CAPABILITY [^]]*STARTTLS' "plain listener greets and offers STARTTLS"
 
 out=$(imap_talk starttls <<EOF2
 a LOGIN $TEST_USER $TEST_PASS
