@@ -62,10 +62,44 @@ static void copy_msg(struct state_msg *dst, const struct state_msg *src)
 	dst->emailid = src->emailid ? xstrdup(src->emailid) : NULL;
 }
 
+/* The file was renamed within its folder (same content, new name): the
+ * pair follows the new name; nothing to do on the server. */
+static void make_rebase(struct folder *a, size_t pi, size_t lj)
+{
+	struct pair *p = &a->pairs[pi];
+
+	p->src_base = p->m.base;
+	p->m.base = xstrdup(a->lents[lj].base);
+	p->mv = MV_REBASE;
+	p->lidx = (long)lj;
+	p->lflags = a->lents[lj].flags;
+	a->lent_known[lj] = true;
+}
+
+/* The server gave the message a new UID in the same folder (moved away
+ * and back, or re-delivered by a move): the pair takes the new UID. */
+static void make_renumber(struct folder *a, size_t pi, uint32_t uid,
+			  unsigned sflags)
+{
+	struct pair *p = &a->pairs[pi];
+
+	p->src_uid = p->m.uid;
+	p->m.uid = uid;
+	p->mv = MV_RENUMBER;
+	p->sv = SRV_FLAGS;
+	p->sflags = sflags;
+}
+
 static void make_local_move(struct folder *a, size_t pi, struct folder *b,
 			    size_t lj)
 {
-	struct pair *q = pair_add(b);
+	struct pair *q;
+
+	if (a == b) {
+		make_rebase(a, pi, lj);
+		return;
+	}
+	q = pair_add(b);
 	struct pair *p = &a->pairs[pi];   /* after pair_add: a != b */
 
 	copy_msg(&q->m, &p->m);
@@ -89,7 +123,13 @@ static void make_local_move(struct folder *a, size_t pi, struct folder *b,
 static void make_server_move(struct folder *a, size_t pi, struct folder *b,
 			     uint32_t uid, unsigned sflags)
 {
-	struct pair *q = pair_add(b);
+	struct pair *q;
+
+	if (a == b) {
+		make_renumber(a, pi, uid, sflags);
+		return;
+	}
+	q = pair_add(b);
 	struct pair *p = &a->pairs[pi];
 
 	copy_msg(&q->m, &p->m);
@@ -189,7 +229,7 @@ static void plan_local_moves(struct engine *e)
 		}
 		for (; lo < n_g && strcmp(g[lo].f->pairs[g[lo].pi].m.base,
 					  base) == 0; lo++) {
-			if (g[lo].used || g[lo].f == nl[i].f)
+			if (g[lo].used)
 				continue;
 			g[lo].used = nl[i].used = true;
 			make_local_move(g[lo].f, g[lo].pi, nl[i].f, nl[i].li);
@@ -207,7 +247,7 @@ static void plan_local_moves(struct engine *e)
 			struct fresh_local *c = &nl[j];
 			char *err = NULL;
 
-			if (c->used || c->f == g[i].f)
+			if (c->used)
 				continue;
 			if (c->have_id == 0) {
 				c->have_id = mdir_msg_ident(c->f->md,
@@ -322,7 +362,7 @@ static void plan_server_moves(struct engine *e, struct worker *w0)
 		for (j = 0; j < n_g; j++) {
 			struct msg_ident want;
 
-			if (g[j].used || g[j].f == b ||
+			if (g[j].used ||
 			    !ident_of_pair(&g[j].f->pairs[g[j].pi], &want))
 				continue;
 			for (k = 0; k < l.n; k++) {
@@ -452,7 +492,9 @@ static int replay_local(struct worker *w, struct folder *f)
 		} else {
 			/* nothing left to move: the source is done with it */
 			/* the file went away meanwhile: the server copy stays
-			 * and is new to the state, for the next run */
+			 * and is new to the state, for the next run, which
+			 * must not trust this folder's bookmark */
+			f->incomplete = true;
 			q->act = ACT_NONE;
 			q->mv = MV_NONE;
 			q->m.uid = 0;
@@ -613,6 +655,7 @@ static int replay_server_from(struct worker *w, struct folder *f,
 		if (q->m.uid == 0) {
 			/* the journal entry stays: the next run's recovery
 			 * finds the message by content */
+			f->incomplete = true;
 			q->act = ACT_NONE;
 			q->mv = MV_NONE;
 			continue;
@@ -639,12 +682,51 @@ state_fail:
 	return -1;
 }
 
+/* Same-folder changes of identity: one transaction, no journal (a run
+ * killed before it commits finds the same situation again). */
+static int replay_in_place(struct worker *w, struct folder *f)
+{
+	size_t i;
+	bool any = false;
+
+	for (i = 0; i < f->n_pairs; i++) {
+		struct pair *p = &f->pairs[i];
+		int r;
+
+		if (p->mv != MV_RENUMBER && p->mv != MV_REBASE)
+			continue;
+		if (!any && state_begin(w->st) < 0)
+			goto fail;
+		any = true;
+		if (p->mv == MV_RENUMBER)
+			r = state_msg_move(w->st, f->sf.id, p->src_uid, f->sf.id,
+					   p->m.uid);
+		else
+			r = state_msg_set_base(w->st, f->sf.id, p->m.uid, p->m.base);
+		if (r < 0) {
+			(void)state_rollback(w->st);
+			goto fail;
+		}
+		p->mv = MV_NONE;
+	}
+	if (any && state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		goto fail;
+	}
+	return 0;
+fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
+}
+
 int moves_execute(struct worker *w, struct folder *f)
 {
 	size_t i, j;
 	bool any_local = false, any_server = false;
 	char *err = NULL;
 
+	if (replay_in_place(w, f) < 0)
+		return -1;
 	for (i = 0; i < f->n_pairs; i++) {
 		if (f->pairs[i].mv == MV_LOCAL)
 			any_local = true;

@@ -101,7 +101,8 @@ void report_plan(struct engine *e, struct folder *f)
 			mv_in_server++;
 		else if (p->mv == MV_LOCAL)
 			mv_in_local++;
-		if (p->mv != MV_NONE && log_enabled(LOG_VERBOSE)) {
+		if ((p->mv == MV_SERVER || p->mv == MV_LOCAL) &&
+		    log_enabled(LOG_VERBOSE)) {
 			snprintf(line, sizeof(line), "'%s' from '%s'", p->m.base,
 				 p->src->name);
 			plan_line(e, f, p->mv == MV_SERVER

@@ -60,6 +60,8 @@ struct pair {
 		MV_NONE,
 		MV_SERVER,   /* moved locally: UID MOVE src_uid from src to here */
 		MV_LOCAL,    /* moved on the server: the file comes from src */
+		MV_RENUMBER, /* same folder, new UID on the server (src_uid: old) */
+		MV_REBASE,   /* same folder, file renamed (src_base: old base) */
 	} mv;
 	struct folder *src;
 	uint32_t src_uid;      /* the pair's UID in src */
@@ -116,6 +118,8 @@ struct folder {
 	unsigned moves_out;
 	atomic_uint moves_out_done;
 	bool bookmark_deferred;
+	bool incomplete;            /* something was left for the next run:
+				       store no bookmark */
 
 	struct folder_stats stats;
 	enum folder_phase_status status;
