@@ -558,8 +558,8 @@ static int cmp_ent(const void *a, const void *b)
 
 /* The scan behind mdir_scan(); quiet for the rescans of mdir_find(), so
  * an odd file is warned about once per scan the caller asked for. */
-static int scan(struct mdir *m, bool quiet, struct mdir_entry **ents_r,
-		size_t *n_r, char **error_r)
+static int scan(struct mdir *m, bool quiet, bool fill_cache,
+		struct mdir_entry **ents_r, size_t *n_r, char **error_r)
 {
 	struct ent_list l = { NULL, 0, 0 };
 	int64_t cur_ns, new_ns, start_ns;
@@ -594,6 +594,11 @@ static int scan(struct mdir *m, bool quiet, struct mdir_entry **ents_r,
 		l.v[j++] = l.v[i];
 	}
 	l.n = j;
+	if (!fill_cache) {
+		*ents_r = l.v;
+		*n_r = l.n;
+		return 0;
+	}
 
 	cache_clear(m);
 	for (i = 0; i < l.n; i++)
@@ -611,7 +616,13 @@ static int scan(struct mdir *m, bool quiet, struct mdir_entry **ents_r,
 int mdir_scan(struct mdir *m, struct mdir_entry **ents_r, size_t *n_r,
 	      char **error_r)
 {
-	return scan(m, false, ents_r, n_r, error_r);
+	return scan(m, false, true, ents_r, n_r, error_r);
+}
+
+int mdir_list(struct mdir *m, struct mdir_entry **ents_r, size_t *n_r,
+	      char **error_r)
+{
+	return scan(m, true, false, ents_r, n_r, error_r);
 }
 
 void mdir_entries_free(struct mdir_entry *ents, size_t n)
@@ -632,7 +643,7 @@ static int rescan(struct mdir *m, char **error_r)
 	struct mdir_entry *ents;
 	size_t n;
 
-	if (scan(m, true, &ents, &n, error_r) < 0)
+	if (scan(m, true, true, &ents, &n, error_r) < 0)
 		return -1;
 	mdir_entries_free(ents, n);
 	return 0;

@@ -113,6 +113,10 @@ struct mdir_entry {
 int mdir_scan(struct mdir *m, struct mdir_entry **ents_r, size_t *n_r,
 	      char **error_r);
 void mdir_entries_free(struct mdir_entry *ents, size_t n);
+/* Like mdir_scan, quietly and without filling the lookup cache (for a
+ * one-off comparison that should not double the memory). */
+int mdir_list(struct mdir *m, struct mdir_entry **ents_r, size_t *n_r,
+	      char **error_r);
 
 /*
  * Where is the message with this base now? Looks at the name cached by the

@@ -383,7 +383,7 @@ static int state_setup(struct state *st)
 		return -1;
 	/* 16 MiB of page cache instead of 2: loading or rewriting a folder
 	   of 100,000 pairs then stays in memory. */
-	if (state_exec(st, "PRAGMA cache_size = -16384",
+	if (state_exec(st, "PRAGMA cache_size = -4096",
 		       "cannot set cache size") < 0)
 		return -1;
 	/* ON DELETE CASCADE needs it; per connection, outside transactions */

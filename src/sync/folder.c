@@ -70,6 +70,23 @@ void folder_free(struct folder *f)
 	free(f);
 }
 
+#define MTIME_SETTLE_NS 50000000LL   /* 50 ms */
+
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int cmp_msg_base(const void *a, const void *b, void *ctx)
+{
+	const struct state_msg *m = ctx;
+
+	return strcmp(m[*(const size_t *)a].base, m[*(const size_t *)b].base);
+}
+
 int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -454,7 +471,7 @@ static int gather_local(struct worker *w, struct folder *f)
 	struct engine *e = w->e;
 	char *err = NULL;
 	size_t i, j, *order;
-	int64_t now_ns = (int64_t)time(NULL) * 1000000000LL;
+	int64_t now_ns = wall_ns();
 
 	if (f->md == NULL) {
 		/* a folder that will only be created locally: empty */
@@ -476,11 +493,11 @@ static int gather_local(struct worker *w, struct folder *f)
 		}
 		return 0;
 	}
-	/* A directory changed within the last two seconds may change again
-	 * inside the file system's timestamp granularity: do not trust its
-	 * mtime next time. */
-	if (now_ns - f->cur_mtime < 2000000000LL ||
-	    now_ns - f->new_mtime < 2000000000LL) {
+	/* A directory changed a moment ago may change again within the
+	 * file system's timestamp granularity without its mtime moving:
+	 * do not trust such an mtime next time. */
+	if (now_ns - f->cur_mtime < MTIME_SETTLE_NS ||
+	    now_ns - f->new_mtime < MTIME_SETTLE_NS) {
 		f->cur_mtime = 0;
 		f->new_mtime = 0;
 	}
@@ -859,6 +876,7 @@ static int dl_done(void *ctx, const struct imap_fetch *fe)
 		return -1;
 	}
 	mdir_writer_free(&d->mw);
+	d->f->local_dirty = true;
 	d->n_pend++;
 	d->f->stats.pulled_new++;
 	d->f->stats.bytes_down += p->id.size;
@@ -1246,6 +1264,7 @@ static int execute_flags(struct worker *w, struct folder *f)
 		if (p->act != ACT_FLAGS || l == p->new_l || p->m.uid == 0)
 			continue;
 		r = mdir_set_flags(f->md, p->m.base, p->new_l, &err);
+		f->local_dirty = true;
 		if (r < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 			free(err);
@@ -1351,6 +1370,7 @@ static int execute_deletions(struct worker *w, struct folder *f)
 		if (p->act != ACT_DEL_LOCAL)
 			continue;
 		r = mdir_remove(f->md, p->m.base, &err);
+		f->local_dirty = true;
 		if (r < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 			free(err);
@@ -1366,6 +1386,69 @@ static int execute_deletions(struct worker *w, struct folder *f)
 	    forget_pairs(w, f, ACT_REUPLOAD, ACT_REDOWNLOAD) < 0)
 		return -1;
 	return 0;
+}
+
+/* The local bookmark after a run that changed the folder: wait until
+ * its mtimes are older than the timestamp granularity, then check that
+ * the folder holds exactly what the state now says (names and flags). If
+ * so, the next run may skip it while those mtimes stay; otherwise it
+ * looks again. This makes the run after a change as cheap as any no-op
+ * run, without ever trusting an mtime a reader's change could hide behind. */
+static void verify_local(struct worker *w, struct folder *f)
+{
+	int64_t c2, n2, c3, n3, age;
+	struct mdir_entry *ents = NULL;
+	struct state_msg *msgs = NULL;
+	size_t n_ents = 0, n_msgs = 0, i, *order = NULL;
+	char *err = NULL;
+	bool same = false;
+
+	f->cur_mtime = f->new_mtime = 0;
+	if (mdir_mtimes(f->md, &c2, &n2, &err) < 0)
+		goto out;
+	age = wall_ns() - (c2 > n2 ? c2 : n2);
+	if (age < MTIME_SETTLE_NS) {
+		struct timespec ts = { 0, (long)(MTIME_SETTLE_NS - age) };
+
+		nanosleep(&ts, NULL);
+		if (mdir_mtimes(f->md, &c2, &n2, &err) < 0)
+			goto out;
+		if (wall_ns() - (c2 > n2 ? c2 : n2) < MTIME_SETTLE_NS)
+			goto out;   /* someone else is changing it right now */
+	}
+	/* the run's own lists are not needed any more */
+	if (f->lents) {
+		mdir_entries_free(f->lents, f->n_lents);
+		f->lents = NULL;
+		f->n_lents = 0;
+	}
+	if (mdir_list(f->md, &ents, &n_ents, &err) < 0 ||
+	    state_msgs_load(w->st, f->sf.id, &msgs, &n_msgs) < 0 ||
+	    n_msgs != n_ents)
+		goto out;
+	order = xcalloc(n_msgs + 1, sizeof(*order));
+	for (i = 0; i < n_msgs; i++)
+		order[i] = i;
+	qsort_r(order, n_msgs, sizeof(*order), cmp_msg_base, msgs);
+	same = true;
+	for (i = 0; i < n_msgs && same; i++) {
+		const struct state_msg *m = &msgs[order[i]];
+
+		same = strcmp(m->base, ents[i].base) == 0 &&
+		       (m->flags & MF_ALL) == (ents[i].flags & MF_ALL);
+	}
+	if (same && mdir_mtimes(f->md, &c3, &n3, &err) == 0 && c3 == c2 &&
+	    n3 == n2) {
+		f->cur_mtime = c2;
+		f->new_mtime = n2;
+	}
+out:
+	free(err);
+	free(order);
+	if (ents)
+		mdir_entries_free(ents, n_ents);
+	if (msgs)
+		state_msgs_free(msgs, n_msgs);
 }
 
 static int save_folder_row(struct worker *w, struct folder *f, bool complete)
@@ -1390,6 +1473,8 @@ static int save_folder_row(struct worker *w, struct folder *f, bool complete)
 			f->sf.highestmodseq = 0;
 		}
 	}
+	if (f->md != NULL && complete && !defer && f->local_dirty)
+		verify_local(w, f);
 	if (f->md != NULL) {
 		f->sf.cur_mtime = complete && !defer ? f->cur_mtime : 0;
 		f->sf.new_mtime = complete && !defer ? f->new_mtime : 0;

@@ -469,6 +469,7 @@ static int replay_local(struct worker *w, struct folder *f)
 		}
 		FREE_AND_NULL(err);
 		q->moved = r == 0;
+		f->local_dirty = true;
 		sync_crash_point("local move done");
 	}
 	if (state_begin(w->st) < 0)

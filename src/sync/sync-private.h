@@ -118,6 +118,7 @@ struct folder {
 	unsigned moves_out;
 	atomic_uint moves_out_done;
 	bool bookmark_deferred;
+	bool local_dirty;           /* this run changed the Maildir folder */
 	bool incomplete;            /* something was left for the next run:
 				       store no bookmark */
 
