@@ -70,7 +70,7 @@ void folder_free(struct folder *f)
 	free(f);
 }
 
-#define MTIME_SETTLE_NS 50000000LL   /* 50 ms */
+#define MTIME_SETTLE_NS 20000000LL   /* 20 ms */
 
 static int64_t wall_ns(void)
 {
@@ -537,6 +537,62 @@ static int gather_local(struct worker *w, struct folder *f)
 	return 0;
 }
 
+#define GATHER_IDENTS_MAX 5000
+
+static int on_snew_ident(void *ctx, const struct imap_fetch *fe)
+{
+	struct folder *f = ctx;
+	struct ident_ctx *ic;
+	size_t lo = 0, hi = f->n_snew;
+
+	if (fe->uid == 0 || !fe->has_size)
+		return 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->snew[mid].uid < fe->uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= f->n_snew || f->snew[lo].uid != fe->uid)
+		return 0;
+	ic = ident_new();
+	if (fe->header)
+		ident_feed(ic, fe->header, fe->header_len);
+	ident_finish(ic, &f->snew[lo].id);
+	ident_free(&ic);
+	f->snew[lo].id.size = fe->size;
+	f->snew[lo].have_id = true;
+	return 0;
+}
+
+/* New server messages of a folder synced before may be moves from another
+ * folder: learn their identity (headers only) now, on this folder's own
+ * connection and while it is selected, rather than one folder after the
+ * other in the plan phase. */
+static void gather_snew_idents(struct worker *w, struct folder *f)
+{
+	uint32_t *uids;
+	size_t i, n = 0;
+	char *set, *err = NULL;
+
+	if (!f->in_state || !f->selected || f->n_snew == 0 ||
+	    f->n_snew > GATHER_IDENTS_MAX || !(w->e->dir_moves & SYNC_DIR_PULL))
+		return;
+	uids = xcalloc(f->n_snew, sizeof(uint32_t));
+	for (i = 0; i < f->n_snew; i++)
+		if (!f->snew[i].claimed)
+			uids[n++] = f->snew[i].uid;
+	if (n > 0) {
+		set = imap_uidset_make(uids, n);
+		if (w->r->ops->fetch_idents(w->r, set, on_snew_ident, f, &err) < 0)
+			FREE_AND_NULL(err);   /* the plan phase asks again */
+		free(set);
+	}
+	free(uids);
+}
+
 int folder_gather(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
@@ -601,6 +657,7 @@ int folder_gather(struct worker *w, struct folder *f)
 		if (!(f->create_server && e->o->dry_run) &&
 		    gather_server(w, f) < 0)
 			return -1;
+		gather_snew_idents(w, f);
 	} else {
 		for (i = 0; i < f->n_pairs; i++)
 			f->pairs[i].sv = SRV_GONE;

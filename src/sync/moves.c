@@ -345,6 +345,24 @@ static void plan_server_moves(struct engine *e, struct worker *w0)
 			free(uids);
 			continue;
 		}
+		/* identities fetched while gathering, if there are */
+		for (j = 0; j < b->n_snew; j++)
+			if (!b->snew[j].claimed && !b->snew[j].have_id)
+				break;
+		if (j == b->n_snew) {
+			free(uids);
+			for (j = 0; j < b->n_snew; j++) {
+				if (b->snew[j].claimed)
+					continue;
+				ALLOC_GROW(l.v, l.n + 1, l.a);
+				memset(&l.v[l.n], 0, sizeof(l.v[l.n]));
+				l.v[l.n].uid = b->snew[j].uid;
+				l.v[l.n].flags = b->snew[j].flags;
+				l.v[l.n].id = b->snew[j].id;
+				l.n++;
+			}
+			goto match;
+		}
 		set = imap_uidset_make(uids, n);
 		free(uids);
 		if (worker_select_name(w0, b->name, b->sel.uidvalidity, &sel,
@@ -359,6 +377,7 @@ static void plan_server_moves(struct engine *e, struct worker *w0)
 			continue;
 		}
 		free(set);
+match:
 		for (j = 0; j < n_g; j++) {
 			struct msg_ident want;
 

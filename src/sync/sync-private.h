@@ -40,6 +40,8 @@ struct srv_new {
 	uint32_t uid;
 	unsigned flags;
 	bool claimed;          /* matched by a move or by recovery */
+	bool have_id;          /* id fetched during gather (for moves) */
+	struct msg_ident id;
 };
 
 /* Per state row, the comparison's inputs and the plan's outputs. */
