@@ -1131,34 +1131,57 @@ static inline int w_put(struct mdir_writer *w, unsigned char c,
 	return 0;
 }
 
+/* Append a run of bytes, a buffer at a time. */
+static int w_put_run(struct mdir_writer *w, const unsigned char *p, size_t n,
+		     char **error_r)
+{
+	while (n > 0) {
+		size_t room = sizeof(w->obuf) - w->olen, k;
+
+		if (room == 0) {
+			if (w_flush(w, error_r) < 0)
+				return -1;
+			continue;
+		}
+		k = n < room ? n : room;
+		memcpy(w->obuf + w->olen, p, k);
+		w->olen += k;
+		w->size += k;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
 int mdir_writer_write(struct mdir_writer *w, const void *p, size_t n,
 		      char **error_r)
 {
-	const unsigned char *s = p;
-	size_t i;
+	const unsigned char *s = p, *cr;
+	size_t i = 0, end;
 
 	if (w->failed || w->committed || w->fd < 0) {
 		*error_r = xasprintf("cannot write '%s/tmp/%s': writer is no "
 				     "longer usable", w->m->path, w->base);
 		return -1;
 	}
-	for (i = 0; i < n; i++) {
-		unsigned char c = s[i];
-
-		if (!w->crlf_to_lf) {
-			if (w_put(w, c, error_r) < 0)
-				return -1;
-			continue;
-		}
+	if (!w->crlf_to_lf)
+		return w_put_run(w, s, n, error_r);
+	/* copy the runs between CRs whole; a CR is dropped when an LF
+	 * follows it, also across chunks (pend_cr) */
+	while (i < n) {
 		if (w->pend_cr) {
 			w->pend_cr = false;
-			if (c != '\n' && w_put(w, '\r', error_r) < 0)
+			if (s[i] != '\n' && w_put(w, '\r', error_r) < 0)
 				return -1;
 		}
-		if (c == '\r')
-			w->pend_cr = true;
-		else if (w_put(w, c, error_r) < 0)
+		cr = memchr(s + i, '\r', n - i);
+		end = cr ? (size_t)(cr - s) : n;
+		if (w_put_run(w, s + i, end - i, error_r) < 0)
 			return -1;
+		if (cr == NULL)
+			break;
+		w->pend_cr = true;
+		i = end + 1;
 	}
 	return 0;
 }

@@ -155,6 +155,25 @@ struct ident_ctx *ident_new(void)
 	return c;
 }
 
+/* After the header only the CRLF size is left to count: whole chunks at
+ * a time, one memchr per line instead of a test per byte. */
+static void body_count(struct ident_ctx *c, const unsigned char *p, size_t n)
+{
+	const unsigned char *q = p, *end = p + n, *lf;
+
+	if (n == 0)
+		return;
+	c->size += n;
+	while (q < end && (lf = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+		bool cr_before = lf > p ? lf[-1] == '\r' : c->prev_cr;
+
+		if (!cr_before)
+			c->size++;
+		q = lf + 1;
+	}
+	c->prev_cr = end[-1] == '\r';
+}
+
 void ident_feed(struct ident_ctx *c, const void *data, size_t len)
 {
 	const unsigned char *p = data;
@@ -163,6 +182,11 @@ void ident_feed(struct ident_ctx *c, const void *data, size_t len)
 	ASSERT(!c->finished);
 	for (i = 0; i < len; i++) {
 		unsigned char ch = p[i];
+
+		if (c->hdr_done) {
+			body_count(c, p + i, len - i);
+			break;
+		}
 
 		c->size++;
 		if (ch == '\n' && !c->prev_cr)
