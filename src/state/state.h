@@ -176,6 +176,10 @@ enum journal_op {
 	J_MOVE_LOCAL = 4,
 	J_EXPUNGE = 5,
 	J_COPY = 6,
+	/* not a step: an upload a killed run may still have made (the server
+	 * had not executed it yet when the next run looked); its identity is
+	 * kept a while so a late copy is recognised as a duplicate */
+	J_LATE_APPEND = 7,
 };
 
 struct journal_entry {

@@ -624,6 +624,8 @@ int sync_account_run(const struct sync_account *a,
 	}
 
 	run_phase(&e, 1);
+	for (i = 0; i < e.n_folders; i++)
+		late_plan(e.folders[i]);
 	if (!e.fatal)
 		moves_plan(&e, w0);
 	for (i = 0; i < e.n_folders; i++)

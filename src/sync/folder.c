@@ -61,6 +61,10 @@ void folder_free(struct folder *f)
 	free(f->lent_known);
 	free(f->dl_uids);
 	free(f->ul_idx);
+	if (f->late)
+		state_journal_free(f->late, f->n_late);
+	free(f->dup_uids);
+	free(f->dup_jids);
 	if (f->md)
 		mdir_close(&f->md);
 	state_folder_release(&f->sf);
@@ -578,7 +582,8 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	char *set, *err = NULL;
 
 	if (!f->in_state || !f->selected || f->n_snew == 0 ||
-	    f->n_snew > GATHER_IDENTS_MAX || !(w->e->dir_moves & SYNC_DIR_PULL))
+	    f->n_snew > GATHER_IDENTS_MAX ||
+	    (!(w->e->dir_moves & SYNC_DIR_PULL) && f->n_late == 0))
 		return;
 	uids = xcalloc(f->n_snew, sizeof(uint32_t));
 	for (i = 0; i < f->n_snew; i++)
@@ -652,6 +657,10 @@ int folder_gather(struct worker *w, struct folder *f)
 		f->n_pairs = n;
 		f->a_pairs = n ? n : 1;
 		free(msgs);   /* the strings now belong to the pairs */
+		if (late_load(w, f) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			return -1;
+		}
 	}
 	if (f->on_server || f->create_server) {
 		if (!(f->create_server && e->o->dry_run) &&
@@ -1571,7 +1580,7 @@ int folder_execute(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
 	char *err = NULL;
-	bool server_work, local_work;
+	bool server_work;
 	size_t i;
 	int ret = 0;
 
@@ -1583,8 +1592,7 @@ int folder_execute(struct worker *w, struct folder *f)
 	}
 	if (f->untouched)
 		return 0;   /* nothing to do, nothing to record */
-	server_work = f->n_dl > 0 || f->n_ul > 0;
-	local_work = f->n_dl > 0;
+	server_work = f->n_dl > 0 || f->n_ul > 0 || f->n_dup > 0;
 	for (i = 0; i < f->n_pairs && !server_work; i++) {
 		struct pair *p = &f->pairs[i];
 
@@ -1597,7 +1605,6 @@ int folder_execute(struct worker *w, struct folder *f)
 				server_work = true;
 		}
 	}
-	(void)local_work;
 	if (server_work && worker_select(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
@@ -1616,7 +1623,8 @@ int folder_execute(struct worker *w, struct folder *f)
 		}
 		f->in_state = true;
 	}
-	if (moves_execute(w, f) < 0 || execute_flags(w, f) < 0 ||
+	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
+	    execute_flags(w, f) < 0 ||
 	    execute_deletions(w, f) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_dl > 0 && execute_downloads(w, f) < 0)

@@ -160,8 +160,19 @@ int folder_recover(struct worker *w, struct folder *f)
 		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
 		return -1;
 	}
-	if (n_je == 0)
+	/* tombstones of late uploads are not steps; leave them to late.c */
+	for (i = j = 0; i < n_je; i++) {
+		if (je[i].op == J_LATE_APPEND) {
+			journal_entry_release(&je[i]);
+			continue;
+		}
+		je[j++] = je[i];
+	}
+	n_je = j;
+	if (n_je == 0) {
+		free(je);
 		return 0;
+	}
 	if (f->md == NULL && f->on_local) {
 		bool missing = false;
 
@@ -325,8 +336,19 @@ int folder_recover(struct worker *w, struct folder *f)
 			struct journal_entry *e = &je[which[i]];
 			struct state_msg m = { 0 };
 
-			if (found[i] == 0)
-				continue;   /* never arrived: uploaded again */
+			if (found[i] == 0) {
+				/* not there (yet): uploaded again by this run;
+				 * remember its identity in case the server
+				 * executes the old APPEND after all */
+				struct journal_entry t = *e;
+
+				t.id = 0;
+				t.op = J_LATE_APPEND;
+				t.created = 0;
+				if (state_journal_add(w->st, &t) < 0)
+					goto state_fail;
+				continue;
+			}
 			m.uid = found[i];
 			m.base = e->base;
 			m.flags = e->flags;

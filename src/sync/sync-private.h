@@ -108,6 +108,12 @@ struct folder {
 	size_t n_lents;
 	bool *lent_known;           /* file belongs to a pair or was claimed */
 
+	struct journal_entry *late; /* J_LATE_APPEND tombstones of the folder */
+	size_t n_late;
+	uint32_t *dup_uids;         /* plan: late duplicates of our uploads */
+	size_t n_dup;
+	int64_t *dup_jids;          /* their tombstones */
+
 	uint32_t *dl_uids;          /* plan: to download */
 	size_t n_dl;
 	size_t *ul_idx;             /* plan: local entries to upload */
@@ -187,6 +193,11 @@ int recover_moves(struct worker *w, struct folder *f,
 int worker_select_name(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
 		       char **error_r);
+
+/* late.c: late copies of uploads a killed run sent */
+int late_load(struct worker *w, struct folder *f);
+void late_plan(struct folder *f);
+int late_execute(struct worker *w, struct folder *f);
 
 /* renames.c: folders renamed on one side, between discovery and classify */
 void renames_detect(struct engine *e, struct worker *w0);
