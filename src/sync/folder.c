@@ -147,6 +147,7 @@ static int on_fetch(void *ctx, const struct imap_fetch *fe)
 		return 0;
 	}
 	ALLOC_GROW(f->snew, f->n_snew + 1, f->a_snew);
+	memset(&f->snew[f->n_snew], 0, sizeof(f->snew[f->n_snew]));
 	f->snew[f->n_snew].uid = fe->uid;
 	f->snew[f->n_snew].flags = fe->flags;
 	f->snew[f->n_snew].claimed = false;
@@ -323,6 +324,7 @@ static int rematch(struct worker *w, struct folder *f, char **error_r)
 		if (rc.items[i].used)
 			continue;
 		ALLOC_GROW(f->snew, f->n_snew + 1, f->a_snew);
+		memset(&f->snew[f->n_snew], 0, sizeof(f->snew[f->n_snew]));
 		f->snew[f->n_snew].uid = rc.items[i].uid;
 		f->snew[f->n_snew].flags = rc.items[i].flags;
 		f->snew[f->n_snew].claimed = false;
