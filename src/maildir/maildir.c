@@ -459,6 +459,12 @@ int mdir_mtimes(struct mdir *m, int64_t *cur_ns_r, int64_t *new_ns_r,
 	return 0;
 }
 
+void mdir_drop_cache(struct mdir *m)
+{
+	cache_clear(m);
+	m->cache_built = false;
+}
+
 void mdir_defer_dir_sync(struct mdir *m, bool on)
 {
 	m->defer_dir_sync = on;

@@ -95,6 +95,8 @@ int mdir_sync_dirs(struct mdir *m, char **error_r);
  * batches many commits and calls mdir_sync_dirs() before it records them
  * anywhere (a rename is durable only once its directory is synced). */
 void mdir_defer_dir_sync(struct mdir *m, bool on);
+/* Forget the name cache (it is rebuilt by the next lookup that needs it). */
+void mdir_drop_cache(struct mdir *m);
 
 struct mdir_entry {
 	char *base;     /* unique name: the file name up to ":2,"; owned */

@@ -44,6 +44,16 @@ void folder_fail(struct folder *f, int exit_code, const char *fmt, ...)
 	f->exit_code = sync_exit_merge(f->exit_code, exit_code);
 }
 
+static void snew_free(struct folder *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_snew; i++)
+		free(f->snew[i].id);
+	FREE_AND_NULL(f->snew);
+	f->n_snew = f->a_snew = 0;
+}
+
 void folder_free(struct folder *f)
 {
 	size_t i;
@@ -55,7 +65,7 @@ void folder_free(struct folder *f)
 		free(f->pairs[i].src_base);
 	}
 	free(f->pairs);
-	free(f->snew);
+	snew_free(f);
 	if (f->lents)
 		mdir_entries_free(f->lents, f->n_lents);
 	free(f->lent_known);
@@ -201,6 +211,7 @@ static void snew_normalise(struct folder *f)
 	qsort(f->snew, f->n_snew, sizeof(*f->snew), cmp_snew);
 	for (i = 0; i < f->n_snew; i++) {
 		if (n > 0 && f->snew[n - 1].uid == f->snew[i].uid) {
+			free(f->snew[i].id);
 			f->snew[n - 1].flags = f->snew[i].flags;
 			f->snew[n - 1].claimed |= f->snew[i].claimed;
 			continue;
@@ -563,12 +574,14 @@ static int on_snew_ident(void *ctx, const struct imap_fetch *fe)
 	}
 	if (lo >= f->n_snew || f->snew[lo].uid != fe->uid)
 		return 0;
+	if (f->snew[lo].id == NULL)
+		f->snew[lo].id = xmalloc(sizeof(*f->snew[lo].id));
 	ic = ident_new();
 	if (fe->header)
 		ident_feed(ic, fe->header, fe->header_len);
-	ident_finish(ic, &f->snew[lo].id);
+	ident_finish(ic, f->snew[lo].id);
 	ident_free(&ic);
-	f->snew[lo].id.size = fe->size;
+	f->snew[lo].id->size = fe->size;
 	f->snew[lo].have_id = true;
 	return 0;
 }
@@ -1484,12 +1497,22 @@ static void verify_local(struct worker *w, struct folder *f)
 		if (wall_ns() - (c2 > n2 ? c2 : n2) < MTIME_SETTLE_NS)
 			goto out;   /* someone else is changing it right now */
 	}
-	/* the run's own lists are not needed any more */
+	/* the run's own lists are not needed any more: free them before
+	 * the folder is read once more */
 	if (f->lents) {
 		mdir_entries_free(f->lents, f->n_lents);
 		f->lents = NULL;
 		f->n_lents = 0;
 	}
+	for (i = 0; i < f->n_pairs; i++) {
+		state_msg_release(&f->pairs[i].m);
+		FREE_AND_NULL(f->pairs[i].src_base);
+	}
+	f->n_pairs = 0;
+	snew_free(f);
+	FREE_AND_NULL(f->dl_uids);
+	f->n_dl = 0;
+	mdir_drop_cache(f->md);
 	if (mdir_list(f->md, &ents, &n_ents, &err) < 0 ||
 	    state_msgs_load(w->st, f->sf.id, &msgs, &n_msgs) < 0 ||
 	    n_msgs != n_ents)

@@ -76,7 +76,7 @@ void late_plan(struct folder *f)
 			snprintf(id.msgid, sizeof(id.msgid), "%s",
 				 t->msgid ? t->msgid : "");
 			memcpy(id.hhash, t->hhash, sizeof(id.hhash));
-			if (!ident_equal(&id, &s->id))
+			if (!ident_equal(&id, s->id))
 				continue;
 			for (k = 0; k < f->n_pairs && !paired; k++)
 				paired = f->pairs[k].m.base != NULL &&

@@ -358,7 +358,7 @@ static void plan_server_moves(struct engine *e, struct worker *w0)
 				memset(&l.v[l.n], 0, sizeof(l.v[l.n]));
 				l.v[l.n].uid = b->snew[j].uid;
 				l.v[l.n].flags = b->snew[j].flags;
-				l.v[l.n].id = b->snew[j].id;
+				l.v[l.n].id = *b->snew[j].id;
 				l.n++;
 			}
 			goto match;

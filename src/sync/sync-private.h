@@ -41,7 +41,7 @@ struct srv_new {
 	unsigned flags;
 	bool claimed;          /* matched by a move or by recovery */
 	bool have_id;          /* id fetched during gather (for moves) */
-	struct msg_ident id;
+	struct msg_ident *id;  /* owned; NULL unless have_id */
 };
 
 /* Per state row, the comparison's inputs and the plan's outputs. */
