@@ -221,43 +221,9 @@ static void snew_normalise(struct folder *f)
 	f->n_snew = n;
 }
 
-struct rematch_item {
-	uint32_t uid;
-	unsigned flags;
-	struct msg_ident id;
-	bool used;
-};
-
-struct rematch_ctx {
-	struct rematch_item *items;
-	size_t n, alloc;
-};
-
-static int on_rematch_fetch(void *ctx, const struct imap_fetch *fe)
-{
-	struct rematch_ctx *rc = ctx;
-	struct ident_ctx *ic;
-	struct rematch_item *it;
-
-	if (fe->uid == 0 || !fe->has_size)
-		return 0;
-	ALLOC_GROW(rc->items, rc->n + 1, rc->alloc);
-	it = &rc->items[rc->n++];
-	memset(it, 0, sizeof(*it));
-	it->uid = fe->uid;
-	it->flags = fe->has_flags ? fe->flags : 0;
-	ic = ident_new();
-	if (fe->header != NULL)
-		ident_feed(ic, fe->header, fe->header_len);
-	ident_finish(ic, &it->id);
-	ident_free(&ic);
-	it->id.size = fe->size;
-	return 0;
-}
-
 static int cmp_rematch(const void *a, const void *b)
 {
-	const struct rematch_item *x = a, *y = b;
+	const struct fetched_ident *x = a, *y = b;
 
 	if (x->id.size != y->id.size)
 		return x->id.size < y->id.size ? -1 : 1;
@@ -281,41 +247,41 @@ static int cmp_pair_uid(const void *a, const void *b)
 static int rematch(struct worker *w, struct folder *f, char **error_r)
 {
 	struct engine *e = w->e;
-	struct rematch_ctx rc = { 0 };
+	struct fetched_idents rc = { 0 };
 	size_t i, kept = 0;
 	int ret = 0;
 
 	log_info("%s: UIDVALIDITY changed (%u -> %u); matching messages by content",
 		 f->name, f->sf.uidvalidity, f->sel.uidvalidity);
 	if (f->sel.exists > 0 &&
-	    w->r->ops->fetch_idents(w->r, "1:*", on_rematch_fetch, &rc,
+	    w->r->ops->fetch_idents(w->r, "1:*", collect_ident, &rc,
 				    error_r) < 0) {
-		free(rc.items);
+		free(rc.v);
 		return -1;
 	}
-	qsort(rc.items, rc.n, sizeof(*rc.items), cmp_rematch);
+	qsort(rc.v, rc.n, sizeof(*rc.v), cmp_rematch);
 	for (i = 0; i < f->n_pairs; i++) {
 		struct pair *p = &f->pairs[i];
-		struct rematch_item key, *hit;
+		struct fetched_ident key, *hit;
 
 		memset(&key, 0, sizeof(key));
 		key.id.size = p->m.size;
 		memcpy(key.id.hhash, p->m.hhash, sizeof(key.id.hhash));
 		hit = p->m.have_hhash
-			? bsearch(&key, rc.items, rc.n, sizeof(*rc.items),
+			? bsearch(&key, rc.v, rc.n, sizeof(*rc.v),
 				  cmp_rematch)
 			: NULL;
 		if (hit != NULL) {
 			/* bsearch may land anywhere in a run of equals */
-			while (hit > rc.items && cmp_rematch(hit - 1, &key) == 0)
+			while (hit > rc.v && cmp_rematch(hit - 1, &key) == 0)
 				hit--;
-			while (hit < rc.items + rc.n &&
+			while (hit < rc.v + rc.n &&
 			       cmp_rematch(hit, &key) == 0 &&
 			       (hit->used ||
 				strcmp(hit->id.msgid,
 				       p->m.msgid ? p->m.msgid : "") != 0))
 				hit++;
-			if (hit == rc.items + rc.n || cmp_rematch(hit, &key) != 0)
+			if (hit == rc.v + rc.n || cmp_rematch(hit, &key) != 0)
 				hit = NULL;
 		}
 		if (hit == NULL) {
@@ -332,16 +298,16 @@ static int rematch(struct worker *w, struct folder *f, char **error_r)
 	f->n_pairs = kept;
 	qsort(f->pairs, f->n_pairs, sizeof(*f->pairs), cmp_pair_uid);
 	for (i = 0; i < rc.n; i++) {
-		if (rc.items[i].used)
+		if (rc.v[i].used)
 			continue;
 		ALLOC_GROW(f->snew, f->n_snew + 1, f->a_snew);
 		memset(&f->snew[f->n_snew], 0, sizeof(f->snew[f->n_snew]));
-		f->snew[f->n_snew].uid = rc.items[i].uid;
-		f->snew[f->n_snew].flags = rc.items[i].flags;
+		f->snew[f->n_snew].uid = rc.v[i].uid;
+		f->snew[f->n_snew].flags = rc.v[i].flags;
 		f->snew[f->n_snew].claimed = false;
 		f->n_snew++;
 	}
-	free(rc.items);
+	free(rc.v);
 
 	if (e->o->dry_run)
 		return 0;
@@ -559,7 +525,6 @@ static int gather_local(struct worker *w, struct folder *f)
 static int on_snew_ident(void *ctx, const struct imap_fetch *fe)
 {
 	struct folder *f = ctx;
-	struct ident_ctx *ic;
 	size_t lo = 0, hi = f->n_snew;
 
 	if (fe->uid == 0 || !fe->has_size)
@@ -576,12 +541,7 @@ static int on_snew_ident(void *ctx, const struct imap_fetch *fe)
 		return 0;
 	if (f->snew[lo].id == NULL)
 		f->snew[lo].id = xmalloc(sizeof(*f->snew[lo].id));
-	ic = ident_new();
-	if (fe->header)
-		ident_feed(ic, fe->header, fe->header_len);
-	ident_finish(ic, f->snew[lo].id);
-	ident_free(&ic);
-	f->snew[lo].id->size = fe->size;
+	fetch_to_ident(fe, f->snew[lo].id);
 	f->snew[lo].have_id = true;
 	return 0;
 }

@@ -267,40 +267,6 @@ static void plan_local_moves(struct engine *e)
 	free(nl);
 }
 
-struct srv_ident {
-	uint32_t uid;
-	unsigned flags;
-	struct msg_ident id;
-	bool used;
-};
-
-struct srv_ident_list {
-	struct srv_ident *v;
-	size_t n, a;
-};
-
-static int on_srv_ident(void *ctx, const struct imap_fetch *fe)
-{
-	struct srv_ident_list *l = ctx;
-	struct ident_ctx *ic;
-	struct srv_ident *it;
-
-	if (fe->uid == 0 || !fe->has_size)
-		return 0;
-	ALLOC_GROW(l->v, l->n + 1, l->a);
-	it = &l->v[l->n++];
-	memset(it, 0, sizeof(*it));
-	it->uid = fe->uid;
-	it->flags = fe->has_flags ? fe->flags : 0;
-	ic = ident_new();
-	if (fe->header)
-		ident_feed(ic, fe->header, fe->header_len);
-	ident_finish(ic, &it->id);
-	ident_free(&ic);
-	it->id.size = fe->size;
-	return 0;
-}
-
 static void plan_server_moves(struct engine *e, struct worker *w0)
 {
 	struct gone *g = NULL;
@@ -328,7 +294,7 @@ static void plan_server_moves(struct engine *e, struct worker *w0)
 	left = n_g;
 	for (i = 0; i < e->n_folders && left > 0; i++) {
 		struct folder *b = e->folders[i];
-		struct srv_ident_list l = { 0 };
+		struct fetched_idents l = { 0 };
 		uint32_t *uids;
 		size_t n = 0;
 		char *set, *err = NULL;
@@ -367,7 +333,7 @@ static void plan_server_moves(struct engine *e, struct worker *w0)
 		free(uids);
 		if (worker_select_name(w0, b->name, b->sel.uidvalidity, &sel,
 				       &err) < 0 ||
-		    w0->r->ops->fetch_idents(w0->r, set, on_srv_ident, &l,
+		    w0->r->ops->fetch_idents(w0->r, set, collect_ident, &l,
 					     &err) < 0) {
 			log_warn("%s: cannot look for moved messages: %s",
 				 b->name, err);

@@ -17,37 +17,30 @@
 
 #include <time.h>
 
-struct id_item {
-	uint32_t uid;
-	unsigned flags;
-	struct msg_ident id;
-	bool used;
-};
-
-struct id_list {
-	struct id_item *items;
-	size_t n, alloc;
-};
-
-static int on_ident(void *ctx, const struct imap_fetch *fe)
+void fetch_to_ident(const struct imap_fetch *fe, struct msg_ident *id_r)
 {
-	struct id_list *l = ctx;
-	struct ident_ctx *ic;
-	struct id_item *it;
+	struct ident_ctx *ic = ident_new();
+
+	if (fe->header != NULL)
+		ident_feed(ic, fe->header, fe->header_len);
+	ident_finish(ic, id_r);
+	ident_free(&ic);
+	id_r->size = fe->size;
+}
+
+int collect_ident(void *ctx, const struct imap_fetch *fe)
+{
+	struct fetched_idents *l = ctx;
+	struct fetched_ident *it;
 
 	if (fe->uid == 0 || !fe->has_size)
 		return 0;
-	ALLOC_GROW(l->items, l->n + 1, l->alloc);
-	it = &l->items[l->n++];
+	ALLOC_GROW(l->v, l->n + 1, l->a);
+	it = &l->v[l->n++];
 	memset(it, 0, sizeof(*it));
 	it->uid = fe->uid;
 	it->flags = fe->has_flags ? fe->flags : 0;
-	ic = ident_new();
-	if (fe->header)
-		ident_feed(ic, fe->header, fe->header_len);
-	ident_finish(ic, &it->id);
-	ident_free(&ic);
-	it->id.size = fe->size;
+	fetch_to_ident(fe, &it->id);
 	return 0;
 }
 
@@ -57,9 +50,9 @@ static bool uid_taken(const uint32_t *taken, size_t n, uint32_t uid)
 }
 
 static int fetch_ident_list(struct worker *w, const char *set,
-			    struct id_list *l, char **error_r)
+			    struct fetched_idents *l, char **error_r)
 {
-	return w->r->ops->fetch_idents(w->r, set, on_ident, l, error_r);
+	return w->r->ops->fetch_idents(w->r, set, collect_ident, l, error_r);
 }
 
 int remote_find_idents(struct worker *w, const struct msg_ident *ids,
@@ -68,7 +61,7 @@ int remote_find_idents(struct worker *w, const struct msg_ident *ids,
 {
 	uint32_t *cand = NULL;
 	size_t n_cand = 0, i, j;
-	struct id_list l = { 0 };
+	struct fetched_idents l = { 0 };
 	char *set;
 	int ret = 0;
 
@@ -88,21 +81,21 @@ int remote_find_idents(struct worker *w, const struct msg_ident *ids,
 	ret = fetch_ident_list(w, set, &l, error_r);
 	free(set);
 	if (ret < 0) {
-		free(l.items);
+		free(l.v);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < l.n; j++) {
-			if (l.items[j].used ||
-			    uid_taken(taken, n_taken, l.items[j].uid) ||
-			    !ident_equal(&l.items[j].id, &ids[i]))
+			if (l.v[j].used ||
+			    uid_taken(taken, n_taken, l.v[j].uid) ||
+			    !ident_equal(&l.v[j].id, &ids[i]))
 				continue;
-			l.items[j].used = true;
-			uids_r[i] = l.items[j].uid;
+			l.v[j].used = true;
+			uids_r[i] = l.v[j].uid;
 			break;
 		}
 	}
-	free(l.items);
+	free(l.v);
 	return 0;
 }
 
@@ -217,7 +210,7 @@ int folder_recover(struct worker *w, struct folder *f)
 		size_t n_uids = 0;
 		struct mdir_entry *ents = NULL;
 		size_t n_ents = 0;
-		struct id_list l = { 0 };
+		struct fetched_idents l = { 0 };
 
 		for (i = 0; i < n_je; i++)
 			if (je[i].op == J_DOWNLOAD &&
@@ -237,7 +230,7 @@ int folder_recover(struct worker *w, struct folder *f)
 		}
 		if (l.n > 0 && mdir_scan(f->md, &ents, &n_ents, &err) < 0) {
 			free(uids);
-			free(l.items);
+			free(l.v);
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
 			goto out;
 		}
@@ -256,10 +249,10 @@ int folder_recover(struct worker *w, struct folder *f)
 			for (j = 0; j < l.n; j++) {
 				struct state_msg m = { 0 };
 
-				if (l.items[j].used || !ident_equal(&l.items[j].id, &id))
+				if (l.v[j].used || !ident_equal(&l.v[j].id, &id))
 					continue;
-				l.items[j].used = true;
-				m.uid = l.items[j].uid;
+				l.v[j].used = true;
+				m.uid = l.v[j].uid;
 				m.base = ents[i].base;
 				m.flags = ents[i].flags;
 				m.size = id.size;
@@ -270,7 +263,7 @@ int folder_recover(struct worker *w, struct folder *f)
 					folder_fail(f, SYNC_EXIT_FAIL, "%s",
 						    state_error(w->st));
 					free(uids);
-					free(l.items);
+					free(l.v);
 					mdir_entries_free(ents, n_ents);
 					goto out;
 				}
@@ -281,7 +274,7 @@ int folder_recover(struct worker *w, struct folder *f)
 		}
 		if (ents)
 			mdir_entries_free(ents, n_ents);
-		free(l.items);
+		free(l.v);
 		free(uids);
 	}
 

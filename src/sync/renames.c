@@ -70,17 +70,11 @@ struct idl {
 static int on_ident(void *ctx, const struct imap_fetch *fe)
 {
 	struct idl *l = ctx;
-	struct ident_ctx *ic;
 
 	if (fe->uid == 0 || !fe->has_size)
 		return 0;
 	ALLOC_GROW(l->v, l->n + 1, l->a);
-	ic = ident_new();
-	if (fe->header)
-		ident_feed(ic, fe->header, fe->header_len);
-	ident_finish(ic, &l->v[l->n]);
-	ident_free(&ic);
-	l->v[l->n].size = fe->size;
+	fetch_to_ident(fe, &l->v[l->n]);
 	l->n++;
 	return 0;
 }

@@ -202,6 +202,22 @@ int late_execute(struct worker *w, struct folder *f);
 /* renames.c: folders renamed on one side, between discovery and classify */
 void renames_detect(struct engine *e, struct worker *w0);
 
+/* A message's identity learnt from a FETCH of RFC822.SIZE and
+ * BODY.PEEK[HEADER] (recover.c). */
+struct fetched_ident {
+	uint32_t uid;
+	unsigned flags;
+	struct msg_ident id;
+	bool used;
+};
+struct fetched_idents {
+	struct fetched_ident *v;
+	size_t n, a;
+};
+void fetch_to_ident(const struct imap_fetch *fe, struct msg_ident *id_r);
+/* imap_fetch_cb collecting into a struct fetched_idents (ctx) */
+int collect_ident(void *ctx, const struct imap_fetch *fe);
+
 /* recover.c: finish what the journal says a killed run left open */
 int folder_recover(struct worker *w, struct folder *f);
 /* Find on the server, among UIDs >= min_uid of the selected folder, the
