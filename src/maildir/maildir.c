@@ -459,6 +459,22 @@ int mdir_mtimes(struct mdir *m, int64_t *cur_ns_r, int64_t *new_ns_r,
 	return 0;
 }
 
+void mdir_hint(struct mdir *m, const char *base, unsigned flags)
+{
+	char letters[MF_COUNT + 1], *name;
+
+	if (m->cache_built || !base_ok(base) || cache_get(m, base) != NULL)
+		return;
+	if ((flags & MF_ALL) == 0) {
+		cache_put(m, base, base, true);
+		return;
+	}
+	flags_to_maildir(flags, letters);
+	name = xasprintf("%s:2,%s", base, letters);
+	cache_put(m, base, name, false);
+	free(name);
+}
+
 void mdir_drop_cache(struct mdir *m)
 {
 	cache_clear(m);
@@ -944,6 +960,29 @@ out:
 	return ret;
 }
 
+/* Is there a file called name in to's new/ or cur/? 0 yes (tname_r
+ * owned), 1 no, -1 error. */
+static int probe_name(struct mdir *to, const char *name, bool in_new,
+		      char **tname_r, bool *tin_new_r, char **error_r)
+{
+	struct stat st;
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		bool sub = k == 0 ? in_new : !in_new;
+
+		if (fstatat(sub_fd(to, sub), name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			*tname_r = xstrdup(name);
+			*tin_new_r = sub;
+			return 0;
+		}
+		if (errno != ENOENT)
+			return fail_errno(error_r, "cannot stat '%s/%s/%s'",
+					  to->path, sub_name(sub), name);
+	}
+	return 1;
+}
+
 int mdir_move(struct mdir *from, struct mdir *to, const char *base,
 	      char **error_r)
 {
@@ -952,14 +991,18 @@ int mdir_move(struct mdir *from, struct mdir *to, const char *base,
 	if (from == to)
 		return mdir_find(from, base, NULL, NULL, error_r);
 	for (tries = 0; tries < MDIR_RETRIES; tries++) {
-		char *name, *tname;
-		bool in_new, tin_new;
+		char *name, *tname = NULL;
+		bool in_new, tin_new = false;
 		struct stat sst, tst;
 
 		r = locate(from, base, &name, &in_new, error_r);
 		if (r != 0)
 			return r;
-		r = locate(to, base, &tname, &tin_new, error_r);
+		/* A move that stopped after the copy left a file of the same
+		 * name in the target; look for exactly that name rather than
+		 * reading the whole target folder (which our own renames keep
+		 * making stale) for every message moved. */
+		r = probe_name(to, name, in_new, &tname, &tin_new, error_r);
 		if (r < 0) {
 			free(name);
 			return -1;

@@ -95,6 +95,11 @@ int mdir_sync_dirs(struct mdir *m, char **error_r);
  * batches many commits and calls mdir_sync_dirs() before it records them
  * anywhere (a rename is durable only once its directory is synced). */
 void mdir_defer_dir_sync(struct mdir *m, bool on);
+/* Where the message with this base probably is, from its last known
+ * flags (new/<base> without flags, else cur/<base>:2,<flags>): saves the
+ * lookups that follow a read of the whole folder when the guess is right
+ * (it is checked; a wrong guess costs the read it would have cost anyway). */
+void mdir_hint(struct mdir *m, const char *base, unsigned flags);
 /* Forget the name cache (it is rebuilt by the next lookup that needs it). */
 void mdir_drop_cache(struct mdir *m);
 

@@ -1304,6 +1304,8 @@ static int execute_flags(struct worker *w, struct folder *f)
 
 		if (p->act != ACT_FLAGS || l == p->new_l || p->m.uid == 0)
 			continue;
+		if (p->lidx == LOCAL_SAME)
+			mdir_hint(f->md, p->m.base, p->m.flags);
 		r = mdir_set_flags(f->md, p->m.base, p->new_l, &err);
 		f->local_dirty = true;
 		if (r < 0) {
@@ -1410,6 +1412,8 @@ static int execute_deletions(struct worker *w, struct folder *f)
 
 		if (p->act != ACT_DEL_LOCAL)
 			continue;
+		if (p->lidx == LOCAL_SAME)
+			mdir_hint(f->md, p->m.base, p->m.flags);
 		r = mdir_remove(f->md, p->m.base, &err);
 		f->local_dirty = true;
 		if (r < 0) {

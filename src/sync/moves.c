@@ -429,27 +429,36 @@ static int replay_local(struct worker *w, struct folder *f)
 {
 	size_t i, moved = 0;
 	char *err = NULL;
+	struct mdir *src = NULL;
+	struct folder *src_of = NULL;
 
 	if (journal_moves(w, f, MV_LOCAL, NULL) < 0)
 		goto state_fail;
 	for (i = 0; i < f->n_pairs; i++) {
 		struct pair *q = &f->pairs[i];
-		struct mdir *src = NULL;
 		bool missing = false;
 		int r;
 
 		if (q->mv != MV_LOCAL)
 			continue;
-		if (mdir_open(q->src->path, false, &src, &missing, &err) < 0) {
+		/* one handle per source folder, kept for its next files */
+		if (src != NULL && src_of != q->src)
+			mdir_close(&src);
+		if (src == NULL &&
+		    mdir_open(q->src->path, false, &src, &missing, &err) < 0) {
+			src = NULL;
 			r = missing ? 1 : -1;
 		} else {
+			src_of = q->src;
+			mdir_hint(src, q->src_base, q->lflags);
 			r = mdir_move(src, f->md, q->src_base, &err);
-			mdir_close(&src);
 		}
 		if (r < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot move '%s' from '%s': %s",
 				    f->name, q->src_base, q->src->name, err);
 			free(err);
+			if (src)
+				mdir_close(&src);
 			return -1;
 		}
 		FREE_AND_NULL(err);
@@ -457,6 +466,8 @@ static int replay_local(struct worker *w, struct folder *f)
 		f->local_dirty = true;
 		sync_crash_point("local move done");
 	}
+	if (src)
+		mdir_close(&src);
 	if (state_begin(w->st) < 0)
 		goto state_fail;
 	for (i = 0; i < f->n_pairs; i++) {
