@@ -166,11 +166,13 @@ static bool ident_of_pair(const struct pair *p, struct msg_ident *id)
 	return true;
 }
 
-static void plan_local_moves(struct engine *e)
+/* Pairs of every folder that may be one half of a move. */
+static struct gone *collect_gone(struct engine *e,
+				 bool (*candidate)(const struct pair *p),
+				 size_t *n_r)
 {
 	struct gone *g = NULL;
-	struct fresh_local *nl = NULL;
-	size_t n_g = 0, a_g = 0, n_nl = 0, a_nl = 0, i, j, left;
+	size_t n = 0, a = 0, i, j;
 
 	for (i = 0; i < e->n_folders; i++) {
 		struct folder *f = e->folders[i];
@@ -178,18 +180,42 @@ static void plan_local_moves(struct engine *e)
 		if (f->status != FOLDER_OK)
 			continue;
 		for (j = 0; j < f->n_pairs; j++) {
-			struct pair *p = &f->pairs[j];
+			const struct pair *p = &f->pairs[j];
 
 			if (p->mv != MV_NONE || p->act == ACT_MOVED_AWAY ||
-			    p->lidx != -1 || p->sv == SRV_GONE)
+			    !candidate(p))
 				continue;
-			ALLOC_GROW(g, n_g + 1, a_g);
-			g[n_g].f = f;
-			g[n_g].pi = j;
-			g[n_g].used = false;
-			n_g++;
+			ALLOC_GROW(g, n + 1, a);
+			g[n].f = f;
+			g[n].pi = j;
+			g[n].used = false;
+			n++;
 		}
 	}
+	*n_r = n;
+	return g;
+}
+
+/* file gone here, message still on the server: moved locally? */
+static bool gone_locally(const struct pair *p)
+{
+	return p->lidx == -1 && p->sv != SRV_GONE;
+}
+
+/* UID gone from the server, file still here: moved on the server? */
+static bool gone_on_server(const struct pair *p)
+{
+	return p->sv == SRV_GONE && p->lidx != -1 &&
+	       p->lidx != LOCAL_ELSEWHERE && p->m.have_hhash;
+}
+
+static void plan_local_moves(struct engine *e)
+{
+	struct gone *g;
+	struct fresh_local *nl = NULL;
+	size_t n_g = 0, n_nl = 0, a_nl = 0, i, j, left;
+
+	g = collect_gone(e, gone_locally, &n_g);
 	if (n_g == 0)
 		return;
 	for (i = 0; i < e->n_folders; i++) {
@@ -269,28 +295,10 @@ static void plan_local_moves(struct engine *e)
 
 static void plan_server_moves(struct engine *e, struct worker *w0)
 {
-	struct gone *g = NULL;
-	size_t n_g = 0, a_g = 0, i, j, k, left;
+	struct gone *g;
+	size_t n_g = 0, i, j, k, left;
 
-	for (i = 0; i < e->n_folders; i++) {
-		struct folder *f = e->folders[i];
-
-		if (f->status != FOLDER_OK)
-			continue;
-		for (j = 0; j < f->n_pairs; j++) {
-			struct pair *p = &f->pairs[j];
-
-			if (p->mv != MV_NONE || p->act == ACT_MOVED_AWAY ||
-			    p->sv != SRV_GONE || p->lidx == -1 ||
-			    p->lidx == LOCAL_ELSEWHERE || !p->m.have_hhash)
-				continue;
-			ALLOC_GROW(g, n_g + 1, a_g);
-			g[n_g].f = f;
-			g[n_g].pi = j;
-			g[n_g].used = false;
-			n_g++;
-		}
-	}
+	g = collect_gone(e, gone_on_server, &n_g);
 	left = n_g;
 	for (i = 0; i < e->n_folders && left > 0; i++) {
 		struct folder *b = e->folders[i];
