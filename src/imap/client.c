@@ -1325,8 +1325,21 @@ void imap_client_close(struct imap_client **cp)
 		return;
 	if (!c->broken && c->conn != NULL) {
 		client_set_state(c, CS_LOGOUT);
-		if (simple_cmd(c, new_cmd(c, "LOGOUT"), &err) < 0)
+		if (c->flight == NULL && c->queue == NULL) {
+			/* Every command before it has been answered: say
+			 * goodbye and go, without waiting for the server to
+			 * close the mailbox (milliseconds per connection). */
+			struct imap_cmd *cmd = new_cmd(c, "LOGOUT");
+
+			imap_cmd_finish(cmd);
+			if (cmd_send(c, cmd) < 0 ||
+			    net_conn_flush(c->conn, &err) < 0)
+				log_debug("%s: logout: %s", c->label,
+					  err ? err : "send failed");
+			imap_cmd_free(&cmd);
+		} else if (simple_cmd(c, new_cmd(c, "LOGOUT"), &err) < 0) {
 			log_debug("%s: logout: %s", c->label, err);
+		}
 		free(err);
 	}
 	imap_client_free(cp);

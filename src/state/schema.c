@@ -73,6 +73,13 @@ static const struct schema_step schema_steps[] = {
 	  ");"
 	  "CREATE INDEX journal_folder ON journal(folder_id, id);"
 	  "PRAGMA application_id = 1415004760;" },
+	{ 2,
+	  /* small facts about the account, e.g. the server's hierarchy
+	     delimiter, so a run can talk to the server before LIST */
+	  "CREATE TABLE meta ("
+	  " key TEXT PRIMARY KEY,"
+	  " value TEXT NOT NULL"
+	  ") WITHOUT ROWID;" },
 };
 
 /* Keep the header's number and the table in step. */

@@ -734,6 +734,61 @@ int state_folder_delete(struct state *st, int64_t id)
 	return run_keyed(st, SS_FOLDER_DELETE, id, 0, 1, "delete folder");
 }
 
+/* ---- account facts ---- */
+
+int state_meta_get(struct state *st, const char *key, char **value_r)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*value_r = NULL;
+	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = ?1",
+			       -1, &s, NULL) != SQLITE_OK) {
+		state_set_sqlite_error(st, "cannot read account facts");
+		return -1;
+	}
+	if (sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC) != SQLITE_OK) {
+		state_set_sqlite_error(st, "cannot read account facts");
+		sqlite3_finalize(s);
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(s, 0);
+
+		*value_r = xstrdup(v != NULL ? (const char *)v : "");
+		sqlite3_finalize(s);
+		return 1;
+	}
+	if (rc != SQLITE_DONE) {
+		state_set_sqlite_error(st, "cannot read account facts");
+		sqlite3_finalize(s);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int state_meta_put(struct state *st, const char *key, const char *value)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO meta (key, value) "
+			       "VALUES (?1, ?2)", -1, &s, NULL) != SQLITE_OK) {
+		state_set_sqlite_error(st, "cannot store account facts");
+		return -1;
+	}
+	if (sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_DONE) {
+		state_set_sqlite_error(st, "cannot store account facts");
+		sqlite3_finalize(s);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
 /* ---- messages ---- */
 
 void state_msg_release(struct state_msg *m)

@@ -32,7 +32,7 @@
 struct state;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 1
+#define STATE_SCHEMA_VERSION 2
 /* Default busy timeout in milliseconds (PRAGMA busy_timeout). */
 #define STATE_BUSY_TIMEOUT_MS 15000
 
@@ -164,6 +164,11 @@ int state_msg_find_base(struct state *st, int64_t folder_id, const char *base,
    (e.g. already moved); an existing pair at the target is an error. */
 int state_msg_move(struct state *st, int64_t from_folder, uint32_t from_uid,
 		   int64_t to_folder, uint32_t to_uid) ATTR_WARN_UNUSED;
+
+/* ---- account facts (key/value) ---- */
+/* 1 and *value_r (free it) when the key is there, 0 when not, -1 on error */
+int state_meta_get(struct state *st, const char *key, char **value_r);
+int state_meta_put(struct state *st, const char *key, const char *value);
 
 /* ---- the intent journal ----
  * A step is recorded (and committed) before it is done, and removed or

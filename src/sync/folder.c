@@ -573,6 +573,62 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	free(uids);
 }
 
+/* Nothing changed on either side since the last sync: the STATUS
+ * precheck said so for the server, the directory mtimes say so here.
+ * Such a folder's pairs are not even loaded. Opens the Maildir folder. */
+bool folder_check_untouched(struct engine *e, struct folder *f)
+{
+	int64_t c = 0, nw = 0;
+	bool missing = false;
+	char *err = NULL;
+
+	if (f->untouched)
+		return true;
+	if (!f->in_state || !f->server_unchanged || !f->on_local ||
+	    e->o->full || e->o->status_only || f->sf.cur_mtime == 0 ||
+	    f->status != FOLDER_OK)
+		return false;
+	if (f->md == NULL && mdir_open(f->path, false, &f->md, &missing,
+				       &err) < 0) {
+		free(err);   /* the gather says it again */
+		return false;
+	}
+	if (mdir_mtimes(f->md, &c, &nw, &err) == 0 &&
+	    c == f->sf.cur_mtime && nw == f->sf.new_mtime) {
+		f->cur_mtime = c;
+		f->new_mtime = nw;
+		f->local_unchanged = true;
+		f->untouched = true;
+		return true;
+	}
+	free(err);
+	return false;
+}
+
+/* Whether the plan has anything for the server in this folder. */
+bool folder_server_work(const struct folder *f)
+{
+	size_t i;
+
+	if (f->status != FOLDER_OK || f->untouched)
+		return false;
+	if (f->n_dl > 0 || f->n_ul > 0 || f->n_dup > 0)
+		return true;
+	for (i = 0; i < f->n_pairs; i++) {
+		const struct pair *p = &f->pairs[i];
+
+		if (p->act == ACT_DEL_SERVER || p->mv == MV_SERVER)
+			return true;
+		if (p->act == ACT_FLAGS) {
+			unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
+
+			if (s != p->new_s)
+				return true;
+		}
+	}
+	return false;
+}
+
 int folder_gather(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
@@ -602,23 +658,8 @@ int folder_gather(struct worker *w, struct folder *f)
 		f->on_server = true;
 		f->server_unchanged = false;
 	}
-	/* Nothing changed on either side since the last sync: the STATUS
-	 * precheck said so for the server, the directory mtimes say so
-	 * here. Do not even load the pairs. */
-	if (f->in_state && f->server_unchanged && f->md != NULL &&
-	    !e->o->full && !e->o->status_only && f->sf.cur_mtime != 0) {
-		int64_t c = 0, nw = 0;
-
-		if (mdir_mtimes(f->md, &c, &nw, &err) == 0 &&
-		    c == f->sf.cur_mtime && nw == f->sf.new_mtime) {
-			f->cur_mtime = c;
-			f->new_mtime = nw;
-			f->local_unchanged = true;
-			f->untouched = true;
-			return 0;
-		}
-		FREE_AND_NULL(err);
-	}
+	if (folder_check_untouched(e, f))
+		return 0;
 	if (f->in_state) {
 		if (state_msgs_load(w->st, f->sf.id, &msgs, &n) < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
@@ -1581,19 +1622,12 @@ int folder_execute(struct worker *w, struct folder *f)
 	}
 	if (f->untouched)
 		return 0;   /* nothing to do, nothing to record */
-	server_work = f->n_dl > 0 || f->n_ul > 0 || f->n_dup > 0;
-	for (i = 0; i < f->n_pairs && !server_work; i++) {
-		struct pair *p = &f->pairs[i];
-
-		if (p->act == ACT_DEL_SERVER || p->mv == MV_SERVER)
-			server_work = true;
-		else if (p->act == ACT_FLAGS) {
-			unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
-
-			if (s != p->new_s)
-				server_work = true;
-		}
-	}
+	server_work = folder_server_work(f);
+	/* with moves into the folder, moves_execute() selects their sources
+	 * first and this folder after them */
+	for (i = 0; i < f->n_pairs && server_work; i++)
+		if (f->pairs[i].mv == MV_SERVER)
+			server_work = false;
 	if (server_work && worker_select(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);

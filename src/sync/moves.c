@@ -412,7 +412,11 @@ static int journal_moves(struct worker *w, struct folder *f, int mv,
 			je.uid = q->src_uid;
 			je.base = q->m.base;
 			je.aux = f->sf.id;
-			je.aux_uid = f->sel.uidnext;
+			/* where the moved copies start: a lower bound is
+			 * enough for the recovery's search */
+			je.aux_uid = f->sel.uidnext    ? f->sel.uidnext
+				     : f->have_status ? f->stat.uidnext
+						      : f->sf.uidnext;
 		}
 		je.flags = q->m.flags;
 		je.size = q->m.size;

@@ -379,7 +379,7 @@ int folder_recover(struct worker *w, struct folder *f)
 		goto state_fail;
 	}
 	sync_crash_point("journal resolved");
-	ret = 0;
+	ret = 1;
 	goto out;
 state_fail:
 	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));

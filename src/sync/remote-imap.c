@@ -49,6 +49,17 @@ static char get_delim(struct remote_imap *ri)
 	return ri->delim;
 }
 
+static int ri_delimiter(struct remote *r)
+{
+	return RI(r)->have_delim ? (unsigned char)RI(r)->delim : -1;
+}
+
+static void ri_set_delimiter(struct remote *r, char delim)
+{
+	RI(r)->delim = delim;
+	RI(r)->have_delim = true;
+}
+
 static char *wire(struct remote_imap *ri, const char *name, char **error_r)
 {
 	char *w = remote_imap_wire_name(name, get_delim(ri));
@@ -72,6 +83,7 @@ static int ri_list(struct remote *r, struct remote_folder **f_r, size_t *n_r,
 	struct imap_folder *f = NULL;
 	struct remote_folder *out;
 	size_t n = 0, i, m = 0;
+	bool learnt = false;
 
 	if (imap_list_folders(RI(r)->c, &f, &n, error_r) < 0)
 		return -1;
@@ -82,9 +94,12 @@ static int ri_list(struct remote *r, struct remote_folder **f_r, size_t *n_r,
 				 "mapped to UTF-8 safely", f[i].wire);
 			continue;
 		}
-		if (f[i].delim && !RI(r)->have_delim) {
+		if (f[i].delim && !learnt) {
+			/* LIST is the authority, over a delimiter preset
+			 * from an earlier run */
 			RI(r)->delim = f[i].delim;
 			RI(r)->have_delim = true;
+			learnt = true;
 		}
 		out[m].name = xstrdup(f[i].name);
 		out[m].attrs = f[i].attrs;
@@ -262,6 +277,8 @@ static const struct remote_ops remote_imap_ops = {
 	.condstore = ri_condstore,
 	.failure = ri_failure,
 	.broken = ri_broken,
+	.delimiter = ri_delimiter,
+	.set_delimiter = ri_set_delimiter,
 	.list = ri_list,
 	.status = ri_status,
 	.create = ri_create,

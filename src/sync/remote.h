@@ -36,6 +36,11 @@ struct remote_ops {
 	bool (*condstore)(struct remote *r);           /* CONDSTORE usable */
 	enum imap_failure (*failure)(struct remote *r);
 	bool (*broken)(struct remote *r);
+	/* optional, for servers whose wire names need a hierarchy
+	 * delimiter: the one known so far (-1 when none is yet), and one
+	 * learnt elsewhere (0: the server has none) */
+	int (*delimiter)(struct remote *r);
+	void (*set_delimiter)(struct remote *r, char delim);
 
 	int (*list)(struct remote *r, struct remote_folder **f_r, size_t *n_r,
 		    char **error_r);

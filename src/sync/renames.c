@@ -199,7 +199,7 @@ static pthread_mutex_t renamed_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void record_rename(struct engine *e, const char *from, const char *to)
 {
-	(void)e;
+	e->server_touched = true;
 	pthread_mutex_lock(&renamed_lock);
 	if (n_renamed < N_ELEMENTS(renamed)) {
 		renamed[n_renamed].from = xstrdup(from);

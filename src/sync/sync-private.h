@@ -135,9 +135,17 @@ struct folder {
 	int exit_code;              /* SYNC_EXIT_* for this folder */
 	char *error;                /* owned */
 	bool reported;
+	bool exec_claimed;          /* a worker took it in the execute phase */
+	size_t exec_weight;         /* how much the plan has for it */
 };
 
 struct engine;
+
+struct early_status {
+	char *name;
+	bool ok;
+	struct imap_status_data st;
+};
 
 struct worker {
 	struct engine *e;
@@ -146,8 +154,6 @@ struct worker {
 	struct remote *r;           /* opened on first use */
 	struct state *st;
 	char *selected;             /* folder the connection has selected */
-	struct folder **mine;       /* folders this worker gathered */
-	size_t n_mine, a_mine;
 };
 
 struct engine {
@@ -163,10 +169,20 @@ struct engine {
 
 	pthread_mutex_t lock;
 	size_t next;                /* queue position of the running phase */
+	struct folder **exec;       /* execute phase queue, heaviest first */
+	size_t n_exec;
 	int phase;
 	int exit_code;              /* merged account-level code */
 	bool fatal;                 /* auth/TLS failure: stop everything */
 	char *fatal_error;
+
+	/* STATUS of the folders the state knows, asked before LIST (see
+	 * early_status() in engine.c); void once a rename or a recovery
+	 * changed the server after it was asked */
+	struct early_status *early;
+	size_t n_early;
+	bool server_touched;
+	int delim;                  /* the server's, -1 until known */
 
 	/* progress */
 	uint64_t prog_msgs, prog_total, prog_bytes;
@@ -175,6 +191,8 @@ struct engine {
 };
 
 /* folder.c */
+bool folder_check_untouched(struct engine *e, struct folder *f);
+bool folder_server_work(const struct folder *f);
 int folder_gather(struct worker *w, struct folder *f);
 void folder_plan(struct engine *e, struct folder *f);
 int folder_execute(struct worker *w, struct folder *f);
@@ -218,7 +236,8 @@ void fetch_to_ident(const struct imap_fetch *fe, struct msg_ident *id_r);
 /* imap_fetch_cb collecting into a struct fetched_idents (ctx) */
 int collect_ident(void *ctx, const struct imap_fetch *fe);
 
-/* recover.c: finish what the journal says a killed run left open */
+/* recover.c: finish what the journal says a killed run left open; 0 when
+ * there was nothing to finish, 1 when steps were finished, -1 on error */
 int folder_recover(struct worker *w, struct folder *f);
 /* Find on the server, among UIDs >= min_uid of the selected folder, the
  * messages with these identities (APPEND without UIDPLUS, or a killed
