@@ -335,6 +335,13 @@ if [ "$M" = full ]; then
 		sort | uniq -c | awk '{ print $2 "=" $1 }' | tr '\n' ' ')
 	is "$cmds" "LIST=1 STATUS=6 " \
 		"$M: with QRESYNC a no-op run is one LIST and one STATUS per folder"
+	# Dovecot answers STATUS from its list index only before LIST and,
+	# for INBOX, before any other mailbox: STATUS INBOX comes first.
+	order=$(rawlog_client_lines | awk 'toupper($2) == "STATUS" ||
+		toupper($2) == "LIST" { print toupper($2) " " $3 }' |
+		tr -d '"' | head -n 2 | tr '\n' ' ')
+	is "$order" "STATUS INBOX STATUS Archive " \
+		"$M: the STATUS precheck goes out first, INBOX first, before LIST"
 	# Pipelined: every STATUS command reached the server before the
 	# first STATUS answer left it.
 	piped=1
