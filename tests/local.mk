@@ -18,7 +18,8 @@ TB_INTEGRATION_TESTS = \
 
 TESTS += $(TB_INTEGRATION_TESTS)
 
-# Played by t-hostile.sh; keep in step with tests/script/*.scn.
+# Played by t-hostile.sh (tests/script/*.scn) and t-client.sh
+# (tests/script/client/*.scn); keep in step with those directories.
 TB_SCENARIOS = \
 	tests/script/10-starttls-not-offered.scn \
 	tests/script/11-starttls-refused.scn \
@@ -45,7 +46,9 @@ TB_SCENARIOS = \
 	tests/script/60-close-after-greeting.scn \
 	tests/script/61-close-during-login.scn \
 	tests/script/62-login-rejected.scn \
-	tests/script/63-bye-during-list.scn
+	tests/script/63-bye-during-list.scn \
+	tests/script/client/expunge-retry.scn \
+	tests/script/client/expunge-stuck.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.

@@ -1821,10 +1821,48 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		return bad_uidset(c, &op, uidset, error_r);
 	queue_store(c, uidset, true, MF_DELETED, 0);
 	if (c->caps & IMAP_CAP_UIDPLUS) {
-		cmd = new_cmd(c, "UID EXPUNGE");
-		imap_cmd_addf(cmd, " %s", uidset);
-		queue_cmd(c, cmd, NULL, NULL, 0);
-		return op_end(c, &op, run(c), error_r);
+		/* Check in the same flight that they are gone: Dovecot
+		 * (2.3, Maildir) has been seen to answer OK and leave some
+		 * \Deleted when another session changed the folder at the
+		 * same time. Whatever is left gets one more UID EXPUNGE. */
+		for (int round = 0; round < 3; round++) {
+			const char *set = uidset;
+
+			if (round > 0) {
+				qsort(op.uids, op.n_uids, sizeof(*op.uids),
+				      uid_cmp);
+				others = imap_uidset_make(op.uids, op.n_uids);
+				log_debug("%s: UID EXPUNGE left %s; again",
+					  c->label, others);
+				set = others;
+			} else {
+				others = NULL;
+			}
+			free(op.uids);
+			op.uids = NULL;
+			op.n_uids = op.alloc_uids = 0;
+			cmd = new_cmd(c, "UID EXPUNGE");
+			imap_cmd_addf(cmd, " %s", set);
+			queue_cmd(c, cmd, NULL, NULL, 0);
+			op.searching = true;
+			cmd = new_cmd(c, "UID SEARCH");
+			imap_cmd_addf(cmd, " UID %s DELETED", set);
+			queue_cmd(c, cmd, NULL, NULL, 0);
+			free(others);
+			r = run(c);
+			op.searching = false;
+			if (r < 0 || op.no_error != NULL || op.n_uids == 0) {
+				free(op.uids);
+				op.uids = NULL;
+				return op_end(c, &op, r, error_r);
+			}
+		}
+		free(op.uids);
+		op.uids = NULL;
+		if (op.no_error == NULL)
+			op.no_error = xstrdup("UID EXPUNGE: the server keeps "
+					      "messages marked \\Deleted");
+		return op_end(c, &op, 0, error_r);
 	}
 	/* Without UIDPLUS, EXPUNGE removes every \Deleted message: spare
 	 * the ones somebody else marked by un-marking them around it. */

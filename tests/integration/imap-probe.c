@@ -7,12 +7,15 @@
  *              [--ca FILE] [--fingerprint PIN] --user U --password-file F
  *              [--folder NAME] [--depth N] [--trace]
  *              [--expect-fail auth|tls|net [--expect-error TEXT]]
+ *              [--expunge UIDSET --expect ok|fail]
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
  * (created, used, deleted): list, status, select (QRESYNC/CONDSTORE),
  * append with flags, fetch flags/bodies/idents, store, search, copy, move,
  * expunge, idle, logout. With --expect-fail it only checks that connecting
- * fails with that class (and message text).
+ * fails with that class (and message text). With --expunge it selects
+ * --folder and expunges UIDSET, nothing else (against tests/script/client
+ * scenarios), and checks that this succeeds or fails as --expect says.
  */
 #include "common.h"
 #include "imap/client.h"
@@ -490,6 +493,7 @@ int main(int argc, char **argv)
 					    .label = "probe" };
 	const char *pwfile = NULL, *expect = NULL, *expect_err = NULL;
 	const char *folder = "probe";
+	const char *expunge = NULL, *expect_exp = "ok";
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -535,6 +539,10 @@ int main(int argc, char **argv)
 			expect = v;
 		else if (strcmp(a, "--expect-error") == 0)
 			expect_err = v;
+		else if (strcmp(a, "--expunge") == 0)
+			expunge = v;
+		else if (strcmp(a, "--expect") == 0)
+			expect_exp = v;
 		else {
 			fprintf(stderr, "imap-probe: unknown option %s\n", a);
 			return 2;
@@ -574,6 +582,27 @@ int main(int argc, char **argv)
 		return tap_done();
 	}
 	ok(imap_client_has(c, IMAP_CAP_IMAP4REV1), "capabilities known after login");
+	if (expunge != NULL) {
+		struct imap_selected sel;
+		bool want_ok = strcmp(expect_exp, "ok") == 0;
+
+		r = imap_select(c, folder, false, NULL, NULL, NULL, NULL, &sel,
+				&err);
+		report("select", r, err);
+		err = NULL;
+		r = imap_expunge_uids(c, expunge, &err);
+		ok((r == 0) == want_ok, "expunge %s: %s", expunge,
+		   want_ok ? "succeeds" : "fails");
+		if (err)
+			printf("# error: %s\n", err);
+		if (!want_ok)
+			ok(err != NULL && strstr(err, "Deleted") != NULL,
+			   "the error says the server keeps \\Deleted messages");
+		free(err);
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
 	scenario(c, folder);
 	imap_client_close(&c);
 	ok(c == NULL, "logout and close");

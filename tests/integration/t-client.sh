@@ -177,4 +177,27 @@ raw=$(rawlog_client_lines)
 unlike "$raw" 'LOGIN|AUTHENTICATE' "no STARTTLS: no credentials sent"
 dovecot_stop
 
+# ---- UID EXPUNGE that leaves messages behind (scripted server) ----
+FAKEIMAPD=${FAKEIMAPD:-$TOP_BUILDDIR/tests/script/fakeimapd}
+printf 'x\n' >"$TEST_TMP/pass"
+for want in retry:ok:2:4 stuck:fail:3; do
+	IFS=: read -r scn res set_lo set_hi <<<"$want"
+	set=$set_lo${set_hi:+:$set_hi}
+	rm -f "$TEST_TMP/port"
+	"$FAKEIMAPD" -p "$TEST_TMP/port" -t 20 \
+		"$TOP_SRCDIR/tests/script/client/expunge-$scn.scn" \
+		>"$TEST_TMP/fake.out" 2>"$TEST_TMP/fake.err" &
+	fpid=$!
+	for _ in $(seq 1 100); do
+		[ -s "$TEST_TMP/port" ] && break
+		sleep 0.05
+	done
+	probe "expunge-$scn" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+		--tls none --user alice --password-file "$TEST_TMP/pass" \
+		--folder INBOX --expunge "$set" --expect "$res"
+	wait "$fpid"
+	is "$?" 0 "expunge-$scn: the scripted server played its part"
+	[ -s "$TEST_TMP/fake.err" ] && diag "$(cat "$TEST_TMP/fake.err")"
+done
+
 done_testing
