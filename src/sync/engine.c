@@ -604,6 +604,49 @@ static struct folder *next_exec_folder(struct engine *e, struct worker *w)
 	return f;
 }
 
+/* The moves phase takes the source folder this worker has selected
+ * first, then the next one in name order. */
+static struct folder *next_moves_folder(struct engine *e, struct worker *w)
+{
+	struct folder *f = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&e->lock);
+	for (i = 0; w->selected != NULL && i < e->n_folders; i++) {
+		struct folder *c = e->folders[i];
+
+		if (c->n_outs > 0 && !c->moves_claimed &&
+		    strcmp(c->name, w->selected) == 0) {
+			f = c;
+			break;
+		}
+	}
+	for (i = 0; f == NULL && i < e->n_folders && !e->fatal; i++) {
+		struct folder *c = e->folders[i];
+
+		if (c->n_outs > 0 && !c->moves_claimed)
+			f = c;
+	}
+	if (f != NULL)
+		f->moves_claimed = true;
+	pthread_mutex_unlock(&e->lock);
+	return f;
+}
+
+static void moves_loop(struct worker *w)
+{
+	struct folder *f;
+
+	while ((f = next_moves_folder(w->e, w)) != NULL) {
+		moves_out_execute(w, f);
+		if (w->r && w->r->ops->broken(w->r)) {
+			w->r->ops->close(w->r);
+			w->r = NULL;
+			FREE_AND_NULL(w->selected);
+		}
+	}
+}
+
 static void execute_loop(struct worker *w)
 {
 	struct folder *f;
@@ -631,6 +674,8 @@ static void *worker_main(void *arg)
 
 	if (e->phase == 1)
 		gather_loop(w);
+	else if (e->phase == 2)
+		moves_loop(w);
 	else
 		execute_loop(w);
 	return NULL;
@@ -849,7 +894,20 @@ int sync_account_run(const struct sync_account *a,
 	}
 	busy = exec_queue(&e);
 	e.n_workers = workers_open(&e, busy);
-	run_phase(&e, 2);
+	if (!o->dry_run && !e.fatal && (busy = moves_collect(&e, w0)) > 0) {
+		size_t n = e.n_workers;
+
+		/* without COPYUID a target is searched by content, which
+		 * reads all of it: one worker then */
+		if (w0->r != NULL &&
+		    !(w0->r->ops->caps(w0->r) & IMAP_CAP_UIDPLUS))
+			busy = 1;
+		if (e.n_workers > busy)
+			e.n_workers = busy;
+		run_phase(&e, 2);
+		e.n_workers = n;
+	}
+	run_phase(&e, 3);
 	if (!o->dry_run)
 		for (i = 0; i < e.n_folders; i++)
 			folder_save_deferred_bookmark(w0, e.folders[i]);

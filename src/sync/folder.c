@@ -75,6 +75,7 @@ void folder_free(struct folder *f)
 		state_journal_free(f->late, f->n_late);
 	free(f->dup_uids);
 	free(f->dup_jids);
+	free(f->outs);
 	if (f->md)
 		mdir_close(&f->md);
 	state_folder_release(&f->sf);
@@ -617,7 +618,7 @@ bool folder_server_work(const struct folder *f)
 	for (i = 0; i < f->n_pairs; i++) {
 		const struct pair *p = &f->pairs[i];
 
-		if (p->act == ACT_DEL_SERVER || p->mv == MV_SERVER)
+		if (p->act == ACT_DEL_SERVER || (p->mv == MV_SERVER && !p->done))
 			return true;
 		if (p->act == ACT_FLAGS) {
 			unsigned s = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
@@ -1606,6 +1607,26 @@ void folder_save_deferred_bookmark(struct worker *w, struct folder *f)
 		f->bookmark_deferred = false;
 }
 
+/* The folder row before anything is recorded under it, with no bookmark:
+ * a crash from here on means a full comparison next time, under this
+ * UIDVALIDITY. */
+int folder_ensure_row(struct worker *w, struct folder *f)
+{
+	if (f->sf.id != 0 &&
+	    !(f->selected && f->sf.uidvalidity != f->sel.uidvalidity))
+		return 0;
+	if (f->selected)
+		f->sf.uidvalidity = f->sel.uidvalidity;
+	f->sf.uidnext = 0;
+	f->sf.highestmodseq = 0;
+	if (state_folder_put(w->st, &f->sf) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+		return -1;
+	}
+	f->in_state = true;
+	return 0;
+}
+
 int folder_execute(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
@@ -1623,29 +1644,22 @@ int folder_execute(struct worker *w, struct folder *f)
 	if (f->untouched)
 		return 0;   /* nothing to do, nothing to record */
 	server_work = folder_server_work(f);
-	/* with moves into the folder, moves_execute() selects their sources
-	 * first and this folder after them */
-	for (i = 0; i < f->n_pairs && server_work; i++)
-		if (f->pairs[i].mv == MV_SERVER)
-			server_work = false;
+	/* messages moved in by another connection in the moves phase are
+	 * not in this connection's view of the folder until it selects it
+	 * again */
+	for (i = 0; i < f->n_pairs && server_work && w->selected != NULL; i++)
+		if (f->pairs[i].mv == MV_SERVER && f->pairs[i].done &&
+		    strcmp(w->selected, f->name) == 0) {
+			FREE_AND_NULL(w->selected);
+			break;
+		}
 	if (server_work && worker_select(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
 		return -1;
 	}
-	if (f->sf.id == 0 || (f->selected && f->sf.uidvalidity != f->sel.uidvalidity)) {
-		/* the folder row first, with no bookmark: a crash from here on
-		 * means a full comparison next time, under this UIDVALIDITY */
-		if (f->selected)
-			f->sf.uidvalidity = f->sel.uidvalidity;
-		f->sf.uidnext = 0;
-		f->sf.highestmodseq = 0;
-		if (state_folder_put(w->st, &f->sf) < 0) {
-			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
-			return -1;
-		}
-		f->in_state = true;
-	}
+	if (folder_ensure_row(w, f) < 0)
+		return -1;
 	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
 	    execute_flags(w, f) < 0 ||
 	    execute_deletions(w, f) < 0)

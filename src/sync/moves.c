@@ -549,28 +549,80 @@ static size_t expand_set(const char *set, uint32_t *out, size_t max)
 	return bad ? 0 : n;
 }
 
-static int replay_server_from(struct worker *w, struct folder *f,
-			      struct folder *src)
+/* Journal the group's moves (J_MOVE_SERVER, kept under the source). */
+static int journal_group(struct worker *w, struct folder *src,
+			 struct folder *f, const struct move_ref *refs, size_t n)
 {
-	size_t i, n = 0, k;
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct pair *q = &f->pairs[refs[i].pi];
+		struct journal_entry je = { 0 };
+
+		je.folder_id = src->sf.id;
+		je.op = J_MOVE_SERVER;
+		je.uid = q->src_uid;
+		je.base = q->m.base;
+		je.aux = f->sf.id;
+		/* where the moved copies start: a lower bound is enough for
+		 * the recovery's search */
+		je.aux_uid = f->sel.uidnext    ? f->sel.uidnext
+			     : f->have_status ? f->stat.uidnext
+					      : f->sf.uidnext;
+		je.flags = q->m.flags;
+		je.size = q->m.size;
+		je.msgid = q->m.msgid;
+		memcpy(je.hhash, q->m.hhash, 16);
+		je.have_hhash = q->m.have_hhash;
+		if (state_journal_add(w->st, &je) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+		q->jid = je.id;   /* removed with the pair's move */
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	sync_crash_point("move journal written");
+	return 0;
+}
+
+/* A folder another worker may be handling too: its flags and counters
+ * change under the engine lock. Takes msg. */
+static void target_fail(struct engine *e, struct folder *f, char *msg)
+{
+	pthread_mutex_lock(&e->lock);
+	if (f->status == FOLDER_OK)
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, msg);
+	pthread_mutex_unlock(&e->lock);
+	free(msg);
+}
+
+/* UID MOVE the group's messages (all from src, all to f) with src
+ * selected, and record where they went. Touches only the group's pairs
+ * of f, and f's own fields under the lock. */
+static int replay_group(struct worker *w, struct folder *src, struct folder *f,
+			const struct move_ref *refs, size_t n)
+{
+	struct engine *e = w->e;
+	size_t i, k;
 	uint32_t *src_uids, *srcs = NULL, *dsts = NULL;
 	struct imap_copyuid map = { 0 };
 	struct imap_selected sel;
 	char *set, *err = NULL;
 	size_t moved = 0;
+	bool incomplete = false;
 
-	for (i = 0; i < f->n_pairs; i++)
-		if (f->pairs[i].mv == MV_SERVER && f->pairs[i].src == src)
-			n++;
 	src_uids = xcalloc(n, sizeof(uint32_t));
-	n = 0;
-	for (i = 0; i < f->n_pairs; i++)
-		if (f->pairs[i].mv == MV_SERVER && f->pairs[i].src == src)
-			src_uids[n++] = f->pairs[i].src_uid;
+	for (i = 0; i < n; i++)
+		src_uids[i] = f->pairs[refs[i].pi].src_uid;
 	qsort(src_uids, n, sizeof(uint32_t), cmp_u32);
 
-	if (journal_moves(w, f, MV_SERVER, src) < 0) {
-		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	if (journal_group(w, src, f, refs, n) < 0) {
+		target_fail(e, f, xstrdup(state_error(w->st)));
 		free(src_uids);
 		return -1;
 	}
@@ -580,8 +632,8 @@ static int replay_server_from(struct worker *w, struct folder *f,
 					     : src->sf.uidvalidity,
 			       &sel, &err) < 0 ||
 	    w->r->ops->move(w->r, set, f->name, &map, &err) < 0) {
-		folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot move messages from '%s': %s",
-			    f->name, src->name, err);
+		target_fail(e, f, xasprintf("cannot move messages from '%s': %s",
+					    src->name, err));
 		free(err);
 		free(set);
 		free(src_uids);
@@ -600,54 +652,52 @@ static int replay_server_from(struct worker *w, struct folder *f,
 		}
 	}
 	imap_copyuid_release(&map);
-	for (i = 0; i < f->n_pairs; i++) {
-		struct pair *q = &f->pairs[i];
+	for (i = 0; i < n; i++) {
+		struct pair *q = &f->pairs[refs[i].pi];
 
-		if (q->mv != MV_SERVER || q->src != src)
-			continue;
 		q->m.uid = 0;
 		for (k = 0; srcs && k < n; k++)
 			if (srcs[k] == q->src_uid)
 				q->m.uid = dsts[k];
 	}
 	if (srcs == NULL) {
-		/* no COPYUID: find them again by content in the target */
+		/* no COPYUID: find them again by content in the target (the
+		 * moves phase runs on one worker then: this reads all of f) */
 		struct msg_ident *ids = xcalloc(n, sizeof(*ids));
 		uint32_t *found = xcalloc(n, sizeof(uint32_t));
-		struct pair **which = xcalloc(n, sizeof(*which));
 		uint32_t *taken = xcalloc(f->n_pairs + f->n_snew + 1,
 					  sizeof(uint32_t));
-		size_t m = 0, t = 0;
+		size_t t = 0;
 
-		for (i = 0; i < f->n_pairs; i++) {
-			struct pair *q = &f->pairs[i];
+		for (i = 0; i < f->n_pairs; i++)
+			if (f->pairs[i].m.uid)
+				taken[t++] = f->pairs[i].m.uid;
+		for (i = 0; i < n; i++) {
+			struct pair *q = &f->pairs[refs[i].pi];
 
-			if (q->m.uid)
-				taken[t++] = q->m.uid;
-			if (q->mv == MV_SERVER && q->src == src && m < n) {
-				ids[m].size = q->m.size;
-				snprintf(ids[m].msgid, sizeof(ids[m].msgid), "%s",
-					 q->m.msgid ? q->m.msgid : "");
-				memcpy(ids[m].hhash, q->m.hhash, 16);
-				which[m++] = q;
-			}
+			ids[i].size = q->m.size;
+			snprintf(ids[i].msgid, sizeof(ids[i].msgid), "%s",
+				 q->m.msgid ? q->m.msgid : "");
+			memcpy(ids[i].hhash, q->m.hhash, 16);
 		}
 		for (i = 0; i < f->n_snew; i++)
 			taken[t++] = f->snew[i].uid;
 		qsort(taken, t, sizeof(uint32_t), cmp_u32);
-		if (worker_select_name(w, f->name, f->sel.uidvalidity, &sel,
-				       &err) < 0 ||
-		    remote_find_idents(w, ids, m, f->sel.uidnext, taken, t,
-				       found, &err) < 0) {
+		if (worker_select_name(w, f->name,
+				       f->selected ? f->sel.uidvalidity
+						   : f->sf.uidvalidity,
+				       &sel, &err) < 0 ||
+		    remote_find_idents(w, ids, n, f->sel.uidnext ? f->sel.uidnext
+							       : 1,
+				       taken, t, found, &err) < 0) {
 			log_warn("%s: cannot find moved messages again: %s; the "
 				 "next run does", f->name, err);
 			FREE_AND_NULL(err);
 		}
-		for (i = 0; i < m; i++)
-			which[i]->m.uid = found[i];
+		for (i = 0; i < n; i++)
+			f->pairs[refs[i].pi].m.uid = found[i];
 		free(ids);
 		free(found);
-		free(which);
 		free(taken);
 	}
 	free(srcs);
@@ -656,19 +706,11 @@ static int replay_server_from(struct worker *w, struct folder *f,
 
 	if (state_begin(w->st) < 0)
 		goto state_fail;
-	for (i = 0; i < f->n_pairs; i++) {
-		struct pair *q = &f->pairs[i];
+	for (i = 0; i < n; i++) {
+		struct pair *q = &f->pairs[refs[i].pi];
 
-		if (q->mv != MV_SERVER || q->src != src)
+		if (q->m.uid == 0)
 			continue;
-		if (q->m.uid == 0) {
-			/* the journal entry stays: the next run's recovery
-			 * finds the message by content */
-			f->incomplete = true;
-			q->act = ACT_NONE;
-			q->mv = MV_NONE;
-			continue;
-		}
 		if (state_msg_move(w->st, src->sf.id, q->src_uid, f->sf.id,
 				   q->m.uid) < 0 ||
 		    state_msg_set_base(w->st, f->sf.id, q->m.uid, q->m.base) < 0 ||
@@ -678,17 +720,85 @@ static int replay_server_from(struct worker *w, struct folder *f,
 	}
 	if (state_commit(w->st) < 0)
 		goto state_fail_rb;
-	for (i = 0; i < f->n_pairs; i++)
-		if (f->pairs[i].mv == MV_SERVER && f->pairs[i].src == src)
-			atomic_fetch_add(&src->moves_out_done, 1);
+	for (i = 0; i < n; i++) {
+		struct pair *q = &f->pairs[refs[i].pi];
+
+		if (q->m.uid == 0) {
+			/* the journal entry stays: the next run's recovery
+			 * finds the message by content */
+			incomplete = true;
+			q->act = ACT_NONE;
+			q->mv = MV_NONE;
+		}
+		q->done = true;
+	}
+	atomic_fetch_add(&src->moves_out_done, (unsigned)n);
+	pthread_mutex_lock(&e->lock);
+	if (incomplete)
+		f->incomplete = true;
 	f->stats.pushed_moves += (unsigned)moved;
+	pthread_mutex_unlock(&e->lock);
 	sync_crash_point("server moves committed");
 	return 0;
 state_fail_rb:
 	(void)state_rollback(w->st);
 state_fail:
-	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	target_fail(e, f, xstrdup(state_error(w->st)));
 	return -1;
+}
+
+/* Main thread, after the plan: list each source folder's moves to the
+ * server (they live as MV_SERVER pairs in the targets). Returns how many
+ * source folders have some. */
+size_t moves_collect(struct engine *e, struct worker *w0)
+{
+	size_t i, j, busy = 0;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *t = e->folders[i];
+		bool any = false;
+
+		if (t->status != FOLDER_OK || t->untouched)
+			continue;
+		for (j = 0; j < t->n_pairs && !any; j++)
+			any = t->pairs[j].mv == MV_SERVER && t->pairs[j].src &&
+			      !t->pairs[j].done;
+		/* the moves are recorded under the target's row */
+		if (!any || folder_ensure_row(w0, t) < 0)
+			continue;
+		for (j = 0; j < t->n_pairs; j++) {
+			struct pair *q = &t->pairs[j];
+			struct folder *s = q->src;
+
+			if (q->mv != MV_SERVER || s == NULL || q->done)
+				continue;
+			if (s->n_outs == 0)
+				busy++;
+			ALLOC_GROW(s->outs, s->n_outs + 1, s->a_outs);
+			s->outs[s->n_outs].t = t;
+			s->outs[s->n_outs].pi = j;
+			s->n_outs++;
+		}
+	}
+	return busy;
+}
+
+/* The moves phase: every move out of src, grouped by target, with src
+ * selected once. Before any folder's execute phase, so a target finds
+ * its moved-in pairs recorded. */
+void moves_out_execute(struct worker *w, struct folder *src)
+{
+	size_t i = 0, j;
+
+	while (i < src->n_outs) {
+		struct folder *t = src->outs[i].t;
+
+		for (j = i; j < src->n_outs && src->outs[j].t == t; j++)
+			;
+		if (!w->e->fatal && t->status == FOLDER_OK)
+			(void)replay_group(w, src, t, &src->outs[i], j - i);
+		i = j;
+	}
 }
 
 /* Same-folder changes of identity: one transaction, no journal (a run
@@ -730,41 +840,14 @@ fail:
 
 int moves_execute(struct worker *w, struct folder *f)
 {
-	size_t i, j;
-	bool any_local = false, any_server = false;
-	char *err = NULL;
+	size_t i;
 
 	if (replay_in_place(w, f) < 0)
 		return -1;
-	for (i = 0; i < f->n_pairs; i++) {
+	/* moves to the server were replayed by the moves phase, grouped by
+	 * their source folder (moves_out_execute) */
+	for (i = 0; i < f->n_pairs; i++)
 		if (f->pairs[i].mv == MV_LOCAL)
-			any_local = true;
-		else if (f->pairs[i].mv == MV_SERVER)
-			any_server = true;
-	}
-	if (any_local && replay_local(w, f) < 0)
-		return -1;
-	if (!any_server)
-		return 0;
-	for (i = 0; i < f->n_pairs; i++) {
-		struct folder *src = f->pairs[i].src;
-		bool seen = false;
-
-		if (f->pairs[i].mv != MV_SERVER)
-			continue;
-		for (j = 0; j < i && !seen; j++)
-			seen = f->pairs[j].mv == MV_SERVER && f->pairs[j].src == src;
-		if (seen)
-			continue;
-		if (replay_server_from(w, f, src) < 0)
-			return -1;
-	}
-	/* back to this folder for the rest of its work */
-	FREE_AND_NULL(w->selected);
-	if (worker_select(w, f, &err) < 0) {
-		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
-		free(err);
-		return -1;
-	}
+			return replay_local(w, f);
 	return 0;
 }

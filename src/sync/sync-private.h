@@ -135,11 +135,20 @@ struct folder {
 	int exit_code;              /* SYNC_EXIT_* for this folder */
 	char *error;                /* owned */
 	bool reported;
+	struct move_ref *outs;      /* moves to the server out of this folder */
+	size_t n_outs, a_outs;
+	bool moves_claimed;         /* a worker took it in the moves phase */
 	bool exec_claimed;          /* a worker took it in the execute phase */
 	size_t exec_weight;         /* how much the plan has for it */
 };
 
 struct engine;
+
+/* A move to the server, seen from its source folder: pair pi of t. */
+struct move_ref {
+	struct folder *t;
+	size_t pi;
+};
 
 struct early_status {
 	char *name;
@@ -193,6 +202,7 @@ struct engine {
 /* folder.c */
 bool folder_check_untouched(struct engine *e, struct folder *f);
 bool folder_server_work(const struct folder *f);
+int folder_ensure_row(struct worker *w, struct folder *f);
 int folder_gather(struct worker *w, struct folder *f);
 void folder_plan(struct engine *e, struct folder *f);
 int folder_execute(struct worker *w, struct folder *f);
@@ -205,6 +215,8 @@ void folder_fail(struct folder *f, int exit_code, const char *fmt, ...)
 /* moves.c: cross-folder matching (plan phase, main thread) and replay */
 void moves_plan(struct engine *e, struct worker *w0);
 int moves_execute(struct worker *w, struct folder *f);
+size_t moves_collect(struct engine *e, struct worker *w0);
+void moves_out_execute(struct worker *w, struct folder *src);
 int recover_moves(struct worker *w, struct folder *f,
 		  struct journal_entry *je, size_t n_je);
 /* Select a folder by name without touching any struct folder. */
