@@ -30,12 +30,10 @@ Message-ID (sorted), so every peer's account gets exactly the same changes.
 
 import argparse
 import base64
-import csv
 import math
 import os
 import random
 import re
-import statistics
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -317,6 +315,20 @@ def doveadm(conf, *args, capture=False):
     return r.stdout.decode("utf-8", errors="replace") if capture else None
 
 
+def doveadm_batch(conf, user, cmds):
+    """Run doveadm commands (lists of arguments, no -u) for USER in one
+    doveadm process: "doveadm batch", one mail user, no start-up per command.
+    """
+    if not cmds:
+        return
+    sep = ";;"
+    args = ["batch", "-u", user]
+    for c in cmds:
+        assert sep not in c
+        args += [sep] + c
+    doveadm(conf, *args)
+
+
 def server_list(conf, user):
     """[(folder, uid, flagletters, message-id)] from doveadm fetch."""
     out = doveadm(conf, "-f", "tab", "fetch", "-u", user,
@@ -396,21 +408,22 @@ def cmd_server_changes(a):
         letter, add = flag_toggle(rng, letters)
         name = {"F": "\\Flagged", "S": "\\Seen"}[letter]
         ops[(folder, "add" if add else "remove", name)].append(uid)
+    # The flag changes, then the expunges, then the moves, in this order,
+    # all in one "doveadm batch".
+    cmds = []
     for (folder, op, name), uids in sorted(ops.items()):
-        doveadm(a.doveadm_conf, "flags", op, "-u", a.user, name,
-                "mailbox", folder, "uid", uidset(uids))
+        cmds.append(["flags", op, name, "mailbox", folder, "uid", uidset(uids)])
     byf = defaultdict(list)
     for folder, uid, _, _ in exp:
         byf[folder].append(uid)
     for folder, uids in sorted(byf.items()):
-        doveadm(a.doveadm_conf, "expunge", "-u", a.user, "mailbox", folder,
-                "uid", uidset(uids))
+        cmds.append(["expunge", "mailbox", folder, "uid", uidset(uids)])
     moves = defaultdict(list)
     for folder, uid, _, _ in mov:
         moves[(folder, other_folder(rng, folder, folders))].append(uid)
     for (src, dst), uids in sorted(moves.items()):
-        doveadm(a.doveadm_conf, "move", "-u", a.user, dst, "mailbox", src,
-                "uid", uidset(uids))
+        cmds.append(["move", dst, "mailbox", src, "uid", uidset(uids)])
+    doveadm_batch(a.doveadm_conf, a.user, cmds)
     touched = set()
     for i, (folder, mid, flags, ts, data) in enumerate(
             new_messages(a.seed, a.new, folders)):
@@ -419,8 +432,8 @@ def cmd_server_changes(a):
         write_file(os.path.join(d, "cur", "%d.M%dP%d.new:2,%s" % (ts, i, a.seed, flags)),
                    data, ts, owner)
         touched.add(folder)
-    for folder in sorted(touched):
-        doveadm(a.doveadm_conf, "force-resync", "-u", a.user, folder)
+    doveadm_batch(a.doveadm_conf, a.user,
+                  [["force-resync", folder] for folder in sorted(touched)])
     print("server %s: %d flag changes, %d new, %d expunged, %d moved"
           % (a.user, len(flag), a.new, len(exp), len(mov)))
 
@@ -568,7 +581,24 @@ def fmt(v, digits=2):
     return "%.*f" % (digits, v)
 
 
+def fmt_sig(v, sig=3):
+    """V with SIG significant digits (0.0105, 0.112, 2.34, 13.1), whole
+    numbers from 100 on: small wall times keep their digits."""
+    if v is None:
+        return "fail"
+    if v == 0:
+        return "0"
+    digits = sig - 1 - math.floor(math.log10(abs(v)))
+    if digits > 0 and abs(round(v, digits)) >= 10 ** (sig - digits):
+        digits -= 1             # 9.996 rounds to 10.0, not 10.00
+    if digits <= 0:
+        return "%.0f" % v
+    return "%.*f" % (digits, v)
+
+
 def cmd_report(a):
+    import csv
+    import statistics
     rows = list(csv.DictReader(open(a.runs)))
     groups = defaultdict(list)
     for r in rows:
@@ -622,7 +652,7 @@ def cmd_report(a):
         ratio = lambda k: "—" if e["peer"] == "twinbox" else (
             "n/a" if e[k] is None else "%.2f" % e[k])
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            STEPS[e["step"]], e["peer"], fmt(e["wall"]), fmt(e["cpu"]),
+            STEPS[e["step"]], e["peer"], fmt_sig(e["wall"]), fmt(e["cpu"]),
             fmt(e["rss"], 1), fmt(e["up"]), fmt(e["down"]), e["agree"],
             ratio("wall_ratio"), ratio("cpu_ratio")))
     text = "\n".join(lines) + "\n"

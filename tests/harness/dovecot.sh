@@ -4,7 +4,7 @@
 # Source it from a bash test script (it sources tap.sh too):
 #
 #   . "$TOP_SRCDIR/tests/harness/dovecot.sh"
-#   dovecot_start [--trimmed] [--no-tls]
+#   dovecot_start [--trimmed] [--no-tls] [--prefork]
 #   ...
 #   done_testing
 #
@@ -14,7 +14,7 @@
 # TB_KEEP=1 to keep them for a post-mortem). Add your own clean-up with
 # tb_on_exit 'command'.
 #
-# dovecot_start [--trimmed] [--no-tls]
+# dovecot_start [--trimmed] [--no-tls] [--prefork]
 #   Starts Dovecot (dovecot -c FILE, a self-contained config, nothing from
 #   /etc/dovecot) in a fresh temp dir on free loopback ports. Exports:
 #     DOVECOT_DIR    the server's directory (config, log, homes, rawlog)
@@ -32,6 +32,12 @@
 #              fallback tests must check what the client sent
 #              (rawlog_client_lines).
 #   --no-tls   ssl = no: a server that does not offer STARTTLS at all.
+#   --prefork  Dovecot's "high-performance" process model: imap-login with
+#              service_count = 0 and process_min_avail = 2 (long-lived
+#              login processes that serve many connections) and
+#              process_min_avail = 4 for imap (imap processes forked
+#              ahead, waiting for a client). Without it every login forks
+#              a login process and an imap process (Dovecot's defaults).
 #   A missing dovecot binary or a server that does not come up is a test
 #   failure: dovecot_start prints "not ok", "Bail out!" and exits.
 #
@@ -222,7 +228,7 @@ tb__mail_owner() {	# sets TB__UID TB__GID TB__OWNER for mail files
 }
 
 tb__write_dovecot_conf() {	# uses the dovecot_start locals
-	local d=$DOVECOT_DIR ssl_block caps users
+	local d=$DOVECOT_DIR ssl_block caps users login_extra imap_service
 	if [ "$notls" = 1 ]; then
 		ssl_block='ssl = no'
 	else
@@ -233,6 +239,18 @@ ssl_min_protocol = TLSv1.2"
 	fi
 	caps=
 	[ "$trimmed" = 1 ] && caps='imap_capability = IMAP4rev1'
+	# --prefork: the lines are added only then, so that without it the
+	# config stays exactly what it always was.
+	login_extra='' imap_service=''
+	if [ "$prefork" = 1 ]; then
+		login_extra='
+  service_count = 0
+  process_min_avail = 2'
+		imap_service='
+service imap {
+  process_min_avail = 4
+}'
+	fi
 	if [ "$(id -u)" = 0 ]; then
 		users="default_internal_user = dovecot
 default_internal_group = dovecot
@@ -303,9 +321,9 @@ service imap-login {
     address = 127.0.0.1, 127.0.0.2
     port = ${IMAPS_PORT:-0}
     ssl = yes
-  }
+  }$login_extra
 $( [ "$(id -u)" = 0 ] || echo '  chroot =' )
-}
+}$imap_service
 service anvil {
 $( [ "$(id -u)" = 0 ] || echo '  chroot =' )
 }
@@ -332,11 +350,12 @@ tb__stop_server() {	# tb__stop_server "PID CONF": stop that master
 }
 
 dovecot_start() {
-	local trimmed=0 notls=0 attempt i pid
+	local trimmed=0 notls=0 prefork=0 attempt i pid
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--trimmed) trimmed=1 ;;
 		--no-tls) notls=1 ;;
+		--prefork) prefork=1 ;;
 		*) tb__die "dovecot_start: unknown option '$1'" ;;
 		esac
 		shift
