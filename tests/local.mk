@@ -47,6 +47,7 @@ TB_SCENARIOS = \
 	tests/script/61-close-during-login.scn \
 	tests/script/62-login-rejected.scn \
 	tests/script/63-bye-during-list.scn \
+	tests/script/client/expunge-ordered.scn \
 	tests/script/client/expunge-retry.scn \
 	tests/script/client/expunge-stuck.scn
 

@@ -1806,93 +1806,104 @@ static int uid_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void search_reset(struct imap_op *op)
+{
+	free(op->uids);
+	op->uids = NULL;
+	op->n_uids = op->alloc_uids = 0;
+}
+
+static int run_one(struct imap_client *c, struct imap_op *op,
+		   struct imap_cmd *cmd, bool searching)
+{
+	int r;
+
+	if (searching)
+		search_reset(op);
+	op->searching = searching;
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	r = run(c);
+	op->searching = false;
+	return r < 0 || op->no_error != NULL ? -1 : 0;
+}
+
+/*
+ * One command at a time here, never pipelined: Dovecot (2.3) runs UID
+ * commands of one session concurrently, and an EXPUNGE that overtakes the
+ * STORE of \Deleted before it finds nothing to remove; the messages then
+ * stay on the server, marked \Deleted (seen in the benchmark under load).
+ */
 int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		      char **error_r)
 {
 	struct imap_op op;
 	struct imap_cmd *cmd;
-	char *others;
+	char *left = NULL, *others;
+	const char *set = uidset;
 	size_t k = 0;
-	int r;
 
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	if (!uidset_valid(uidset))
 		return bad_uidset(c, &op, uidset, error_r);
 	queue_store(c, uidset, true, MF_DELETED, 0);
+	if (run(c) < 0 || op.no_error != NULL)
+		goto out;
 	if (c->caps & IMAP_CAP_UIDPLUS) {
-		/* Check in the same flight that they are gone: Dovecot
-		 * (2.3, Maildir) has been seen to answer OK and leave some
-		 * \Deleted when another session changed the folder at the
-		 * same time. Whatever is left gets one more UID EXPUNGE. */
-		for (int round = 0; round < 3; round++) {
-			const char *set = uidset;
-
-			if (round > 0) {
-				qsort(op.uids, op.n_uids, sizeof(*op.uids),
-				      uid_cmp);
-				others = imap_uidset_make(op.uids, op.n_uids);
-				log_debug("%s: UID EXPUNGE left %s; again",
-					  c->label, others);
-				set = others;
-			} else {
-				others = NULL;
-			}
-			free(op.uids);
-			op.uids = NULL;
-			op.n_uids = op.alloc_uids = 0;
+		for (int round = 0;; round++) {
 			cmd = new_cmd(c, "UID EXPUNGE");
 			imap_cmd_addf(cmd, " %s", set);
-			queue_cmd(c, cmd, NULL, NULL, 0);
-			op.searching = true;
+			if (run_one(c, &op, cmd, false) < 0)
+				break;
+			/* check that they are gone; expunge what is left */
 			cmd = new_cmd(c, "UID SEARCH");
 			imap_cmd_addf(cmd, " UID %s DELETED", set);
-			queue_cmd(c, cmd, NULL, NULL, 0);
-			free(others);
-			r = run(c);
-			op.searching = false;
-			if (r < 0 || op.no_error != NULL || op.n_uids == 0) {
-				free(op.uids);
-				op.uids = NULL;
-				return op_end(c, &op, r, error_r);
+			if (run_one(c, &op, cmd, true) < 0 || op.n_uids == 0)
+				break;
+			if (round == 2) {
+				op.no_error = xstrdup("UID EXPUNGE: the server "
+						      "keeps messages marked "
+						      "\\Deleted");
+				break;
 			}
+			qsort(op.uids, op.n_uids, sizeof(*op.uids), uid_cmp);
+			free(left);
+			left = imap_uidset_make(op.uids, op.n_uids);
+			set = left;
+			log_debug("%s: UID EXPUNGE left %s; again", c->label, set);
 		}
-		free(op.uids);
-		op.uids = NULL;
-		if (op.no_error == NULL)
-			op.no_error = xstrdup("UID EXPUNGE: the server keeps "
-					      "messages marked \\Deleted");
-		return op_end(c, &op, 0, error_r);
+		goto out;
 	}
 	/* Without UIDPLUS, EXPUNGE removes every \Deleted message: spare
 	 * the ones somebody else marked by un-marking them around it. */
-	op.searching = true;
 	cmd = new_cmd(c, "UID SEARCH");
 	imap_cmd_add(cmd, " DELETED", 8);
-	queue_cmd(c, cmd, NULL, NULL, 0);
-	r = run(c);
-	if (r < 0 || op.no_error != NULL) {
-		free(op.uids);
-		return op_end(c, &op, r, error_r);
-	}
+	if (run_one(c, &op, cmd, true) < 0)
+		goto out;
 	for (size_t i = 0; i < op.n_uids; i++) {
 		if (!imap_uidset_contains(uidset, op.uids[i]))
 			op.uids[k++] = op.uids[i];
 	}
-	op.searching = false;
-	if (k > 0) {
-		qsort(op.uids, k, sizeof(*op.uids), uid_cmp);
-		others = imap_uidset_make(op.uids, k);
-		queue_store(c, others, false, MF_DELETED, 0);
-		queue_cmd(c, new_cmd(c, "EXPUNGE"), NULL, NULL, 0);
-		queue_store(c, others, true, MF_DELETED, 0);
-		free(others);
-	} else {
-		queue_cmd(c, new_cmd(c, "EXPUNGE"), NULL, NULL, 0);
+	if (k == 0) {
+		(void)run_one(c, &op, new_cmd(c, "EXPUNGE"), false);
+		goto out;
 	}
-	free(op.uids);
-	op.uids = NULL;
-	return op_end(c, &op, run(c), error_r);
+	qsort(op.uids, k, sizeof(*op.uids), uid_cmp);
+	others = imap_uidset_make(op.uids, k);
+	queue_store(c, others, false, MF_DELETED, 0);
+	if (run(c) == 0 && op.no_error == NULL) {
+		(void)run_one(c, &op, new_cmd(c, "EXPUNGE"), false);
+		/* marked again whatever EXPUNGE said, while we can talk */
+		if (!c->broken) {
+			queue_store(c, others, true, MF_DELETED, 0);
+			(void)run(c);
+		}
+	}
+	free(others);
+out:
+	search_reset(&op);
+	free(left);
+	return op_end(c, &op, c->broken ? -1 : 0, error_r);
 }
 
 void imap_copyuid_release(struct imap_copyuid *cu)

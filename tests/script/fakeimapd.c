@@ -23,6 +23,9 @@
  *                    is answered with these lines ("$TAG" substituted)
  *   AUTO-CLEAR       forget the AUTO rules
  *   SLEEP ms         flush output, then wait
+ *   QUIET ms         flush output, wait, and fail (exit 2) if the client
+ *                    sent anything meanwhile or before: a command it must
+ *                    not send before it has the answer to the last one
  *   TLS | STARTTLS   flush output, drop unread client input, then do the
  *                    server side of a TLS handshake (needs -c and -k)
  *   WAITCLOSE        answer AUTO lines until the client closes the
@@ -631,6 +634,16 @@ static void fk_step(struct fk_conn *c, const char *line)
 		ts.tv_nsec = (ms % 1000) * 1000000L;
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
+	} else if ((a = fk_directive(line, "QUIET")) != NULL) {
+		long ms = strtol(a, NULL, 10);
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+		if (ms < 0 || ms > 600000)
+			fk_die(c, 1, "QUIET: bad time");
+		fk_flush(c);
+		if (c->in_len > 0 || poll(&pfd, 1, (int)ms) > 0)
+			fk_die(c, 2, "line %u: the client sent more before it "
+			       "was answered", c->lineno);
 	} else if (strcmp(line, "TLS") == 0 || strcmp(line, "STARTTLS") == 0) {
 		fk_tls(c);
 	} else if (strcmp(line, "WAITCLOSE") == 0) {
