@@ -77,6 +77,10 @@ struct imap_client {
 	unsigned caps;
 	unsigned caps_gen;              /* bumped whenever caps are (re)read */
 	bool qresync, condstore;
+	/* ENABLE QRESYNC is due: it goes out first in the next operation's
+	 * flight (no round trip of its own), and QRESYNC syntax may follow
+	 * it in that flight */
+	bool enable_due, qresync_asked;
 	enum imap_failure failure;      /* of the last operation */
 	bool broken;
 	enum imap_failure broken_failure;
@@ -865,6 +869,18 @@ static int run(struct imap_client *c)
 
 /* ---- operations ---- */
 
+static void enable_done(struct imap_client *c, struct imap_cmd *cmd,
+			const struct imap_response *r)
+{
+	(void)cmd;
+	if (r->status != IMAP_STATUS_OK) {
+		/* not this operation's failure: carry on without QRESYNC */
+		log_debug("%s: ENABLE QRESYNC refused: %s", c->label,
+			  r->text ? r->text : "");
+		c->qresync_asked = false;
+	}
+}
+
 static int op_begin(struct imap_client *c, struct imap_op *op,
 		    char **error_r)
 {
@@ -879,6 +895,13 @@ static int op_begin(struct imap_client *c, struct imap_op *op,
 	}
 	c->failure = IMAP_FAIL_NONE;
 	c->op = op;
+	if (c->enable_due) {
+		struct imap_cmd *cmd = new_cmd(c, "ENABLE");
+
+		c->enable_due = false;
+		imap_cmd_add(cmd, " QRESYNC", 8);
+		queue_cmd(c, cmd, enable_done, NULL, 0);
+	}
 	return 0;
 }
 
@@ -1185,25 +1208,21 @@ static int authenticate(struct imap_client *c,
 	return op_end(c, &op, r, error_r);
 }
 
+/* QRESYNC is on, or its ENABLE goes out ahead of the command being
+ * built (RFC 7162 3.2.3 only asks that it comes first). */
+static bool qresync_on(const struct imap_client *c)
+{
+	return c->qresync || c->qresync_asked;
+}
+
 static int enable_qresync(struct imap_client *c, char **error_r)
 {
-	struct imap_cmd *cmd;
-	char *err = NULL;
-
+	(void)error_r;
 	c->condstore = (c->caps & IMAP_CAP_CONDSTORE) != 0;
 	if ((c->caps & (IMAP_CAP_ENABLE | IMAP_CAP_QRESYNC)) !=
 	    (IMAP_CAP_ENABLE | IMAP_CAP_QRESYNC))
 		return 0;
-	cmd = new_cmd(c, "ENABLE");
-	imap_cmd_add(cmd, " QRESYNC", 8);
-	if (simple_cmd(c, cmd, &err) < 0) {
-		if (c->broken) {
-			*error_r = err;
-			return -1;
-		}
-		log_debug("%s: ENABLE QRESYNC refused: %s", c->label, err);
-		free(err);
-	}
+	c->enable_due = c->qresync_asked = true;
 	return 0;
 }
 
@@ -1357,7 +1376,7 @@ bool imap_client_has(const struct imap_client *c, enum imap_cap cap)
 
 bool imap_client_qresync(const struct imap_client *c)
 {
-	return c->qresync;
+	return qresync_on(c);
 }
 
 bool imap_client_condstore(const struct imap_client *c)
@@ -1588,7 +1607,8 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 	cmd = new_cmd(c, readonly ? "EXAMINE" : "SELECT");
 	imap_cmd_add(cmd, " ", 1);
 	imap_cmd_add_astring(cmd, wire, strlen(wire));
-	if (c->qresync && qr != NULL && qr->uidvalidity != 0 && qr->modseq != 0) {
+	if (qresync_on(c) && qr != NULL && qr->uidvalidity != 0 &&
+	    qr->modseq != 0) {
 		if (qr->known_uids != NULL && !uidset_valid(qr->known_uids)) {
 			imap_cmd_free(&cmd);
 			return bad_uidset(c, &op, qr->known_uids, error_r);
@@ -1632,7 +1652,7 @@ int imap_fetch_flags(struct imap_client *c, const char *uidset,
 	if (changedsince != 0 && c->condstore)
 		imap_cmd_addf(cmd, " (CHANGEDSINCE %llu%s)",
 			      (unsigned long long)changedsince,
-			      vanished && c->qresync ? " VANISHED" : "");
+			      vanished && qresync_on(c) ? " VANISHED" : "");
 	return fetch_run(c, &op, cmd, error_r);
 }
 
