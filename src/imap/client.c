@@ -1422,10 +1422,45 @@ void imap_folders_free(struct imap_folder *f, size_t n)
 	free(f);
 }
 
+static void queue_list(struct imap_client *c, struct imap_op *op)
+{
+	struct imap_cmd *cmd;
+
+	op->listing = true;
+	cmd = new_cmd(c, "LIST");
+	imap_cmd_add(cmd, " \"\" \"*\"", 7);
+	if (c->caps & IMAP_CAP_SPECIAL_USE)
+		imap_cmd_addf(cmd, " RETURN (SPECIAL-USE)");
+	queue_cmd(c, cmd, NULL, NULL, 0);
+}
+
+/* After a LIST that went well: sorted, duplicates dropped, to f_r. */
+static void finish_list(struct imap_op *op, struct imap_folder **f_r,
+			size_t *n_r)
+{
+	size_t i, k = 0;
+
+	if (op->n_folders > 1)
+		qsort(op->folders, op->n_folders, sizeof(*op->folders),
+		      folder_cmp);
+	/* a server may list one name twice; keep the first */
+	for (i = 0; i < op->n_folders; i++) {
+		if (k > 0 && strcmp(op->folders[k - 1].wire,
+				    op->folders[i].wire) == 0) {
+			free(op->folders[i].wire);
+			free(op->folders[i].name);
+			continue;
+		}
+		op->folders[k++] = op->folders[i];
+	}
+	*f_r = op->folders;
+	*n_r = k;
+	op->folders = NULL;
+}
+
 int imap_list_folders(struct imap_client *c, struct imap_folder **f_r,
 		      size_t *n_r, char **error_r)
 {
-	struct imap_cmd *cmd;
 	struct imap_op op;
 	int r;
 
@@ -1433,33 +1468,10 @@ int imap_list_folders(struct imap_client *c, struct imap_folder **f_r,
 	*n_r = 0;
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
-	op.listing = true;
-	cmd = new_cmd(c, "LIST");
-	imap_cmd_add(cmd, " \"\" \"*\"", 7);
-	if (c->caps & IMAP_CAP_SPECIAL_USE)
-		imap_cmd_addf(cmd, " RETURN (SPECIAL-USE)");
-	queue_cmd(c, cmd, NULL, NULL, 0);
+	queue_list(c, &op);
 	r = run(c);
-	if (r == 0 && op.no_error == NULL && !op.cb_failed) {
-		size_t i, k = 0;
-
-		if (op.n_folders > 1)
-			qsort(op.folders, op.n_folders, sizeof(*op.folders),
-			      folder_cmp);
-		/* a server may list one name twice; keep the first */
-		for (i = 0; i < op.n_folders; i++) {
-			if (k > 0 && strcmp(op.folders[k - 1].wire,
-					    op.folders[i].wire) == 0) {
-				free(op.folders[i].wire);
-				free(op.folders[i].name);
-				continue;
-			}
-			op.folders[k++] = op.folders[i];
-		}
-		*f_r = op.folders;
-		*n_r = k;
-		op.folders = NULL;
-	}
+	if (r == 0 && op.no_error == NULL && !op.cb_failed)
+		finish_list(&op, f_r, n_r);
 	imap_folders_free(op.folders, op.folders ? op.n_folders : 0);
 	return op_end(c, &op, r, error_r);
 }
@@ -1499,20 +1511,15 @@ static void status_done(struct imap_client *c, struct imap_cmd *cmd,
 		log_debug("%s: STATUS refused: %s", c->label, r->text ? r->text : "");
 }
 
-int imap_status_batch(struct imap_client *c, const char *const *wires,
-		      size_t n, struct imap_status_data *st_r, bool *ok_r,
-		      char **error_r)
+static void queue_status(struct imap_client *c, struct imap_op *op,
+			 const char *const *wires, size_t n,
+			 struct imap_status_data *st_r, bool *ok_r)
 {
-	struct imap_op op;
-	int r;
-
-	if (op_begin(c, &op, error_r) < 0)
-		return -1;
 	memset(st_r, 0, n * sizeof(*st_r));
-	op.wires = wires;
-	op.n_wires = n;
-	op.st = st_r;
-	op.st_got = xcalloc(n ? n : 1, sizeof(bool));
+	op->wires = wires;
+	op->n_wires = n;
+	op->st = st_r;
+	op->st_got = xcalloc(n ? n : 1, sizeof(bool));
 	for (size_t i = 0; i < n; i++) {
 		struct imap_cmd *cmd = new_cmd(c, "STATUS");
 
@@ -1524,8 +1531,42 @@ int imap_status_batch(struct imap_client *c, const char *const *wires,
 			      " HIGHESTMODSEQ" : "");
 		queue_cmd(c, cmd, status_done, ok_r, i);
 	}
+}
+
+int imap_status_batch(struct imap_client *c, const char *const *wires,
+		      size_t n, struct imap_status_data *st_r, bool *ok_r,
+		      char **error_r)
+{
+	struct imap_op op;
+	int r;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	queue_status(c, &op, wires, n, st_r, ok_r);
 	r = run(c);
 	free(op.st_got);
+	return op_end(c, &op, r, error_r);
+}
+
+int imap_status_then_list(struct imap_client *c, const char *const *wires,
+			  size_t n, struct imap_status_data *st_r, bool *ok_r,
+			  struct imap_folder **f_r, size_t *n_r,
+			  char **error_r)
+{
+	struct imap_op op;
+	int r;
+
+	*f_r = NULL;
+	*n_r = 0;
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	queue_status(c, &op, wires, n, st_r, ok_r);
+	queue_list(c, &op);
+	r = run(c);
+	free(op.st_got);
+	if (r == 0 && op.no_error == NULL && !op.cb_failed)
+		finish_list(&op, f_r, n_r);
+	imap_folders_free(op.folders, op.folders ? op.n_folders : 0);
 	return op_end(c, &op, r, error_r);
 }
 

@@ -120,6 +120,13 @@ char imap_client_delimiter(struct imap_client *c);
 int imap_status_batch(struct imap_client *c, const char *const *wires,
 		      size_t n, struct imap_status_data *st_r, bool *ok_r,
 		      char **error_r);
+/* The same STATUS batch, then LIST "" "*" in the same flight (as
+ * imap_list_folders): one round trip for both. A refused STATUS only
+ * clears its ok_r[i]. */
+int imap_status_then_list(struct imap_client *c, const char *const *wires,
+			  size_t n, struct imap_status_data *st_r, bool *ok_r,
+			  struct imap_folder **f_r, size_t *n_r,
+			  char **error_r);
 
 int imap_create(struct imap_client *c, const char *wire, char **error_r);
 int imap_delete(struct imap_client *c, const char *wire, char **error_r);

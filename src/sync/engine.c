@@ -238,7 +238,12 @@ static int discover(struct engine *e, struct worker *w0)
 	size_t n_sfs = 0;
 	char *err = NULL;
 
-	if (w0->r->ops->list(w0->r, &rf, &n_rf, &err) < 0) {
+	if (e->have_prelist) {
+		rf = e->prelist;
+		n_rf = e->n_prelist;
+		e->prelist = NULL;
+		e->have_prelist = false;
+	} else if (w0->r->ops->list(w0->r, &rf, &n_rf, &err) < 0) {
 		log_error("%s: cannot list folders: %s", e->a->name, err);
 		free(err);
 		return -1;
@@ -434,9 +439,20 @@ static void early_status(struct engine *e, struct worker *w0)
 		    precheck_wanted(e, &sfs[i]) && wanted(e, sfs[i].name))
 			names[n++] = sfs[i].name;
 	if (n > 0) {
+		int r;
+
 		st = xcalloc(n, sizeof(*st));
 		ok = xcalloc(n, sizeof(*ok));
-		if (w0->r->ops->status(w0->r, names, n, st, ok, &err) == 0) {
+		/* LIST rides along, after the STATUS commands */
+		if (w0->r->ops->status_list != NULL) {
+			r = w0->r->ops->status_list(w0->r, names, n, st, ok,
+						    &e->prelist, &e->n_prelist,
+						    &err);
+			e->have_prelist = r == 0;
+		} else {
+			r = w0->r->ops->status(w0->r, names, n, st, ok, &err);
+		}
+		if (r == 0) {
 			e->early = xcalloc(n, sizeof(*e->early));
 			for (i = 0; i < n; i++) {
 				e->early[i].name = xstrdup(names[i]);
@@ -928,6 +944,8 @@ int sync_account_run(const struct sync_account *a,
 	report_summary(&e);
 out:
 	early_free(&e);
+	if (e.prelist != NULL)
+		remote_folders_free(e.prelist, e.n_prelist);
 	free(e.exec);
 	if (e.fatal && e.fatal_error)
 		log_error("%s: %s", a->name, e.fatal_error);

@@ -77,16 +77,14 @@ static bool ri_broken(struct remote *r) { return imap_client_broken(RI(r)->c); }
 static uint64_t ri_bytes_in(struct remote *r) { return imap_client_bytes_in(RI(r)->c); }
 static uint64_t ri_bytes_out(struct remote *r) { return imap_client_bytes_out(RI(r)->c); }
 
-static int ri_list(struct remote *r, struct remote_folder **f_r, size_t *n_r,
-		   char **error_r)
+/* imap_folder list -> remote_folder list; learns the delimiter. */
+static void convert_list(struct remote *r, struct imap_folder *f, size_t n,
+			 struct remote_folder **f_r, size_t *n_r)
 {
-	struct imap_folder *f = NULL;
 	struct remote_folder *out;
-	size_t n = 0, i, m = 0;
+	size_t i, m = 0;
 	bool learnt = false;
 
-	if (imap_list_folders(RI(r)->c, &f, &n, error_r) < 0)
-		return -1;
 	out = xcalloc(n + 1, sizeof(*out));
 	for (i = 0; i < n; i++) {
 		if (f[i].name == NULL) {
@@ -108,15 +106,25 @@ static int ri_list(struct remote *r, struct remote_folder **f_r, size_t *n_r,
 	imap_folders_free(f, n);
 	*f_r = out;
 	*n_r = m;
+}
+
+static int ri_list(struct remote *r, struct remote_folder **f_r, size_t *n_r,
+		   char **error_r)
+{
+	struct imap_folder *f = NULL;
+	size_t n = 0;
+
+	if (imap_list_folders(RI(r)->c, &f, &n, error_r) < 0)
+		return -1;
+	convert_list(r, f, n, f_r, n_r);
 	return 0;
 }
 
-static int ri_status(struct remote *r, const char *const *names, size_t n,
-		     struct imap_status_data *st_r, bool *ok_r, char **error_r)
+static char **wires_of(struct remote *r, const char *const *names, size_t n,
+		       char **error_r)
 {
 	char **w = xcalloc(n + 1, sizeof(*w));
 	size_t i;
-	int ret;
 
 	for (i = 0; i < n; i++) {
 		w[i] = wire(RI(r), names[i], error_r);
@@ -124,15 +132,54 @@ static int ri_status(struct remote *r, const char *const *names, size_t n,
 			while (i-- > 0)
 				free(w[i]);
 			free(w);
-			return -1;
+			return NULL;
 		}
 	}
-	ret = imap_status_batch(RI(r)->c, (const char *const *)w, n, st_r,
-				ok_r, error_r);
+	return w;
+}
+
+static void wires_free(char **w, size_t n)
+{
+	size_t i;
+
 	for (i = 0; i < n; i++)
 		free(w[i]);
 	free(w);
+}
+
+static int ri_status(struct remote *r, const char *const *names, size_t n,
+		     struct imap_status_data *st_r, bool *ok_r, char **error_r)
+{
+	char **w = wires_of(r, names, n, error_r);
+	int ret;
+
+	if (w == NULL)
+		return -1;
+	ret = imap_status_batch(RI(r)->c, (const char *const *)w, n, st_r,
+				ok_r, error_r);
+	wires_free(w, n);
 	return ret;
+}
+
+static int ri_status_list(struct remote *r, const char *const *names,
+			  size_t n, struct imap_status_data *st_r, bool *ok_r,
+			  struct remote_folder **f_r, size_t *n_r,
+			  char **error_r)
+{
+	char **w = wires_of(r, names, n, error_r);
+	struct imap_folder *f = NULL;
+	size_t nf = 0;
+	int ret;
+
+	if (w == NULL)
+		return -1;
+	ret = imap_status_then_list(RI(r)->c, (const char *const *)w, n, st_r,
+				    ok_r, &f, &nf, error_r);
+	wires_free(w, n);
+	if (ret < 0)
+		return -1;
+	convert_list(r, f, nf, f_r, n_r);
+	return 0;
 }
 
 #define WITH_WIRE(name, call) \
@@ -281,6 +328,7 @@ static const struct remote_ops remote_imap_ops = {
 	.set_delimiter = ri_set_delimiter,
 	.list = ri_list,
 	.status = ri_status,
+	.status_list = ri_status_list,
 	.create = ri_create,
 	.rename = ri_rename,
 	.select = ri_select,

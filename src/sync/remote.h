@@ -46,6 +46,11 @@ struct remote_ops {
 		    char **error_r);
 	int (*status)(struct remote *r, const char *const *names, size_t n,
 		      struct imap_status_data *st_r, bool *ok_r, char **error_r);
+	/* optional: status, then list, in one round trip */
+	int (*status_list)(struct remote *r, const char *const *names, size_t n,
+			   struct imap_status_data *st_r, bool *ok_r,
+			   struct remote_folder **f_r, size_t *n_r,
+			   char **error_r);
 	int (*create)(struct remote *r, const char *name, char **error_r);
 	int (*rename)(struct remote *r, const char *from, const char *to,
 		      char **error_r);

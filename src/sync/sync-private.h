@@ -192,6 +192,10 @@ struct engine {
 	size_t n_early;
 	bool server_touched;
 	int delim;                  /* the server's, -1 until known */
+	/* LIST answered in the early STATUS's flight, for discover() */
+	struct remote_folder *prelist;
+	size_t n_prelist;
+	bool have_prelist;
 
 	/* progress */
 	uint64_t prog_msgs, prog_total, prog_bytes;

@@ -356,6 +356,19 @@ if [ "$M" = full ]; then
 			'BEGIN { exit !(b != "" && a + 0 <= b + 0) }' || piped=0
 	done
 	is "$piped" 1 "$M: the STATUS commands are pipelined in one batch"
+	# ... and LIST travels in the same flight, behind them
+	piped=0
+	for fin in "$DOVECOT_DIR"/rawlog/*.in; do
+		fout=${fin%.in}.out
+		list_in=$(tr -d '\r' <"$fin" | awk '$2 ~ /^[A-Za-z]*[0-9]+$/ &&
+			toupper($3) == "LIST" { print $1; exit }')
+		[ -n "$list_in" ] || continue
+		first_out=$(tr -d '\r' <"$fout" | awk '$2 == "*" &&
+			toupper($3) == "STATUS" { print $1; exit }')
+		awk -v a="$list_in" -v b="$first_out" \
+			'BEGIN { exit !(b != "" && a + 0 <= b + 0) }' && piped=1
+	done
+	is "$piped" 1 "$M: LIST goes out with the STATUS batch, not after it"
 	mail_flags_add "$u" Archive 3 '\Flagged'
 	reset_raw
 	sync_ok v "$M: run after one server flag change succeeds" --json
