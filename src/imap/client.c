@@ -1533,19 +1533,36 @@ static void queue_status(struct imap_client *c, struct imap_op *op,
 	}
 }
 
-int imap_status_batch(struct imap_client *c, const char *const *wires,
-		      size_t n, struct imap_status_data *st_r, bool *ok_r,
-		      char **error_r)
+/* The STATUS batch, and LIST in the same flight when f_r is not NULL. */
+static int status_op(struct imap_client *c, const char *const *wires,
+		     size_t n, struct imap_status_data *st_r, bool *ok_r,
+		     struct imap_folder **f_r, size_t *n_r, char **error_r)
 {
 	struct imap_op op;
 	int r;
 
+	if (f_r != NULL) {
+		*f_r = NULL;
+		*n_r = 0;
+	}
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	queue_status(c, &op, wires, n, st_r, ok_r);
+	if (f_r != NULL)
+		queue_list(c, &op);
 	r = run(c);
 	free(op.st_got);
+	if (f_r != NULL && r == 0 && op.no_error == NULL && !op.cb_failed)
+		finish_list(&op, f_r, n_r);
+	imap_folders_free(op.folders, op.folders ? op.n_folders : 0);
 	return op_end(c, &op, r, error_r);
+}
+
+int imap_status_batch(struct imap_client *c, const char *const *wires,
+		      size_t n, struct imap_status_data *st_r, bool *ok_r,
+		      char **error_r)
+{
+	return status_op(c, wires, n, st_r, ok_r, NULL, NULL, error_r);
 }
 
 int imap_status_then_list(struct imap_client *c, const char *const *wires,
@@ -1553,21 +1570,7 @@ int imap_status_then_list(struct imap_client *c, const char *const *wires,
 			  struct imap_folder **f_r, size_t *n_r,
 			  char **error_r)
 {
-	struct imap_op op;
-	int r;
-
-	*f_r = NULL;
-	*n_r = 0;
-	if (op_begin(c, &op, error_r) < 0)
-		return -1;
-	queue_status(c, &op, wires, n, st_r, ok_r);
-	queue_list(c, &op);
-	r = run(c);
-	free(op.st_got);
-	if (r == 0 && op.no_error == NULL && !op.cb_failed)
-		finish_list(&op, f_r, n_r);
-	imap_folders_free(op.folders, op.folders ? op.n_folders : 0);
-	return op_end(c, &op, r, error_r);
+	return status_op(c, wires, n, st_r, ok_r, f_r, n_r, error_r);
 }
 
 static int mailbox_cmd(struct imap_client *c, const char *verb,

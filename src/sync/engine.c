@@ -397,6 +397,31 @@ static bool precheck_wanted(const struct engine *e, const struct state_folder *s
  * a big one) once it has. precheck() uses the answers unless a rename or
  * a recovery changed the server in between.
  */
+/* STATUS of names into st/ok and, with with_list and a remote that can,
+ * LIST in the same flight (into e->prelist, for discover()); -1 when the
+ * batch failed as a whole (logged: the run goes on without it). */
+static int ask_status(struct engine *e, struct worker *w0,
+		      const char **names, size_t n, struct imap_status_data *st,
+		      bool *ok, bool with_list)
+{
+	struct remote *r = w0->r;
+	char *err = NULL;
+	int ret;
+
+	if (with_list && r->ops->status_list != NULL) {
+		ret = r->ops->status_list(r, names, n, st, ok, &e->prelist,
+					  &e->n_prelist, &err);
+		e->have_prelist = ret == 0;
+	} else {
+		ret = r->ops->status(r, names, n, st, ok, &err);
+	}
+	if (ret < 0) {
+		log_debug("%s: STATUS precheck failed: %s", e->a->name, err);
+		free(err);
+	}
+	return ret;
+}
+
 static void early_status(struct engine *e, struct worker *w0)
 {
 	struct state_folder *sfs = NULL;
@@ -404,7 +429,7 @@ static void early_status(struct engine *e, struct worker *w0)
 	const char **names;
 	struct imap_status_data *st;
 	bool *ok;
-	char *err = NULL;
+	int pass;
 
 	if (e->o->full || !w0->r->ops->condstore(w0->r))
 		return;
@@ -430,29 +455,16 @@ static void early_status(struct engine *e, struct worker *w0)
 	/* INBOX first: Dovecot answers it from its list index only while
 	 * the session has touched no other mailbox (measured: 8 STATUS in
 	 * 1 ms with INBOX first, 5 ms with INBOX third) */
-	for (i = 0; i < n_sfs; i++)
-		if (strcmp(sfs[i].name, "INBOX") == 0 &&
-		    precheck_wanted(e, &sfs[i]) && wanted(e, sfs[i].name))
-			names[n++] = sfs[i].name;
-	for (i = 0; i < n_sfs; i++)
-		if (strcmp(sfs[i].name, "INBOX") != 0 &&
-		    precheck_wanted(e, &sfs[i]) && wanted(e, sfs[i].name))
-			names[n++] = sfs[i].name;
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < n_sfs; i++)
+			if ((strcmp(sfs[i].name, "INBOX") == 0) == (pass == 0) &&
+			    precheck_wanted(e, &sfs[i]) && wanted(e, sfs[i].name))
+				names[n++] = sfs[i].name;
 	if (n > 0) {
-		int r;
-
 		st = xcalloc(n, sizeof(*st));
 		ok = xcalloc(n, sizeof(*ok));
 		/* LIST rides along, after the STATUS commands */
-		if (w0->r->ops->status_list != NULL) {
-			r = w0->r->ops->status_list(w0->r, names, n, st, ok,
-						    &e->prelist, &e->n_prelist,
-						    &err);
-			e->have_prelist = r == 0;
-		} else {
-			r = w0->r->ops->status(w0->r, names, n, st, ok, &err);
-		}
-		if (r == 0) {
+		if (ask_status(e, w0, names, n, st, ok, true) == 0) {
 			e->early = xcalloc(n, sizeof(*e->early));
 			for (i = 0; i < n; i++) {
 				e->early[i].name = xstrdup(names[i]);
@@ -460,9 +472,6 @@ static void early_status(struct engine *e, struct worker *w0)
 				e->early[i].st = st[i];
 			}
 			e->n_early = n;
-		} else {
-			log_debug("%s: STATUS precheck failed: %s", e->a->name, err);
-			free(err);
 		}
 		free(st);
 		free(ok);
@@ -518,7 +527,6 @@ static void precheck(struct engine *e, struct worker *w0)
 	bool *ok;
 	struct folder **fs;
 	size_t n = 0, i;
-	char *err = NULL;
 
 	if (e->o->full || !w0->r->ops->condstore(w0->r))
 		return;
@@ -543,14 +551,10 @@ static void precheck(struct engine *e, struct worker *w0)
 	if (n > 0) {
 		st = xcalloc(n, sizeof(*st));
 		ok = xcalloc(n, sizeof(*ok));
-		if (w0->r->ops->status(w0->r, names, n, st, ok, &err) == 0) {
+		if (ask_status(e, w0, names, n, st, ok, false) == 0)
 			for (i = 0; i < n; i++)
 				if (ok[i])
 					apply_status(fs[i], &st[i]);
-		} else {
-			log_debug("%s: STATUS precheck failed: %s", e->a->name, err);
-			free(err);
-		}
 		free(st);
 		free(ok);
 	}

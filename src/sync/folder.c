@@ -1647,12 +1647,13 @@ int folder_execute(struct worker *w, struct folder *f)
 	/* messages moved in by another connection in the moves phase are
 	 * not in this connection's view of the folder until it selects it
 	 * again */
-	for (i = 0; i < f->n_pairs && server_work && w->selected != NULL; i++)
-		if (f->pairs[i].mv == MV_SERVER && f->pairs[i].done &&
-		    strcmp(w->selected, f->name) == 0) {
-			FREE_AND_NULL(w->selected);
-			break;
-		}
+	if (server_work && w->selected != NULL &&
+	    strcmp(w->selected, f->name) == 0)
+		for (i = 0; i < f->n_pairs; i++)
+			if (f->pairs[i].mv == MV_SERVER && f->pairs[i].done) {
+				FREE_AND_NULL(w->selected);
+				break;
+			}
 	if (server_work && worker_select(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);

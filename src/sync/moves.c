@@ -386,48 +386,54 @@ void moves_plan(struct engine *e, struct worker *w0)
 
 /* ---- replay ---- */
 
-static int journal_moves(struct worker *w, struct folder *f, int mv,
-			 struct folder *src)
+/* The journal entry of a move into f (q is one of f's pairs). */
+static void move_entry(const struct folder *f, const struct pair *q,
+		       struct journal_entry *je)
+{
+	memset(je, 0, sizeof(*je));
+	if (q->mv == MV_LOCAL) {
+		je->folder_id = f->sf.id;
+		je->op = J_MOVE_LOCAL;
+		je->uid = q->m.uid;
+		je->base = q->src_base;
+		je->aux = q->src->sf.id;
+		je->aux_uid = q->src_uid;
+	} else {
+		je->folder_id = q->src->sf.id;
+		je->op = J_MOVE_SERVER;
+		je->uid = q->src_uid;
+		je->base = q->m.base;
+		je->aux = f->sf.id;
+		/* where the moved copies start: a lower bound is enough for
+		 * the recovery's search */
+		je->aux_uid = f->sel.uidnext    ? f->sel.uidnext
+			      : f->have_status ? f->stat.uidnext
+					       : f->sf.uidnext;
+	}
+	je->flags = q->m.flags;
+	je->size = q->m.size;
+	je->msgid = q->m.msgid;
+	memcpy(je->hhash, q->m.hhash, 16);
+	je->have_hhash = q->m.have_hhash;
+}
+
+/* Journal these moves into f in one transaction. */
+static int journal_moves(struct worker *w, const struct folder *f,
+			 struct pair *const *qs, size_t n)
 {
 	size_t i;
 
 	if (state_begin(w->st) < 0)
 		return -1;
-	for (i = 0; i < f->n_pairs; i++) {
-		struct pair *q = &f->pairs[i];
-		struct journal_entry je = { 0 };
+	for (i = 0; i < n; i++) {
+		struct journal_entry je;
 
-		if ((int)q->mv != mv || (src && q->src != src))
-			continue;
-		if (mv == MV_LOCAL) {
-			je.folder_id = f->sf.id;
-			je.op = J_MOVE_LOCAL;
-			je.uid = q->m.uid;
-			je.base = q->src_base;
-			je.aux = q->src->sf.id;
-			je.aux_uid = q->src_uid;
-		} else {
-			je.folder_id = q->src->sf.id;
-			je.op = J_MOVE_SERVER;
-			je.uid = q->src_uid;
-			je.base = q->m.base;
-			je.aux = f->sf.id;
-			/* where the moved copies start: a lower bound is
-			 * enough for the recovery's search */
-			je.aux_uid = f->sel.uidnext    ? f->sel.uidnext
-				     : f->have_status ? f->stat.uidnext
-						      : f->sf.uidnext;
-		}
-		je.flags = q->m.flags;
-		je.size = q->m.size;
-		je.msgid = q->m.msgid;
-		memcpy(je.hhash, q->m.hhash, 16);
-		je.have_hhash = q->m.have_hhash;
+		move_entry(f, qs[i], &je);
 		if (state_journal_add(w->st, &je) < 0) {
 			(void)state_rollback(w->st);
 			return -1;
 		}
-		q->jid = je.id;   /* removed with the pair's move */
+		qs[i]->jid = je.id;   /* removed with the pair's move */
 	}
 	if (state_commit(w->st) < 0) {
 		(void)state_rollback(w->st);
@@ -444,8 +450,19 @@ static int replay_local(struct worker *w, struct folder *f)
 	struct mdir *src = NULL;
 	struct folder *src_of = NULL;
 
-	if (journal_moves(w, f, MV_LOCAL, NULL) < 0)
-		goto state_fail;
+	{
+		struct pair **qs = xcalloc(f->n_pairs + 1, sizeof(*qs));
+		size_t n = 0;
+		int r;
+
+		for (i = 0; i < f->n_pairs; i++)
+			if (f->pairs[i].mv == MV_LOCAL)
+				qs[n++] = &f->pairs[i];
+		r = journal_moves(w, f, qs, n);
+		free(qs);
+		if (r < 0)
+			goto state_fail;
+	}
 	for (i = 0; i < f->n_pairs; i++) {
 		struct pair *q = &f->pairs[i];
 		bool missing = false;
@@ -549,47 +566,6 @@ static size_t expand_set(const char *set, uint32_t *out, size_t max)
 	return bad ? 0 : n;
 }
 
-/* Journal the group's moves (J_MOVE_SERVER, kept under the source). */
-static int journal_group(struct worker *w, struct folder *src,
-			 struct folder *f, const struct move_ref *refs, size_t n)
-{
-	size_t i;
-
-	if (state_begin(w->st) < 0)
-		return -1;
-	for (i = 0; i < n; i++) {
-		struct pair *q = &f->pairs[refs[i].pi];
-		struct journal_entry je = { 0 };
-
-		je.folder_id = src->sf.id;
-		je.op = J_MOVE_SERVER;
-		je.uid = q->src_uid;
-		je.base = q->m.base;
-		je.aux = f->sf.id;
-		/* where the moved copies start: a lower bound is enough for
-		 * the recovery's search */
-		je.aux_uid = f->sel.uidnext    ? f->sel.uidnext
-			     : f->have_status ? f->stat.uidnext
-					      : f->sf.uidnext;
-		je.flags = q->m.flags;
-		je.size = q->m.size;
-		je.msgid = q->m.msgid;
-		memcpy(je.hhash, q->m.hhash, 16);
-		je.have_hhash = q->m.have_hhash;
-		if (state_journal_add(w->st, &je) < 0) {
-			(void)state_rollback(w->st);
-			return -1;
-		}
-		q->jid = je.id;   /* removed with the pair's move */
-	}
-	if (state_commit(w->st) < 0) {
-		(void)state_rollback(w->st);
-		return -1;
-	}
-	sync_crash_point("move journal written");
-	return 0;
-}
-
 /* A folder another worker may be handling too: its flags and counters
  * change under the engine lock. Takes msg. */
 static void target_fail(struct engine *e, struct folder *f, char *msg)
@@ -615,13 +591,20 @@ static int replay_group(struct worker *w, struct folder *src, struct folder *f,
 	char *set, *err = NULL;
 	size_t moved = 0;
 	bool incomplete = false;
+	struct pair **qs;
+	int r;
 
 	src_uids = xcalloc(n, sizeof(uint32_t));
 	for (i = 0; i < n; i++)
 		src_uids[i] = f->pairs[refs[i].pi].src_uid;
 	qsort(src_uids, n, sizeof(uint32_t), cmp_u32);
 
-	if (journal_group(w, src, f, refs, n) < 0) {
+	qs = xcalloc(n, sizeof(*qs));
+	for (i = 0; i < n; i++)
+		qs[i] = &f->pairs[refs[i].pi];
+	r = journal_moves(w, f, qs, n);
+	free(qs);
+	if (r < 0) {
 		target_fail(e, f, xstrdup(state_error(w->st)));
 		free(src_uids);
 		return -1;

@@ -33,6 +33,14 @@
 #   cl_local_seed DIR COUNT TAG   COUNT new local files in DIR/new
 #       (Message-ID <TAG.i@twinbox.test>)
 #   cl_diff_head A B          the first lines of "diff A B" (for diag)
+#   cl_seed_kills             seed $RANDOM for the kill delays from
+#       CRASH_SEED, else the clock, and say which (SEED is set)
+
+cl_seed_kills() {	# seed $RANDOM (the kill delays): CRASH_SEED or the clock
+	SEED=${CRASH_SEED:-$(( $(date +%s) % 32768 ))}
+	RANDOM=$SEED
+	diag "kill delays seeded with CRASH_SEED=$SEED"
+}
 
 cl_msgid_file() {
 	awk 'BEGIN { IGNORECASE = 1 }

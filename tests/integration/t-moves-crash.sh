@@ -11,9 +11,7 @@
 . "${TOP_SRCDIR:?}/tests/harness/dovecot.sh"
 . "$TOP_SRCDIR/tests/integration/crash-lib.sh"
 
-SEED=${CRASH_SEED:-$(( $(date +%s) % 32768 ))}
-RANDOM=$SEED
-diag "kill delays seeded with CRASH_SEED=$SEED"
+cl_seed_kills
 
 dovecot_start
 U=$TEST_USER
