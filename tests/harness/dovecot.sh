@@ -46,8 +46,9 @@
 #   IP:127.0.0.1, so host 127.0.0.2 must fail verification with a host name
 #   mismatch. (127.0.0.2 is loopback, so tls: none is allowed there too.)
 #
-# dovecot_stop       stop the last server started (kill the PID in
-#                    master.pid, wait until it is gone)
+# dovecot_stop [--no-wait]  stop the last server started (kill the PID in
+#                    master.pid, wait until it has exited); --no-wait only
+#                    signals it and leaves the waiting to the exit trap
 #
 # Server-side mail helpers (all run doveadm -c "$DOVECOT_CONF"; folder names
 # are UTF-8 with "/" as separator, as IMAP clients see them decoded):
@@ -125,7 +126,7 @@ tb__cleanup() {
 		eval "$h" || :
 	done
 	for f in "${TB__SERVERS[@]}"; do
-		tb__stop_server "$f"
+		tb__stop_server "$f" --exited
 	done
 	if [ "${TB_KEEP:-0}" = 1 ]; then
 		[ ${#TB__DIRS[@]} -gt 0 ] && echo "# kept: ${TB__DIRS[*]}"
@@ -330,7 +331,9 @@ $( [ "$(id -u)" = 0 ] || echo '  chroot =' )
 EOF
 }
 
-tb__stop_server() {	# tb__stop_server "PID CONF": stop that master
+# tb__stop_server "PID CONF" [--no-wait|--exited]: stop that master and wait
+# until it is gone (--exited: until it has exited, reaped or not)
+tb__stop_server() {
 	local pid=${1%% *} conf=${1#* } i
 	case $pid in '' | *[!0-9]*) return 0 ;; esac
 	# The PID is remembered in memory, not only in master.pid, so the
@@ -341,9 +344,14 @@ tb__stop_server() {	# tb__stop_server "PID CONF": stop that master
 		return 0
 	fi
 	kill "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 100); do
+	[ "${2:-}" = --no-wait ] && return 0
+	for i in $(seq 1 500); do
 		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
+		# --exited: a zombie has exited, however late it is reaped
+		[ "${2:-}" = --exited ] &&
+		[ "$(sed 's/.*) //; s/ .*//' "/proc/$pid/stat" 2>/dev/null)" = Z ] &&
+			return 0
+		sleep 0.02
 	done
 	kill -9 "$pid" 2>/dev/null
 	return 0
@@ -453,9 +461,14 @@ tb__greets() {	# true when the real IMAP greeting arrives on 127.0.0.1:$1
 	[[ $line == '* OK [CAPABILITY '* ]]
 }
 
-dovecot_stop() {
+dovecot_stop() {	# dovecot_stop [--no-wait]
 	local n=${#TB__SERVERS[@]}
 	[ "$n" -gt 0 ] || return 0
+	if [ "${1:-}" = --no-wait ]; then
+		# signal only; the exit trap still waits for it
+		tb__stop_server "${TB__SERVERS[n - 1]}" --no-wait
+		return 0
+	fi
 	tb__stop_server "${TB__SERVERS[n - 1]}"
 	unset 'TB__SERVERS[n-1]'
 	TB__SERVERS=("${TB__SERVERS[@]}")
