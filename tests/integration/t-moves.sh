@@ -196,6 +196,31 @@ run_mode() {
 	is "$(body_fetches "$lines")" "" "$mode: 1,000 moves: no body fetched"
 	cl_agree "$U" "$M" "$TOTAL"
 	ok $? "$mode: 1,000 moves: both sides agree" || diag "$CL_ERR"
+
+	diag "$mode: E took $((SECONDS - T0)) s"
+	# --- F. moves out of one folder into two ------------------------------
+	move_local "$(mid 12)" INBOX Archive
+	move_local "$(mid 13)" INBOX Work
+	move_local "$(mid 14)" INBOX Archive
+	rawlog_reset
+	tb_run "$TWINBOX" -c "$CFG" sync
+	is "$RUN_STATUS" 0 "$mode: moves to two folders: sync succeeds" || diag "$RUN_ERR"
+	is "$(cl_where "$U" "$M" "$(mid 12)")/$(cl_where "$U" "$M" "$(mid 13)")/$(cl_where "$U" "$M" "$(mid 14)")" \
+		"Archive|Archive/Work|Work/Archive|Archive" \
+		"$mode: moves to two folders: each message in its target on both sides"
+	if [ "$mode" = full ]; then
+		rawlog_client_lines >/dev/null
+		# the session that moved: INBOX selected once for both targets
+		n=$(for f in "$DOVECOT_DIR"/rawlog/*.in; do
+			tr -d '\r' <"$f" | sed -E 's/^[0-9]+\.[0-9]+ //' |
+				awk '/ UID MOVE /{m++; if (m > 1) print s; s = 0}
+				     / SELECT /{if (m) s++}'
+		done)
+		is "$n" 0 "$mode: moves to two folders: no SELECT between the two UID MOVEs" ||
+			diag "$(rawlog_client_lines | cut -c1-100)"
+	fi
+	cl_agree "$U" "$M" "$TOTAL"
+	ok $? "$mode: moves to two folders: both sides agree" || diag "$CL_ERR"
 	! tb_crashed
 	ok $? "$mode: no crash"
 	diag "$mode: E took $((SECONDS - T0)) s"
