@@ -1358,13 +1358,14 @@ int mdir_reader_open(struct mdir *m, const char *base,
 	r->mtime = st.st_mtim.tv_sec;
 	/* one pass for the size after LF -> CRLF */
 	while ((n = read_some(fd, r->ibuf, sizeof(r->ibuf))) > 0) {
-		ssize_t i;
+		const unsigned char *p = r->ibuf, *end = r->ibuf + n, *lf;
 
-		for (i = 0; i < n; i++) {
-			if (r->ibuf[i] == '\n' && !prev_cr)
+		while ((lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+			if (!(lf > r->ibuf ? lf[-1] == '\r' : prev_cr))
 				r->size++;
-			prev_cr = r->ibuf[i] == '\r';
+			p = lf + 1;
 		}
+		prev_cr = r->ibuf[n - 1] == '\r';
 		r->size += (uint64_t)n;
 	}
 	if (n < 0) {
@@ -1401,13 +1402,12 @@ ssize_t mdir_reader_read(struct mdir_reader *r, void *buf, size_t n,
 			 char **error_r)
 {
 	unsigned char *out = buf;
-	size_t o = 0;
+	const unsigned char *src, *lf;
+	size_t o = 0, avail, take, k;
 
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
 	while (o < n) {
-		unsigned char c;
-
 		if (r->pend_lf) {
 			out[o++] = '\n';
 			r->pend_lf = false;
@@ -1429,17 +1429,32 @@ ssize_t mdir_reader_read(struct mdir_reader *r, void *buf, size_t n,
 			r->ipos = 0;
 			r->ilen = (size_t)got;
 		}
-		c = r->ibuf[r->ipos++];
-		if (c == '\n' && !r->prev_cr) {
+		/* copy up to the next LF, as much as fits */
+		avail = r->ilen - r->ipos;
+		take = avail < n - o ? avail : n - o;
+		src = r->ibuf + r->ipos;
+		lf = memchr(src, '\n', take);
+		k = lf != NULL ? (size_t)(lf - src) : take;
+		if (k > 0) {
+			memcpy(out + o, src, k);
+			o += k;
+			r->ipos += k;
+			r->prev_cr = src[k - 1] == '\r';
+		}
+		if (lf == NULL)
+			continue;
+		/* the LF itself; k < take, so there is room for one byte */
+		r->ipos++;
+		if (!r->prev_cr) {
 			out[o++] = '\r';
 			if (o < n)
 				out[o++] = '\n';
 			else
 				r->pend_lf = true;
 		} else {
-			out[o++] = c;
+			out[o++] = '\n';
 		}
-		r->prev_cr = c == '\r';
+		r->prev_cr = false;
 	}
 	/* the size was promised to the server already (APPEND literal) */
 	if (r->emitted + o > r->size ||

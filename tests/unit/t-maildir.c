@@ -587,6 +587,93 @@ static void test_reader_ident(void)
 	mdir_close(&m);
 }
 
+/* LF -> CRLF across the reader's 64 KiB input buffer: a CR as the last
+ * byte of one read and its LF the first of the next, a bare LF there, and
+ * pseudo-random CR/LF mixes, read in chunk sizes that straddle both. */
+static char *wire_of(const char *in, size_t len, size_t *len_r)
+{
+	char *out = xcalloc(1, 2 * len + 1);
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+			out[o++] = '\r';
+		out[o++] = in[i];
+	}
+	*len_r = o;
+	return out;
+}
+
+static void test_reader_boundaries(void)
+{
+	static const size_t chunks[] = { 1, 7, 4096, 65536, 65539, 300000 };
+	struct mdir *m = open_new("rb");
+	size_t len = 3 * 65536 + 1234, i, c, v;
+	uint32_t x = 12345;
+
+	for (v = 0; v < 3; v++) {
+		char *in = xcalloc(1, len + 1), *want, *got, *err = NULL, *base;
+		size_t want_len, n_got = 0;
+		struct mdir_reader *r = NULL;
+		ssize_t n = 0;
+		bool same = true, sized = true;
+
+		for (i = 0; i < len; i++) {
+			x = x * 1103515245u + 12345u;
+			in[i] = (x >> 16) % 13 == 0 ? '\n' :
+				(x >> 16) % 17 == 0 ? '\r' : 'a' + (char)(i % 26);
+		}
+		if (v == 0) {           /* CR | LF on the boundary */
+			in[65535] = '\r';
+			in[65536] = '\n';
+		} else if (v == 1) {    /* bare LF right after it */
+			in[65535] = 'x';
+			in[65536] = '\n';
+		} else {                /* CR ending the first read, then text */
+			in[65535] = '\r';
+			in[65536] = 'y';
+		}
+		want = wire_of(in, len, &want_len);
+		/* the file's bytes as they are, not through the writer */
+		base = deliver(m, "x\n", MF_SEEN, 1500000000);
+		{
+			char *p = xasprintf("%s/rb/cur/%s:2,S", tmpdir, base);
+			FILE *f = fopen(p, "wb");
+
+			if (f == NULL || fwrite(in, 1, len, f) != len)
+				same = false;
+			if (f != NULL)
+				fclose(f);
+			free(p);
+		}
+		got = xcalloc(1, want_len + 300001);
+		for (c = 0; c < N_ELEMENTS(chunks); c++) {
+			if (mdir_reader_open(m, base, &r, &err) != 0) {
+				same = false;
+				break;
+			}
+			sized = sized && mdir_reader_size(r) == want_len;
+			n_got = 0;
+			while ((n = mdir_reader_read(r, got + n_got, chunks[c],
+						     &err)) > 0)
+				n_got += (size_t)n;
+			same = same && n == 0 && n_got == want_len &&
+			       memcmp(got, want, want_len) == 0;
+			mdir_reader_close(&r);
+			FREE_AND_NULL(err);
+		}
+		if (!sized || !same)
+			printf("# want %zu got %zu n %zd\n", want_len, n_got, n);
+		ok(sized, "boundary case %zu: size is the CRLF size", v);
+		ok(same, "boundary case %zu: every chunk size gives the wire bytes", v);
+		free(in);
+		free(want);
+		free(got);
+		free(base);
+	}
+	mdir_close(&m);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/t-maildir.XXXXXX";
@@ -602,6 +689,7 @@ int main(void)
 	test_flags_remove();
 	test_move();
 	test_reader_ident();
+	test_reader_boundaries();
 	cmd = xasprintf("rm -rf '%s'", tmpdir);
 	ok(system(cmd) == 0, "cleanup");
 	free(cmd);
