@@ -1215,15 +1215,14 @@ static bool qresync_on(const struct imap_client *c)
 	return c->qresync || c->qresync_asked;
 }
 
-static int enable_qresync(struct imap_client *c, char **error_r)
+/* After login: CONDSTORE is usable as advertised; ENABLE QRESYNC waits
+ * for the first operation's flight. */
+static void enable_qresync(struct imap_client *c)
 {
-	(void)error_r;
 	c->condstore = (c->caps & IMAP_CAP_CONDSTORE) != 0;
-	if ((c->caps & (IMAP_CAP_ENABLE | IMAP_CAP_QRESYNC)) !=
+	if ((c->caps & (IMAP_CAP_ENABLE | IMAP_CAP_QRESYNC)) ==
 	    (IMAP_CAP_ENABLE | IMAP_CAP_QRESYNC))
-		return 0;
-	c->enable_due = c->qresync_asked = true;
-	return 0;
+		c->enable_due = c->qresync_asked = true;
 }
 
 int imap_client_connect(const struct imap_client_settings *set,
@@ -1299,8 +1298,7 @@ int imap_client_connect(const struct imap_client_settings *set,
 			goto failed_err;
 	}
 	client_set_state(c, CS_AUTHENTICATED);
-	if (enable_qresync(c, &err) < 0)
-		goto failed_err;
+	enable_qresync(c);
 	log_debug("%s: logged in%s%s", c->label,
 		  net_conn_is_tls(c->conn) ? " over " : "",
 		  net_conn_tls_info(c->conn));

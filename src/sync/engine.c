@@ -137,30 +137,31 @@ static int noop_vanished(void *ctx, const char *set, bool earlier)
 int worker_select(struct worker *w, struct folder *f, char **error_r)
 {
 	struct imap_selected sel;
-	uint32_t want;
+	int r;
 
-	if (worker_remote(w, error_r) < 0)
-		return -1;
-	if (w->selected != NULL && strcmp(w->selected, f->name) == 0)
-		return 0;
-	FREE_AND_NULL(w->selected);
-	if (w->r->ops->select(w->r, f->name, NULL, noop_fetch, noop_vanished,
-			      NULL, &sel, error_r) < 0)
-		return -1;
-	w->selected = xstrdup(f->name);
-	want = f->selected ? f->sel.uidvalidity : f->sf.uidvalidity;
-	if (want != 0 && sel.uidvalidity != want) {
-		*error_r = xasprintf("UIDVALIDITY of '%s' changed during the run; "
-				     "it is handled by the next run", f->name);
-		return -1;
-	}
-	if (!f->selected) {
+	r = worker_select_keep(w, f->name,
+			       f->selected ? f->sel.uidvalidity
+					   : f->sf.uidvalidity,
+			       &sel, error_r);
+	if (r == 0 && !f->selected) {
 		/* the STATUS precheck skipped the SELECT: keep the stored
 		 * bookmark, only learn where new UIDs start */
 		f->sel.uidnext = sel.uidnext;
 		f->sel.uidvalidity = sel.uidvalidity;
 	}
-	return 0;
+	return r < 0 ? -1 : 0;
+}
+
+int worker_select_keep(struct worker *w, const char *name,
+		       uint32_t uidvalidity, struct imap_selected *sel_r,
+		       char **error_r)
+{
+	/* a broken connection is replaced here, and forgets its selection */
+	if (worker_remote(w, error_r) < 0)
+		return -1;
+	if (w->selected != NULL && strcmp(w->selected, name) == 0)
+		return 1;
+	return worker_select_name(w, name, uidvalidity, sel_r, error_r);
 }
 
 int worker_select_name(struct worker *w, const char *name,
@@ -390,13 +391,6 @@ static bool precheck_wanted(const struct engine *e, const struct state_folder *s
 	return sf->uidvalidity != 0 && sf->highestmodseq != 0 && !e->o->full;
 }
 
-/*
- * Ask STATUS of every folder the state knows before anything else, LIST
- * included: Dovecot answers a STATUS from its mailbox list index while a
- * session has not listed, and opens the mailbox (tens of milliseconds for
- * a big one) once it has. precheck() uses the answers unless a rename or
- * a recovery changed the server in between.
- */
 /* STATUS of names into st/ok and, with with_list and a remote that can,
  * LIST in the same flight (into e->prelist, for discover()); -1 when the
  * batch failed as a whole (logged: the run goes on without it). */
@@ -422,6 +416,13 @@ static int ask_status(struct engine *e, struct worker *w0,
 	return ret;
 }
 
+/*
+ * Ask STATUS of every folder the state knows before anything else, LIST
+ * included: Dovecot answers a STATUS from its mailbox list index while a
+ * session has not listed, and opens the mailbox (tens of milliseconds for
+ * a big one) once it has. precheck() uses the answers unless a rename or
+ * a recovery changed the server in between.
+ */
 static void early_status(struct engine *e, struct worker *w0)
 {
 	struct state_folder *sfs = NULL;
@@ -583,6 +584,17 @@ static struct folder *next_folder(struct engine *e, struct worker *w)
 	return f;
 }
 
+/* After a failed folder: a broken connection is closed, so that the
+ * next folder starts on a new one. */
+static void worker_drop_broken(struct worker *w)
+{
+	if (w->r && w->r->ops->broken(w->r)) {
+		w->r->ops->close(w->r);
+		w->r = NULL;
+		FREE_AND_NULL(w->selected);
+	}
+}
+
 static void gather_loop(struct worker *w)
 {
 	struct engine *e = w->e;
@@ -590,11 +602,8 @@ static void gather_loop(struct worker *w)
 
 	while ((f = next_folder(e, w)) != NULL) {
 		f->worker = w->index;
-		if (folder_gather(w, f) < 0 && w->r && w->r->ops->broken(w->r)) {
-			w->r->ops->close(w->r);
-			w->r = NULL;
-			FREE_AND_NULL(w->selected);
-		}
+		if (folder_gather(w, f) < 0)
+			worker_drop_broken(w);
 	}
 }
 
@@ -659,11 +668,7 @@ static void moves_loop(struct worker *w)
 
 	while ((f = next_moves_folder(w->e, w)) != NULL) {
 		moves_out_execute(w, f);
-		if (w->r && w->r->ops->broken(w->r)) {
-			w->r->ops->close(w->r);
-			w->r = NULL;
-			FREE_AND_NULL(w->selected);
-		}
+		worker_drop_broken(w);
 	}
 }
 
@@ -675,12 +680,8 @@ static void execute_loop(struct worker *w)
 		if (w->e->fatal && f->status == FOLDER_OK)
 			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name,
 				    w->e->fatal_error);
-		if (f->status == FOLDER_OK && folder_execute(w, f) < 0 &&
-		    w->r && w->r->ops->broken(w->r)) {
-			w->r->ops->close(w->r);
-			w->r = NULL;
-			FREE_AND_NULL(w->selected);
-		}
+		if (f->status == FOLDER_OK && folder_execute(w, f) < 0)
+			worker_drop_broken(w);
 		pthread_mutex_lock(&w->e->lock);
 		report_folder(w->e, f);
 		pthread_mutex_unlock(&w->e->lock);

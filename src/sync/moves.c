@@ -613,12 +613,10 @@ static int replay_group(struct worker *w, struct folder *src, struct folder *f,
 	/* src stays selected from one target's group to the next: the UIDs
 	 * moved are ones this run has seen, and other connections only add
 	 * to src in this phase */
-	if (((w->r == NULL || w->r->ops->broken(w->r) ||
-	      w->selected == NULL || strcmp(w->selected, src->name) != 0) &&
-	     worker_select_name(w, src->name,
-				src->selected ? src->sel.uidvalidity
-					      : src->sf.uidvalidity,
-				&sel, &err) < 0) ||
+	if (worker_select_keep(w, src->name,
+			       src->selected ? src->sel.uidvalidity
+					     : src->sf.uidvalidity,
+			       &sel, &err) < 0 ||
 	    w->r->ops->move(w->r, set, f->name, &map, &err) < 0) {
 		target_fail(e, f, xasprintf("cannot move messages from '%s': %s",
 					    src->name, err));

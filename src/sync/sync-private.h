@@ -227,6 +227,11 @@ int recover_moves(struct worker *w, struct folder *f,
 int worker_select_name(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
 		       char **error_r);
+/* The same, unless w's connection has it selected already: then 1, and
+ * sel_r is left alone (0 after a SELECT, -1 on error). */
+int worker_select_keep(struct worker *w, const char *name,
+		       uint32_t uidvalidity, struct imap_selected *sel_r,
+		       char **error_r);
 
 /* late.c: late copies of uploads a killed run sent */
 int late_load(struct worker *w, struct folder *f);
