@@ -44,6 +44,8 @@ struct state {
 	char *path;                       /* owned: <dir>/<account>.db */
 	char *error;                      /* owned: last error or NULL */
 	sqlite3_stmt *stmts[SS_COUNT];    /* owned, prepared on first use */
+	int busy_ms;                      /* how long to wait for a lock */
+	int64_t busy_since_ns;            /* when the current wait began */
 };
 
 /* "PATH: what: sqlite message (sqlite code N/extended M)", from the

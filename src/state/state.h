@@ -33,7 +33,8 @@ struct state;
 
 /* The schema version this build writes (PRAGMA user_version). */
 #define STATE_SCHEMA_VERSION 2
-/* Default busy timeout in milliseconds (PRAGMA busy_timeout). */
+/* How long a call waits for another connection's lock by default, in
+ * milliseconds; it tries again every 50 us to 1 ms meanwhile. */
 #define STATE_BUSY_TIMEOUT_MS 15000
 
 /*
@@ -41,7 +42,7 @@ struct state;
  * mkdir -p, each new component mode 0700; a new database file is mode 0600,
  * whatever the umask (SQLite gives its -wal and -shm files the mode of the
  * database). account must match [A-Za-z0-9_.-]+ and not be "." or "..".
- * Sets journal_mode=WAL, foreign_keys=ON, synchronous=FULL, busy_timeout
+ * Sets journal_mode=WAL, foreign_keys=ON, synchronous=FULL, a busy wait of
  * STATE_BUSY_TIMEOUT_MS, and brings the schema up to STATE_SCHEMA_VERSION.
  * A database written by a newer twinbox, a file that is not a database, or
  * a database of some other program is refused.

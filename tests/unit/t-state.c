@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -648,6 +649,39 @@ static void test_corrupt(void)
 	free(dir);
 }
 
+struct holder {
+	const char *path;
+	int hold_ms;
+	int held;
+};
+
+static pthread_mutex_t h_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t h_cond = PTHREAD_COND_INITIALIZER;
+
+/* Take the database's write lock on a connection of its own, tell the
+ * test, hold it for hold_ms, let go. */
+static void *hold_lock(void *arg)
+{
+	struct holder *h = arg;
+	struct timespec ts = { 0, (long)h->hold_ms * 1000000L };
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open(h->path, &db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	pthread_mutex_lock(&h_lock);
+	h->held = 1;
+	pthread_cond_signal(&h_cond);
+	pthread_mutex_unlock(&h_lock);
+	if (rc == SQLITE_OK) {
+		nanosleep(&ts, NULL);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_close(db);
+	return NULL;
+}
+
 static void test_busy(void)
 {
 	struct state *st, *st2;
@@ -697,6 +731,31 @@ static void test_busy(void)
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(db);
 	ok(add_folder(st, "X") > 0, "works once the lock is gone");
+
+	/* A lock let go while a call waits is taken, well before the
+	 * timeout: another thread holds it for 30 ms. */
+	{
+		pthread_t th;
+		struct holder h = { path, 30, 0 };
+
+		pthread_mutex_lock(&h_lock);
+		ok(pthread_create(&th, NULL, hold_lock, &h) == 0,
+		   "start a thread that holds the lock");
+		while (!h.held)
+			pthread_cond_wait(&h_cond, &h_lock);
+		pthread_mutex_unlock(&h_lock);
+		state_set_busy_timeout(st, 20000);
+		t0 = now_ms();
+		r = state_begin(st);
+		t1 = now_ms();
+		ok(r == 0, "begin waits for the lock and takes it: %s",
+		   r == 0 ? "ok" : state_error(st));
+		ok(t1 - t0 < 10000, "long before the timeout (%.0f ms)",
+		   t1 - t0);
+		if (r == 0)
+			is_int(state_commit(st), 0, "and commits");
+		pthread_join(th, NULL);
+	}
 	state_close(&st);
 	free(path);
 	free(dir);
