@@ -38,6 +38,7 @@ struct mdir_cent {
 	char *base;     /* owned */
 	char *name;     /* owned */
 	bool in_new;
+	bool hinted;    /* a guess of mdir_hint(), not seen in a listing */
 };
 
 struct mdir {
@@ -51,6 +52,7 @@ struct mdir {
 	int64_t cache_time_ns;               /* clock when it was filled */
 	bool defer_dir_sync;      /* writer commits leave the dir fsync to
 				     mdir_sync_dirs() (batched downloads) */
+	size_t full_reads;        /* listings of cur/ and new/ */
 };
 
 struct mdir_writer {
@@ -213,8 +215,8 @@ static void cache_grow(struct mdir *m)
 	m->tab_size = ns;
 }
 
-static void cache_put(struct mdir *m, const char *base, const char *name,
-		      bool in_new)
+static struct mdir_cent *cache_put(struct mdir *m, const char *base,
+				    const char *name, bool in_new)
 {
 	struct mdir_cent **pp, *e;
 
@@ -232,6 +234,8 @@ static void cache_put(struct mdir *m, const char *base, const char *name,
 	}
 	e->name = xstrdup(name);
 	e->in_new = in_new;
+	e->hinted = false;
+	return e;
 }
 
 static void cache_del(struct mdir *m, const char *base)
@@ -462,17 +466,54 @@ int mdir_mtimes(struct mdir *m, int64_t *cur_ns_r, int64_t *new_ns_r,
 void mdir_hint(struct mdir *m, const char *base, unsigned flags)
 {
 	char letters[MF_COUNT + 1], *name;
+	struct mdir_cent *e;
 
 	if (m->cache_built || !base_ok(base) || cache_get(m, base) != NULL)
 		return;
 	if ((flags & MF_ALL) == 0) {
-		cache_put(m, base, base, true);
-		return;
+		e = cache_put(m, base, base, true);
+	} else {
+		flags_to_maildir(flags, letters);
+		name = xasprintf("%s:2,%s", base, letters);
+		e = cache_put(m, base, name, false);
+		free(name);
 	}
-	flags_to_maildir(flags, letters);
-	name = xasprintf("%s:2,%s", base, letters);
-	cache_put(m, base, name, false);
-	free(name);
+	e->hinted = true;
+}
+
+/* A hinted name was wrong: a message without flags is also often in cur/
+ * as "base:2," (read, then marked unread; or put there by a mail client),
+ * and one with flags may still be in new/. Try those two before reading
+ * the whole folder. */
+static bool try_other_place(struct mdir *m, struct mdir_cent *e)
+{
+	struct stat st;
+	char *name;
+
+	if (e->in_new) {
+		name = xasprintf("%s:2,", e->base);
+		if (fstatat(sub_fd(m, false), name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0) {
+			free(e->name);
+			e->name = name;
+			e->in_new = false;
+			return true;
+		}
+		free(name);
+		return false;
+	}
+	if (fstatat(sub_fd(m, true), e->base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		free(e->name);
+		e->name = xstrdup(e->base);
+		e->in_new = true;
+		return true;
+	}
+	return false;
+}
+
+size_t mdir_full_reads(const struct mdir *m)
+{
+	return m->full_reads;
 }
 
 void mdir_drop_cache(struct mdir *m)
@@ -593,6 +634,7 @@ static int scan(struct mdir *m, bool quiet, bool fill_cache,
 	start_ns = now_ns();
 	if (mdir_mtimes(m, &cur_ns, &new_ns, error_r) < 0)
 		return -1;
+	m->full_reads++;
 	if (read_sub(m, false, quiet, &l, error_r) < 0 ||
 	    read_sub(m, true, quiet, &l, error_r) < 0) {
 		mdir_entries_free(l.v, l.n);
@@ -692,6 +734,11 @@ static int locate(struct mdir *m, const char *base, char **name_r,
 			return fail_errno(error_r, "cannot stat '%s/%s/%s'",
 					  m->path, sub_name(e->in_new),
 					  e->name);
+		if (e->hinted) {
+			e->hinted = false;
+			if (try_other_place(m, e))
+				goto found;
+		}
 	} else if (cache_fresh(m)) {
 		return 1;
 	}

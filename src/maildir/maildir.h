@@ -97,9 +97,12 @@ int mdir_sync_dirs(struct mdir *m, char **error_r);
 void mdir_defer_dir_sync(struct mdir *m, bool on);
 /* Where the message with this base probably is, from its last known
  * flags (new/<base> without flags, else cur/<base>:2,<flags>): saves the
- * lookups that follow a read of the whole folder when the guess is right
- * (it is checked; a wrong guess costs the read it would have cost anyway). */
+ * lookups that follow a read of the whole folder when the guess is right.
+ * It is checked; when it is wrong, the other usual place (cur/<base>:2,
+ * or new/<base>) is tried, then the whole folder is read as without it. */
 void mdir_hint(struct mdir *m, const char *base, unsigned flags);
+/* How many times this handle listed the whole folder (tests, debugging). */
+size_t mdir_full_reads(const struct mdir *m);
 /* Forget the name cache (it is rebuilt by the next lookup that needs it). */
 void mdir_drop_cache(struct mdir *m);
 

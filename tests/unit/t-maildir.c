@@ -519,6 +519,74 @@ static void test_move(void)
 	mdir_close(&b);
 }
 
+/* A hint that names the wrong one of the two usual places finds the
+ * message in the other without listing the folder; a hint with the
+ * wrong flags still finds it, by listing it. */
+static struct mdir *reopen(const char *rel)
+{
+	char *path = xasprintf("%s/%s", tmpdir, rel), *err = NULL;
+	struct mdir *m = NULL;
+
+	if (mdir_open(path, false, &m, NULL, &err) < 0) {
+		printf("# cannot open '%s': %s\n", path, err);
+		free(err);
+	}
+	free(path);
+	return m;
+}
+
+static void test_hint(void)
+{
+	struct mdir *m = open_new("hint"), *h;
+	char *err = NULL, *name = NULL, *b1, *b2, *b3, *p, *q;
+	unsigned flags = 99;
+	int r;
+
+	b1 = deliver(m, "unread again\n", MF_SEEN, 0);
+	b2 = deliver(m, "still in new\n", 0, 0);
+	b3 = deliver(m, "other flags\n", MF_SEEN, 0);
+	/* a mail client marks b1 unread: cur/<base>:2, */
+	p = xasprintf("%s/hint/cur/%s:2,S", tmpdir, b1);
+	q = xasprintf("%s/hint/cur/%s:2,", tmpdir, b1);
+	ok(rename(p, q) == 0, "b1 becomes cur/<base>:2,");
+	free(p);
+	free(q);
+
+	h = reopen("hint");
+	mdir_hint(h, b1, 0);   /* guesses new/<base> */
+	r = mdir_find(h, b1, &name, &flags, &err);
+	ok(r == 0 && name != NULL && strcmp(name + strlen(b1), ":2,") == 0 &&
+	   flags == 0, "hint new/, found in cur/: %s", name ? name : "-");
+	is_int((int)mdir_full_reads(h), 0, "without listing the folder");
+	FREE_AND_NULL(name);
+	mdir_hint(h, b2, MF_SEEN);   /* guesses cur/<base>:2,S */
+	r = mdir_find(h, b2, &name, &flags, &err);
+	ok(r == 0 && name != NULL && strcmp(name, b2) == 0 && flags == 0,
+	   "hint cur/, found in new/: %s", name ? name : "-");
+	is_int((int)mdir_full_reads(h), 0, "without listing the folder");
+	FREE_AND_NULL(name);
+	mdir_hint(h, b3, MF_SEEN | MF_FLAGGED);   /* wrong flags */
+	r = mdir_find(h, b3, &name, &flags, &err);
+	ok(r == 0 && flags == MF_SEEN, "hint with the wrong flags: found");
+	is_int((int)mdir_full_reads(h), 1, "by listing the folder once");
+	FREE_AND_NULL(name);
+	mdir_close(&h);
+
+	h = reopen("hint");
+	mdir_hint(h, b1, 0);
+	ok(unlink(q = xasprintf("%s/hint/cur/%s:2,", tmpdir, b1)) == 0,
+	   "b1 removed");
+	free(q);
+	is_int(mdir_find(h, b1, NULL, NULL, &err), 1,
+	       "hinted but gone: not found");
+	mdir_close(&h);
+	free(err);
+	free(b1);
+	free(b2);
+	free(b3);
+	mdir_close(&m);
+}
+
 static void test_reader_ident(void)
 {
 	struct mdir *m = open_new("r");
@@ -688,6 +756,7 @@ int main(void)
 	test_scan_find();
 	test_flags_remove();
 	test_move();
+	test_hint();
 	test_reader_ident();
 	test_reader_boundaries();
 	cmd = xasprintf("rm -rf '%s'", tmpdir);
