@@ -80,6 +80,12 @@ static const struct schema_step schema_steps[] = {
 	  " key TEXT PRIMARY KEY,"
 	  " value TEXT NOT NULL"
 	  ") WITHOUT ROWID;" },
+	{ 3,
+	  /* finds a message by content in any folder, so that a new
+	     server message that is no moved known one is downloaded at
+	     once (state_msg_known_content) */
+	  "CREATE INDEX messages_hhash ON messages(hhash, size)"
+	  " WHERE hhash IS NOT NULL;" },
 };
 
 /* Keep the header's number and the table in step. */

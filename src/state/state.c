@@ -49,6 +49,12 @@ static const char *const stmt_sql[SS_COUNT] = {
 		" ORDER BY uid",
 	[SS_MSG_COUNT] =
 		"SELECT count(*) FROM messages WHERE folder_id = ?1",
+	[SS_MSG_KNOWN_CONTENT] =
+		"SELECT 1 FROM messages WHERE hhash = ?1 AND size = ?2"
+		" LIMIT 1",
+	[SS_MSG_BASES] =
+		"SELECT base, flags FROM messages WHERE folder_id = ?1"
+		" ORDER BY base",
 	[SS_MSG_GET] =
 		"SELECT " MSG_COLS " FROM messages"
 		" WHERE folder_id = ?1 AND uid = ?2",
@@ -898,6 +904,53 @@ int state_msgs_count(struct state *st, int64_t folder_id, size_t *n_r)
 	*n_r = (size_t)sqlite3_column_int64(s, 0);
 	stmt_done(s);
 	return 0;
+}
+
+int state_msg_known_content(struct state *st, const uint8_t hhash[16],
+			    uint64_t size)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = stmt_get(st, SS_MSG_KNOWN_CONTENT)) == NULL)
+		return -1;
+	if (sqlite3_bind_blob(s, 1, hhash, 16, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (sqlite3_int64)size) != SQLITE_OK)
+		return stmt_bind_failed(st, s, "look up a message by content");
+	rc = sqlite3_step(s);
+	stmt_done(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	state_set_sqlite_error(st, "cannot look up a message by content");
+	return -1;
+}
+
+int state_msgs_each_base(struct state *st, int64_t folder_id,
+			 int (*cb)(void *ctx, const char *base, unsigned flags),
+			 void *ctx)
+{
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	if ((s = stmt_get(st, SS_MSG_BASES)) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, folder_id) != SQLITE_OK)
+		return stmt_bind_failed(st, s, "list message bases");
+	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *base = (const char *)sqlite3_column_text(s, 0);
+
+		r = cb(ctx, base ? base : "",
+		       (unsigned)sqlite3_column_int64(s, 1));
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		state_set_sqlite_error(st, "cannot list messages of folder id "
+				       "%lld", (long long)folder_id);
+		r = -1;
+	}
+	stmt_done(s);
+	return r;
 }
 
 int state_msg_put(struct state *st, int64_t folder_id,

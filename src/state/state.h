@@ -32,7 +32,7 @@
 struct state;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 2
+#define STATE_SCHEMA_VERSION 3
 /* How long a call waits for another connection's lock by default, in
  * milliseconds; it tries again every 50 us to 1 ms meanwhile. */
 #define STATE_BUSY_TIMEOUT_MS 15000
@@ -135,6 +135,15 @@ void state_msgs_free(struct state_msg *arr, size_t n);
    Free with state_msgs_free(). */
 int state_msgs_load(struct state *st, int64_t folder_id,
 		    struct state_msg **arr_r, size_t *n_r) ATTR_WARN_UNUSED;
+/* Whether any folder holds a pair with this header hash and size: 1 yes,
+   0 no, -1 on a database error. */
+int state_msg_known_content(struct state *st, const uint8_t hhash[16],
+			    uint64_t size) ATTR_WARN_UNUSED;
+/* Each pair's base and flags, in strcmp order of base, until cb returns
+   nonzero; returns that, 0 at the end, -1 on a database error. */
+int state_msgs_each_base(struct state *st, int64_t folder_id,
+			 int (*cb)(void *ctx, const char *base, unsigned flags),
+			 void *ctx) ATTR_WARN_UNUSED;
 /* Number of pairs of a folder. */
 int state_msgs_count(struct state *st, int64_t folder_id, size_t *n_r)
 	ATTR_WARN_UNUSED;

@@ -688,6 +688,21 @@ static void execute_loop(struct worker *w)
 	}
 }
 
+static void verify_loop(struct worker *w)
+{
+	struct engine *e = w->e;
+	struct folder *f;
+
+	for (;;) {
+		pthread_mutex_lock(&e->lock);
+		f = e->next < e->n_verify ? e->verify[e->next++] : NULL;
+		pthread_mutex_unlock(&e->lock);
+		if (f == NULL)
+			break;
+		folder_verify(w, f);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -697,15 +712,21 @@ static void *worker_main(void *arg)
 		gather_loop(w);
 	else if (e->phase == 2)
 		moves_loop(w);
-	else
+	else if (e->phase == 3)
 		execute_loop(w);
+	else
+		verify_loop(w);
 	return NULL;
 }
 
 static void run_phase(struct engine *e, int phase)
 {
+	static const char *const names[] = { "", "gather", "moves", "execute",
+					     "verify" };
 	size_t i;
 
+	log_debug("%s: %s phase, %zu worker(s)", e->a->name, names[phase],
+		  e->n_workers);
 	e->phase = phase;
 	e->next = 0;
 	if (e->n_workers == 1) {
@@ -723,6 +744,52 @@ static void run_phase(struct engine *e, int phase)
 	for (i = 0; i < e->n_workers; i++)
 		if (e->workers[i].thread)
 			pthread_join(e->workers[i].thread, NULL);
+}
+
+/*
+ * The folders this run changed are read once more, so that the next run
+ * can trust their mtimes (folder_verify). A directory's mtime has the
+ * file system's timestamp granularity: a change within the same tick as
+ * ours would not move it. So they are read only once their newest change
+ * is MTIME_SETTLE old, all after one wait; the connections are closed
+ * first, their logouts overlap it.
+ */
+static void verify_changed(struct engine *e)
+{
+	int64_t due = 0, d, now;
+	struct timespec ts;
+	size_t i;
+
+	e->verify = xcalloc(e->n_folders + 1, sizeof(*e->verify));
+	for (i = 0; i < e->n_folders; i++) {
+		d = folder_verify_due(e->folders[i]);
+		if (d < 0)
+			continue;
+		e->verify[e->n_verify++] = e->folders[i];
+		if (d > due)
+			due = d;
+	}
+	if (e->n_verify == 0)
+		return;
+	for (i = 0; i < e->n_workers; i++) {
+		struct worker *w = &e->workers[i];
+
+		if (w->r) {
+			w->r->ops->close(w->r);
+			w->r = NULL;
+			FREE_AND_NULL(w->selected);
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	if (due > now) {
+		ts.tv_sec = (time_t)((due - now) / 1000000000LL);
+		ts.tv_nsec = (long)((due - now) % 1000000000LL);
+		nanosleep(&ts, NULL);
+	}
+	if (e->n_workers > e->n_verify)
+		e->n_workers = e->n_verify;
+	run_phase(e, 4);
 }
 
 /* Give up to `want` workers (at least one, at most `connections`) a
@@ -902,6 +969,7 @@ int sync_account_run(const struct sync_account *a,
 	e.n_workers = workers_open(&e, busy);
 
 	run_phase(&e, 1);
+	log_debug("%s: plan", a->name);
 	for (i = 0; i < e.n_folders; i++)
 		late_plan(e.folders[i]);
 	if (!e.fatal)
@@ -929,9 +997,12 @@ int sync_account_run(const struct sync_account *a,
 		e.n_workers = n;
 	}
 	run_phase(&e, 3);
+	log_debug("%s: execute phase done", a->name);
 	if (!o->dry_run)
 		for (i = 0; i < e.n_folders; i++)
 			folder_save_deferred_bookmark(w0, e.folders[i]);
+	if (!o->dry_run && !e.fatal)
+		verify_changed(&e);
 	if (o->progress)
 		report_progress(&e, true);
 
@@ -952,6 +1023,7 @@ out:
 	if (e.prelist != NULL)
 		remote_folders_free(e.prelist, e.n_prelist);
 	free(e.exec);
+	free(e.verify);
 	if (e.fatal && e.fatal_error)
 		log_error("%s: %s", a->name, e.fatal_error);
 	for (i = 0; i < e.n_folders; i++)

@@ -95,13 +95,6 @@ static int64_t wall_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int cmp_msg_base(const void *a, const void *b, void *ctx)
-{
-	const struct state_msg *m = ctx;
-
-	return strcmp(m[*(const size_t *)a].base, m[*(const size_t *)b].base);
-}
-
 int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -574,6 +567,64 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	free(uids);
 }
 
+static int execute_downloads(struct worker *w, struct folder *f);
+
+/*
+ * A new server message whose content no pair of any folder has cannot be
+ * one half of a move (moves_plan() matches size, Message-ID and header
+ * hash against the pairs the server lost): download it now, while the
+ * folder is still selected on this connection, instead of selecting the
+ * folder again in the execute phase. Only for a folder synced before
+ * whose local side did not change (nothing there to pair it with), with
+ * no late copies of a killed run's uploads to sort out; everything else
+ * is left to the plan.
+ */
+static int early_downloads(struct worker *w, struct folder *f)
+{
+	struct engine *e = w->e;
+	uint32_t *uids;
+	size_t n = 0, i, j;
+	int r;
+
+	if (e->o->dry_run || !(e->dir_new & SYNC_DIR_PULL) || e->fatal ||
+	    !f->in_state || f->sf.id == 0 || !f->selected || f->md == NULL ||
+	    !f->local_unchanged || f->uidvalidity_changed || f->n_late > 0 ||
+	    f->n_snew == 0)
+		return 0;
+	uids = xcalloc(f->n_snew, sizeof(*uids));
+	for (i = 0; i < f->n_snew; i++) {
+		const struct srv_new *sn = &f->snew[i];
+
+		if (sn->claimed || !sn->have_id)
+			continue;
+		r = state_msg_known_content(w->st, sn->id->hhash, sn->id->size);
+		if (r < 0)
+			log_debug("%s: %s", f->name, state_error(w->st));
+		if (r == 0)
+			uids[n++] = sn->uid;   /* snew is sorted: so are these */
+	}
+	if (n == 0) {
+		free(uids);
+		return 0;
+	}
+	log_debug("%s: %zu new server message(s) downloaded while gathering",
+		  f->name, n);
+	engine_progress_total(e, n);
+	free(f->dl_uids);
+	f->dl_uids = uids;
+	f->n_dl = n;
+	r = execute_downloads(w, f);
+	for (i = 0, j = 0; i < f->n_snew && j < n; i++) {
+		if (f->snew[i].uid == uids[j]) {
+			f->snew[i].claimed = true;
+			j++;
+		}
+	}
+	FREE_AND_NULL(f->dl_uids);
+	f->n_dl = 0;
+	return r;
+}
+
 /* Nothing changed on either side since the last sync: the STATUS
  * precheck said so for the server, the directory mtimes say so here.
  * Such a folder's pairs are not even loaded. Opens the Maildir folder. */
@@ -666,13 +717,15 @@ int folder_gather(struct worker *w, struct folder *f)
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
 			return -1;
 		}
-		f->pairs = xcalloc(n ? n : 1, sizeof(*f->pairs));
+		/* room for the pairs moves_plan() adds without copying a
+		 * big folder's array */
+		f->a_pairs = n + n / 16 + 16;
+		f->pairs = xcalloc(f->a_pairs, sizeof(*f->pairs));
 		for (i = 0; i < n; i++) {
 			f->pairs[i].m = msgs[i];
 			f->pairs[i].lidx = -1;
 		}
 		f->n_pairs = n;
-		f->a_pairs = n ? n : 1;
 		free(msgs);   /* the strings now belong to the pairs */
 		if (late_load(w, f) < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
@@ -688,7 +741,9 @@ int folder_gather(struct worker *w, struct folder *f)
 		for (i = 0; i < f->n_pairs; i++)
 			f->pairs[i].sv = SRV_GONE;
 	}
-	return gather_local(w, f);
+	if (gather_local(w, f) < 0)
+		return -1;
+	return early_downloads(w, f);
 }
 
 /* ---- plan ---- */
@@ -1481,14 +1536,30 @@ static int execute_deletions(struct worker *w, struct folder *f)
  * so, the next run may skip it while those mtimes stay; otherwise it
  * looks again. This makes the run after a change as cheap as any no-op
  * run, without ever trusting an mtime a reader's change could hide behind. */
+struct verify_ctx {
+	const struct mdir_entry *ents;
+	size_t n, i;
+};
+
+static int verify_next(void *ctx, const char *base, unsigned flags)
+{
+	struct verify_ctx *v = ctx;
+	const struct mdir_entry *e = &v->ents[v->i];
+
+	if (v->i >= v->n || strcmp(base, e->base) != 0 ||
+	    (flags & MF_ALL) != (e->flags & MF_ALL))
+		return 1;
+	v->i++;
+	return 0;
+}
+
 static void verify_local(struct worker *w, struct folder *f)
 {
 	int64_t c2, n2, c3, n3, age;
 	struct mdir_entry *ents = NULL;
-	struct state_msg *msgs = NULL;
-	size_t n_ents = 0, n_msgs = 0, i, *order = NULL;
+	size_t n_ents = 0, i;
+	struct verify_ctx v;
 	char *err = NULL;
-	bool same = false;
 
 	f->cur_mtime = f->new_mtime = 0;
 	if (mdir_mtimes(f->md, &c2, &n2, &err) < 0)
@@ -1519,33 +1590,24 @@ static void verify_local(struct worker *w, struct folder *f)
 	FREE_AND_NULL(f->dl_uids);
 	f->n_dl = 0;
 	mdir_drop_cache(f->md);
-	if (mdir_list(f->md, &ents, &n_ents, &err) < 0 ||
-	    state_msgs_load(w->st, f->sf.id, &msgs, &n_msgs) < 0 ||
-	    n_msgs != n_ents)
+	if (mdir_list(f->md, &ents, &n_ents, &err) < 0)
 		goto out;
-	order = xcalloc(n_msgs + 1, sizeof(*order));
-	for (i = 0; i < n_msgs; i++)
-		order[i] = i;
-	qsort_r(order, n_msgs, sizeof(*order), cmp_msg_base, msgs);
-	same = true;
-	for (i = 0; i < n_msgs && same; i++) {
-		const struct state_msg *m = &msgs[order[i]];
-
-		same = strcmp(m->base, ents[i].base) == 0 &&
-		       (m->flags & MF_ALL) == (ents[i].flags & MF_ALL);
-	}
-	if (same && mdir_mtimes(f->md, &c3, &n3, &err) == 0 && c3 == c2 &&
+	/* both in strcmp order of base: one merge */
+	v.ents = ents;
+	v.n = n_ents;
+	v.i = 0;
+	if (state_msgs_each_base(w->st, f->sf.id, verify_next, &v) != 0 ||
+	    v.i != n_ents)
+		goto out;
+	if (mdir_mtimes(f->md, &c3, &n3, &err) == 0 && c3 == c2 &&
 	    n3 == n2) {
 		f->cur_mtime = c2;
 		f->new_mtime = n2;
 	}
 out:
 	free(err);
-	free(order);
 	if (ents)
 		mdir_entries_free(ents, n_ents);
-	if (msgs)
-		state_msgs_free(msgs, n_msgs);
 }
 
 static int save_folder_row(struct worker *w, struct folder *f, bool complete)
@@ -1570,8 +1632,12 @@ static int save_folder_row(struct worker *w, struct folder *f, bool complete)
 			f->sf.highestmodseq = 0;
 		}
 	}
-	if (f->md != NULL && complete && !defer && f->local_dirty)
-		verify_local(w, f);
+	/* a folder this run changed keeps no mtimes until folder_verify()
+	 * has read it once more, after the run */
+	if (f->md != NULL && complete && !defer && f->local_dirty) {
+		f->verify_pending = true;
+		f->cur_mtime = f->new_mtime = 0;
+	}
 	if (f->md != NULL) {
 		f->sf.cur_mtime = complete && !defer ? f->cur_mtime : 0;
 		f->sf.new_mtime = complete && !defer ? f->new_mtime : 0;
@@ -1597,14 +1663,45 @@ void folder_save_deferred_bookmark(struct worker *w, struct folder *f)
 		f->sf.uidnext = f->stat.uidnext;
 		f->sf.highestmodseq = f->stat.highestmodseq;
 	}
+	/* files moved out of it changed its directories too */
 	if (f->md != NULL) {
-		f->sf.cur_mtime = f->cur_mtime;
-		f->sf.new_mtime = f->new_mtime;
+		f->verify_pending = true;
+		f->cur_mtime = f->new_mtime = 0;
+		f->sf.cur_mtime = f->sf.new_mtime = 0;
 	}
 	if (state_folder_put(w->st, &f->sf) < 0)
 		log_warn("%s: %s", f->name, state_error(w->st));
 	else
 		f->bookmark_deferred = false;
+}
+
+int64_t folder_verify_due(const struct folder *f)
+{
+	int64_t c = 0, n = 0;
+	char *err = NULL;
+
+	if (!f->verify_pending || f->status != FOLDER_OK ||
+	    f->bookmark_deferred || f->md == NULL)
+		return -1;
+	if (mdir_mtimes(f->md, &c, &n, &err) < 0) {
+		free(err);
+		return -1;
+	}
+	return (c > n ? c : n) + MTIME_SETTLE_NS;
+}
+
+void folder_verify(struct worker *w, struct folder *f)
+{
+	if (folder_verify_due(f) < 0)
+		return;
+	f->verify_pending = false;
+	verify_local(w, f);
+	if (f->cur_mtime == 0)
+		return;
+	f->sf.cur_mtime = f->cur_mtime;
+	f->sf.new_mtime = f->new_mtime;
+	if (state_folder_put(w->st, &f->sf) < 0)
+		log_debug("%s: %s", f->name, state_error(w->st));
 }
 
 /* The folder row before anything is recorded under it, with no bookmark:

@@ -127,6 +127,8 @@ struct folder {
 	atomic_uint moves_out_done;
 	bool bookmark_deferred;
 	bool local_dirty;           /* this run changed the Maildir folder */
+	bool verify_pending;        /* it did: read it again after the run,
+				       to keep its mtimes (folder_verify) */
 	bool incomplete;            /* something was left for the next run:
 				       store no bookmark */
 
@@ -180,6 +182,8 @@ struct engine {
 	size_t next;                /* queue position of the running phase */
 	struct folder **exec;       /* execute phase queue, heaviest first */
 	size_t n_exec;
+	struct folder **verify;     /* verify phase: folders this run changed */
+	size_t n_verify;
 	int phase;
 	int exit_code;              /* merged account-level code */
 	bool fatal;                 /* auth/TLS failure: stop everything */
@@ -212,6 +216,13 @@ void folder_plan(struct engine *e, struct folder *f);
 int folder_execute(struct worker *w, struct folder *f);
 /* After all folders ran: save the bookmarks save_folder_row() deferred. */
 void folder_save_deferred_bookmark(struct worker *w, struct folder *f);
+/* After that: when (wall clock, ns) the folder's directories are old
+ * enough to be trusted, or -1 when it needs no verify. */
+int64_t folder_verify_due(const struct folder *f);
+/* Read a folder this run changed once more and, when it holds just what
+ * the state says, store its mtimes so that the next run need not read
+ * it. Call once folder_verify_due() has passed. */
+void folder_verify(struct worker *w, struct folder *f);
 void folder_free(struct folder *f);
 void folder_fail(struct folder *f, int exit_code, const char *fmt, ...)
 	ATTR_PRINTF(3, 4);
