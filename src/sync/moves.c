@@ -577,57 +577,80 @@ static void target_fail(struct engine *e, struct folder *f, char *msg)
 	free(msg);
 }
 
-/* UID MOVE the group's messages (all from src, all to f) with src
- * selected, and record where they went. Touches only the group's pairs
- * of f, and f's own fields under the lock. */
-static int replay_group(struct worker *w, struct folder *src, struct folder *f,
-			const struct move_ref *refs, size_t n)
+/* One target's share of the moves out of a source folder. */
+struct move_group {
+	struct folder *t;
+	const struct move_ref *refs;
+	size_t n;
+	uint32_t *src_uids;     /* sorted */
+	char *set;
+	bool sent;              /* the server copied or moved them */
+};
+
+static void group_free(struct move_group *g)
 {
-	struct engine *e = w->e;
-	size_t i, k;
-	uint32_t *src_uids, *srcs = NULL, *dsts = NULL;
-	struct imap_copyuid map = { 0 };
-	struct imap_selected sel;
-	char *set, *err = NULL;
-	size_t moved = 0;
-	bool incomplete = false;
+	free(g->src_uids);
+	free(g->set);
+}
+
+/* Journal the group's moves (before anything happens on the server). */
+static int group_begin(struct worker *w, struct move_group *g)
+{
+	struct folder *f = g->t;
 	struct pair **qs;
+	size_t i;
 	int r;
 
-	src_uids = xcalloc(n, sizeof(uint32_t));
-	for (i = 0; i < n; i++)
-		src_uids[i] = f->pairs[refs[i].pi].src_uid;
-	qsort(src_uids, n, sizeof(uint32_t), cmp_u32);
-
-	qs = xcalloc(n, sizeof(*qs));
-	for (i = 0; i < n; i++)
-		qs[i] = &f->pairs[refs[i].pi];
-	r = journal_moves(w, f, qs, n);
+	g->src_uids = xcalloc(g->n, sizeof(uint32_t));
+	for (i = 0; i < g->n; i++)
+		g->src_uids[i] = f->pairs[g->refs[i].pi].src_uid;
+	qsort(g->src_uids, g->n, sizeof(uint32_t), cmp_u32);
+	g->set = imap_uidset_make(g->src_uids, g->n);
+	qs = xcalloc(g->n, sizeof(*qs));
+	for (i = 0; i < g->n; i++)
+		qs[i] = &f->pairs[g->refs[i].pi];
+	r = journal_moves(w, f, qs, g->n);
 	free(qs);
-	if (r < 0) {
-		target_fail(e, f, xstrdup(state_error(w->st)));
-		free(src_uids);
-		return -1;
-	}
-	set = imap_uidset_make(src_uids, n);
+	if (r < 0)
+		target_fail(w->e, f, xstrdup(state_error(w->st)));
+	return r;
+}
+
+/* UID MOVE (or, with copy, UID COPY) the group's messages with src
+ * selected, and learn their UIDs in the target. Touches only the
+ * group's pairs of the target, and its own fields under the lock. */
+static int group_transfer(struct worker *w, struct folder *src,
+			  struct move_group *g, bool copy)
+{
+	struct engine *e = w->e;
+	struct folder *f = g->t;
+	size_t n = g->n, i, k;
+	uint32_t *srcs = NULL, *dsts = NULL;
+	struct imap_copyuid map = { 0 };
+	struct imap_selected sel;
+	char *err = NULL;
+	int r;
+
 	/* src stays selected from one target's group to the next: the UIDs
 	 * moved are ones this run has seen, and other connections only add
 	 * to src in this phase */
-	if (worker_select_keep(w, src->name,
+	r = worker_select_keep(w, src->name,
 			       src->selected ? src->sel.uidvalidity
 					     : src->sf.uidvalidity,
-			       &sel, &err) < 0 ||
-	    w->r->ops->move(w->r, set, f->name, &map, &err) < 0) {
-		target_fail(e, f, xasprintf("cannot move messages from '%s': %s",
-					    src->name, err));
+			       &sel, &err);
+	if (r >= 0)
+		r = copy ? w->r->ops->copy(w->r, g->set, f->name, &map, &err)
+			 : w->r->ops->move(w->r, g->set, f->name, &map, &err);
+	if (r < 0) {
+		target_fail(e, f, xasprintf("cannot %s messages from '%s': %s",
+					    copy ? "copy" : "move", src->name,
+					    err));
 		free(err);
-		free(set);
-		free(src_uids);
 		imap_copyuid_release(&map);
 		return -1;
 	}
-	free(set);
-	sync_crash_point("server move done");
+	g->sent = true;
+	sync_crash_point(copy ? "server copy done" : "server move done");
 	if (map.uidvalidity != 0 && map.src && map.dst) {
 		srcs = xcalloc(n, sizeof(uint32_t));
 		dsts = xcalloc(n, sizeof(uint32_t));
@@ -639,16 +662,18 @@ static int replay_group(struct worker *w, struct folder *src, struct folder *f,
 	}
 	imap_copyuid_release(&map);
 	for (i = 0; i < n; i++) {
-		struct pair *q = &f->pairs[refs[i].pi];
+		struct pair *q = &f->pairs[g->refs[i].pi];
 
 		q->m.uid = 0;
 		for (k = 0; srcs && k < n; k++)
 			if (srcs[k] == q->src_uid)
 				q->m.uid = dsts[k];
 	}
-	if (srcs == NULL) {
+	if (srcs == NULL && !copy) {
 		/* no COPYUID: find them again by content in the target (the
-		 * moves phase runs on one worker then: this reads all of f) */
+		 * moves phase runs on one worker then: this reads all of f).
+		 * Copies are made only with UIDPLUS: without a COPYUID the
+		 * journal stays, and the next run finds them. */
 		struct msg_ident *ids = xcalloc(n, sizeof(*ids));
 		uint32_t *found = xcalloc(n, sizeof(uint32_t));
 		uint32_t *taken = xcalloc(f->n_pairs + f->n_snew + 1,
@@ -659,7 +684,7 @@ static int replay_group(struct worker *w, struct folder *src, struct folder *f,
 			if (f->pairs[i].m.uid)
 				taken[t++] = f->pairs[i].m.uid;
 		for (i = 0; i < n; i++) {
-			struct pair *q = &f->pairs[refs[i].pi];
+			struct pair *q = &f->pairs[g->refs[i].pi];
 
 			ids[i].size = q->m.size;
 			snprintf(ids[i].msgid, sizeof(ids[i].msgid), "%s",
@@ -681,19 +706,31 @@ static int replay_group(struct worker *w, struct folder *src, struct folder *f,
 			FREE_AND_NULL(err);
 		}
 		for (i = 0; i < n; i++)
-			f->pairs[refs[i].pi].m.uid = found[i];
+			f->pairs[g->refs[i].pi].m.uid = found[i];
 		free(ids);
 		free(found);
 		free(taken);
 	}
 	free(srcs);
 	free(dsts);
-	free(src_uids);
+	return 0;
+}
+
+/* Record where the group's messages went: the pairs move to the target
+ * and their journal entries go, in one transaction. A pair whose new UID
+ * is not known keeps its entry, for the next run's recovery. */
+static int group_record(struct worker *w, struct folder *src,
+			struct move_group *g)
+{
+	struct engine *e = w->e;
+	struct folder *f = g->t;
+	size_t i, moved = 0;
+	bool incomplete = false;
 
 	if (state_begin(w->st) < 0)
 		goto state_fail;
-	for (i = 0; i < n; i++) {
-		struct pair *q = &f->pairs[refs[i].pi];
+	for (i = 0; i < g->n; i++) {
+		struct pair *q = &f->pairs[g->refs[i].pi];
 
 		if (q->m.uid == 0)
 			continue;
@@ -706,8 +743,8 @@ static int replay_group(struct worker *w, struct folder *src, struct folder *f,
 	}
 	if (state_commit(w->st) < 0)
 		goto state_fail_rb;
-	for (i = 0; i < n; i++) {
-		struct pair *q = &f->pairs[refs[i].pi];
+	for (i = 0; i < g->n; i++) {
+		struct pair *q = &f->pairs[g->refs[i].pi];
 
 		if (q->m.uid == 0) {
 			/* the journal entry stays: the next run's recovery
@@ -718,7 +755,7 @@ static int replay_group(struct worker *w, struct folder *src, struct folder *f,
 		}
 		q->done = true;
 	}
-	atomic_fetch_add(&src->moves_out_done, (unsigned)n);
+	atomic_fetch_add(&src->moves_out_done, (unsigned)g->n);
 	pthread_mutex_lock(&e->lock);
 	if (incomplete)
 		f->incomplete = true;
@@ -731,6 +768,57 @@ state_fail_rb:
 state_fail:
 	target_fail(e, f, xstrdup(state_error(w->st)));
 	return -1;
+}
+
+/*
+ * Moves out of a source into several targets are copied to each, then
+ * expunged from the source at once: on Dovecot's Maildir every UID MOVE
+ * re-syncs the source folder (measured: 20 single moves out of a folder
+ * of 6,000 cost the server 190-230 ms of CPU, 20 copies and one expunge
+ * 30-40 ms). This needs COPYUID (UIDPLUS) to know where each went. The
+ * journal entries stay until the expunge is done; a run killed in
+ * between is finished by recover_moves(), which expunges a source copy
+ * it finds the target holds.
+ */
+static void copy_groups(struct worker *w, struct folder *src,
+			struct move_group *gs, size_t ng)
+{
+	uint32_t *uids;
+	size_t i, j, n = 0;
+	char *set, *err = NULL;
+
+	for (i = 0; i < ng; i++)
+		n += gs[i].n;
+	uids = xcalloc(n + 1, sizeof(uint32_t));
+	n = 0;
+	for (i = 0; i < ng && !w->e->fatal; i++) {
+		if (gs[i].t->status != FOLDER_OK || group_begin(w, &gs[i]) < 0 ||
+		    group_transfer(w, src, &gs[i], true) < 0)
+			continue;
+		for (j = 0; j < gs[i].n; j++)
+			uids[n++] = gs[i].src_uids[j];
+	}
+	if (n == 0) {
+		free(uids);
+		return;
+	}
+	qsort(uids, n, sizeof(uint32_t), cmp_u32);
+	set = imap_uidset_make(uids, n);
+	free(uids);
+	if (w->r->ops->expunge(w->r, set, &err) < 0) {
+		log_warn("%s: cannot expunge the messages copied to other "
+			 "folders: %s; the next run does", src->name, err);
+		free(err);
+		/* keep every journal entry of the groups: recovery */
+		for (i = 0; i < ng; i++)
+			for (j = 0; gs[i].sent && j < gs[i].n; j++)
+				gs[i].t->pairs[gs[i].refs[j].pi].m.uid = 0;
+	}
+	free(set);
+	sync_crash_point("server copies expunged");
+	for (i = 0; i < ng; i++)
+		if (gs[i].sent)
+			(void)group_record(w, src, &gs[i]);
 }
 
 /* Main thread, after the plan: list each source folder's moves to the
@@ -774,17 +862,37 @@ size_t moves_collect(struct engine *e, struct worker *w0)
  * its moved-in pairs recorded. */
 void moves_out_execute(struct worker *w, struct folder *src)
 {
-	size_t i = 0, j;
+	struct move_group *gs;
+	size_t i = 0, j, ng = 0;
+	char *err = NULL;
 
+	gs = xcalloc(src->n_outs + 1, sizeof(*gs));
 	while (i < src->n_outs) {
 		struct folder *t = src->outs[i].t;
 
 		for (j = i; j < src->n_outs && src->outs[j].t == t; j++)
 			;
-		if (!w->e->fatal && t->status == FOLDER_OK)
-			(void)replay_group(w, src, t, &src->outs[i], j - i);
+		gs[ng].t = t;
+		gs[ng].refs = &src->outs[i];
+		gs[ng].n = j - i;
+		ng++;
 		i = j;
 	}
+	if (ng >= 2 && worker_remote(w, &err) == 0 &&
+	    w->r->ops->copy != NULL &&
+	    (w->r->ops->caps(w->r) & IMAP_CAP_UIDPLUS)) {
+		copy_groups(w, src, gs, ng);
+	} else {
+		free(err);
+		for (i = 0; i < ng && !w->e->fatal; i++)
+			if (gs[i].t->status == FOLDER_OK &&
+			    group_begin(w, &gs[i]) == 0 &&
+			    group_transfer(w, src, &gs[i], false) == 0)
+				(void)group_record(w, src, &gs[i]);
+	}
+	for (i = 0; i < ng; i++)
+		group_free(&gs[i]);
+	free(gs);
 }
 
 /* Same-folder changes of identity: one transaction, no journal (a run

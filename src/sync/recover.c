@@ -393,6 +393,25 @@ out:
 	return ret;
 }
 
+/* The target holds the moved message: make sure the source does not
+ * (a move made as COPY, then one expunge, may have been cut off between
+ * the two; after a UID MOVE this finds nothing to do). */
+static int expunge_source(struct worker *w, struct folder *f, uint32_t uid)
+{
+	struct imap_selected sel;
+	char set[16], *err = NULL;
+
+	snprintf(set, sizeof(set), "%u", uid);
+	if (worker_select_name(w, f->name, f->sf.uidvalidity, &sel, &err) < 0 ||
+	    w->r->ops->expunge(w->r, set, &err) < 0) {
+		log_warn("%s: cannot finish an interrupted move: %s", f->name,
+			 err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * J_MOVE_SERVER (kept under the source folder): UID MOVE may have
  * happened; if the pair is still in the source, look for the message in
@@ -452,6 +471,10 @@ int recover_moves(struct worker *w, struct folder *f,
 				continue;
 			}
 			free(taken);
+			if (found != 0 && expunge_source(w, f, e->uid) < 0) {
+				state_folder_release(&other);
+				continue;   /* the next run tries again */
+			}
 			if (found != 0 &&
 			    (state_msg_move(w->st, f->sf.id, e->uid, other.id,
 					    found) < 0 ||

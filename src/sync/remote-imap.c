@@ -278,6 +278,12 @@ static int ri_move(struct remote *r, const char *uidset, const char *dest,
 	WITH_WIRE(dest, imap_move(RI(r)->c, uidset, w_, map_r, error_r));
 }
 
+static int ri_copy(struct remote *r, const char *uidset, const char *dest,
+		   struct imap_copyuid *map_r, char **error_r)
+{
+	WITH_WIRE(dest, imap_copy(RI(r)->c, uidset, w_, map_r, error_r));
+}
+
 static int ri_search_msgid(struct remote *r, uint32_t min_uid,
 			   const char *msgid, uint32_t **uids_r, size_t *n_r,
 			   char **error_r)
@@ -340,6 +346,7 @@ static const struct remote_ops remote_imap_ops = {
 	.store = ri_store,
 	.expunge = ri_expunge,
 	.move = ri_move,
+	.copy = ri_copy,
 	.search_msgid = ri_search_msgid,
 	.bytes_in = ri_bytes_in,
 	.bytes_out = ri_bytes_out,

@@ -78,6 +78,10 @@ struct remote_ops {
 	int (*expunge)(struct remote *r, const char *uidset, char **error_r);
 	int (*move)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
+	/* optional: UID COPY (moves out of one folder into several copy to
+	 * each, then expunge once: see moves_out_execute()) */
+	int (*copy)(struct remote *r, const char *uidset, const char *dest,
+		    struct imap_copyuid *map_r, char **error_r);
 	/* UIDs >= min_uid in the selected folder whose Message-ID header
 	 * contains msgid (msgid NULL: all UIDs >= min_uid), ascending. */
 	int (*search_msgid)(struct remote *r, uint32_t min_uid,

@@ -138,21 +138,29 @@ run_phase "server moves" server_move_batch
 # Deterministic: a 5-message move stopped at crash point N
 # (TWINBOX_CRASH_AT), then a normal run, for N = 1, 2, ... until a run
 # completes. Each N uses its own folders and account.
-sweep() {	# sweep local|server
-	local kind=$1 n p a b st bad= want_a want_b x done_at=0
+# split: local moves out of one folder into two (copies, then one expunge).
+sweep() {	# sweep local|server|split
+	local kind=$1 n p a b c st bad= want_a want_b want_c x done_at=0 nb=5
+	[ "$kind" = split ] && nb=3
 	for ((n = 1; n <= 40; n++)); do
-		p="s$kind$n" a="s$kind$n-a" b="s$kind$n-b"
+		p="s$kind$n" a="s$kind$n-a" b="s$kind$n-b" c="s$kind$n-c"
 		local cfg=$TEST_TMP/$p.yaml m=$TEST_TMP/mail/$p
 		tb_write_config "$cfg" "$p" maildir="$m" \
 			--raw '    folders:' --raw "      include: [\"$p-*\"]"
 		cl_seed "$U" "$a" 5 "$p.mv" S >/dev/null
 		cl_seed "$U" "$a" 2 "$p.stay" S >/dev/null
 		mail_folder_create "$U" "$b"
+		[ "$kind" = split ] && mail_folder_create "$U" "$c"
 		"$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 ||
 			{ fail "$kind sweep: set-up sync $n"; return; }
 		if [ "$kind" = local ]; then
 			grep -l -F "Message-ID: <$p.mv." "$m/$a"/cur/* |
 				xargs -r mv -t "$m/$b/cur/"
+		elif [ "$kind" = split ]; then
+			grep -l -E "Message-ID: <$p[.]mv[.][123]@" "$m/$a"/cur/* |
+				xargs -r mv -t "$m/$b/cur/"
+			grep -l -E "Message-ID: <$p[.]mv[.][45]@" "$m/$a"/cur/* |
+				xargs -r mv -t "$m/$c/cur/"
 		else
 			tb_doveadm move -u "$U" "$b" mailbox "$a" \
 				header message-id "<$p.mv."
@@ -161,7 +169,8 @@ sweep() {	# sweep local|server
 		st=$?
 		tb_run "$TWINBOX" -c "$cfg" sync
 		want_a=$(printf '<%s.stay.%d@twinbox.test>\n' "$p" 1 "$p" 2 | LC_ALL=C sort)
-		want_b=$(for x in 1 2 3 4 5; do printf '<%s.mv.%d@twinbox.test>\n' "$p" "$x"; done | LC_ALL=C sort)
+		want_b=$(for ((x = 1; x <= nb; x++)); do printf '<%s.mv.%d@twinbox.test>\n' "$p" "$x"; done | LC_ALL=C sort)
+		want_c=$(for ((x = nb + 1; x <= 5; x++)); do printf '<%s.mv.%d@twinbox.test>\n' "$p" "$x"; done | LC_ALL=C sort)
 		x=
 		[ "$st" = 99 ] || [ "$st" = 0 ] || x+="stopped run exited $st; "
 		[ "$RUN_STATUS" = 0 ] || x+="next run exited $RUN_STATUS: $RUN_ERR; "
@@ -173,6 +182,12 @@ sweep() {	# sweep local|server
 			x+="server $b: $(cl_server_ids "$U" "$b" | tr '\n' ' '); "
 		[ "$(cl_local_ids "$m/$b")" = "$want_b" ] ||
 			x+="local $b: $(cl_local_ids "$m/$b" | tr '\n' ' '); "
+		if [ "$kind" = split ]; then
+			[ "$(cl_server_ids "$U" "$c")" = "$want_c" ] ||
+				x+="server $c: $(cl_server_ids "$U" "$c" | tr '\n' ' '); "
+			[ "$(cl_local_ids "$m/$c")" = "$want_c" ] ||
+				x+="local $c: $(cl_local_ids "$m/$c" | tr '\n' ' '); "
+		fi
 		[ -z "$x" ] || bad+="crash point $n: $x"$'\n'
 		if [ "$st" = 0 ]; then
 			done_at=$n
@@ -180,11 +195,12 @@ sweep() {	# sweep local|server
 		fi
 	done
 	ok $(( done_at >= 2 ? 0 : 1 )) "$kind move sweep: stopped at $((done_at - 1)) crash points, then a run completed"
-	is "$bad" "" "$kind move sweep: after a stop at every crash point the next run has the 5 messages in the target folder once, on both sides"
+	is "$bad" "" "$kind move sweep: after a stop at every crash point the next run has the 5 messages in their target folders once, on both sides"
 }
 t0=$SECONDS
 sweep local
 sweep server
+sweep split
 diag "crash-point sweeps took $((SECONDS - t0)) s"
 
 done_testing
