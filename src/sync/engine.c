@@ -751,7 +751,7 @@ static void run_phase(struct engine *e, int phase)
  * can trust their mtimes (folder_verify). A directory's mtime has the
  * file system's timestamp granularity: a change within the same tick as
  * ours would not move it. So they are read only once their newest change
- * is MTIME_SETTLE old, all after one wait; the connections are closed
+ * is MTIME_SETTLE_NS old (two timestamp ticks), all after one wait; the connections are closed
  * first, their logouts overlap it.
  */
 static void verify_changed(struct engine *e)
@@ -790,6 +790,7 @@ static void verify_changed(struct engine *e)
 	if (e->n_workers > e->n_verify)
 		e->n_workers = e->n_verify;
 	run_phase(e, 4);
+	log_debug("%s: verify phase done", e->a->name);
 }
 
 /* Give up to `want` workers (at least one, at most `connections`) a

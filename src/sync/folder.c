@@ -85,7 +85,34 @@ void folder_free(struct folder *f)
 	free(f);
 }
 
-#define MTIME_SETTLE_NS 20000000LL   /* 20 ms */
+/*
+ * How old a directory's mtime must be before it is trusted: a change made
+ * within the same timestamp tick as the last one leaves it as it is. Local
+ * file systems stamp with the kernel's coarse clock, whose resolution is
+ * the tick (1-10 ms); two ticks, 2 ms at least and 20 ms at most.
+ */
+static int64_t mtime_settle_ns(void)
+{
+	static _Atomic int64_t settle;
+	struct timespec res;
+	int64_t v = atomic_load(&settle);
+
+	if (v != 0)
+		return v;
+	v = 20000000LL;
+#ifdef CLOCK_REALTIME_COARSE
+	if (clock_getres(CLOCK_REALTIME_COARSE, &res) == 0) {
+		v = 2 * ((int64_t)res.tv_sec * 1000000000LL + res.tv_nsec);
+		if (v < 2000000LL)
+			v = 2000000LL;
+		if (v > 20000000LL)
+			v = 20000000LL;
+	}
+#endif
+	atomic_store(&settle, v);
+	return v;
+}
+#define MTIME_SETTLE_NS mtime_settle_ns()
 
 static int64_t wall_ns(void)
 {
@@ -1675,7 +1702,7 @@ void folder_save_deferred_bookmark(struct worker *w, struct folder *f)
 		f->bookmark_deferred = false;
 }
 
-int64_t folder_verify_due(const struct folder *f)
+int64_t folder_verify_due(struct folder *f)
 {
 	int64_t c = 0, n = 0;
 	char *err = NULL;

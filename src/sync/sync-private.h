@@ -218,7 +218,7 @@ int folder_execute(struct worker *w, struct folder *f);
 void folder_save_deferred_bookmark(struct worker *w, struct folder *f);
 /* After that: when (wall clock, ns) the folder's directories are old
  * enough to be trusted, or -1 when it needs no verify. */
-int64_t folder_verify_due(const struct folder *f);
+int64_t folder_verify_due(struct folder *f);
 /* Read a folder this run changed once more and, when it holds just what
  * the state says, store its mtimes so that the next run need not read
  * it. Call once folder_verify_due() has passed. */
