@@ -703,10 +703,101 @@ static void verify_loop(struct worker *w)
 	}
 }
 
+/* ---- connections opened ahead ----
+ *
+ * When the first connection's STATUS precheck takes longer than its
+ * login did, the server is busy with changed folders and the run will
+ * want its other connections: they log in meanwhile, each in a thread of
+ * its own, instead of after the precheck. A quick precheck (a no-op run,
+ * or one far away, where the login takes several round trips and the
+ * precheck one) opens none.
+ */
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *preconnect_main(void *arg)
+{
+	struct worker *w = arg;
+	struct engine *e = w->e;
+	enum imap_failure fail = IMAP_FAIL_NONE;
+	struct timespec until;
+	int64_t deadline;
+	char *err = NULL;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	deadline = (int64_t)until.tv_sec * 1000000000LL + until.tv_nsec +
+		   e->pre_wait_ns;
+	until.tv_sec = (time_t)(deadline / 1000000000LL);
+	until.tv_nsec = (long)(deadline % 1000000000LL);
+	pthread_mutex_lock(&e->pre_lock);
+	while (!atomic_load(&e->precheck_done) &&
+	       pthread_cond_timedwait(&e->pre_cond, &e->pre_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&e->pre_lock);
+	if (atomic_load(&e->precheck_done))
+		return NULL;
+	if (e->rf->open(e->rf->ctx, &w->pre_r, &fail, &err) < 0) {
+		/* the worker tries again when it needs the server, and says
+		 * what went wrong then */
+		w->pre_r = NULL;
+		free(err);
+	}
+	return NULL;
+}
+
+static void preconnect(struct engine *e, int64_t login_ns)
+{
+	size_t i;
+
+	if (e->n_workers < 2)
+		return;
+	e->pre_wait_ns = login_ns > 5000000 ? login_ns : 5000000;
+	for (i = 1; i < e->n_workers; i++) {
+		struct worker *w = &e->workers[i];
+
+		w->pre_started = pthread_create(&w->pre_thread, NULL,
+						preconnect_main, w) == 0;
+	}
+}
+
+static void precheck_finished(struct engine *e)
+{
+	pthread_mutex_lock(&e->pre_lock);
+	atomic_store(&e->precheck_done, true);
+	pthread_cond_broadcast(&e->pre_cond);
+	pthread_mutex_unlock(&e->pre_lock);
+}
+
+/* Take over the connection preconnect() opened, if any. */
+static void preconnect_join(struct worker *w)
+{
+	if (!w->pre_started)
+		return;
+	pthread_join(w->pre_thread, NULL);
+	w->pre_started = false;
+	if (w->pre_r == NULL)
+		return;
+	if (w->r == NULL) {
+		w->r = w->pre_r;
+		if (w->e->delim >= 0 && w->r->ops->set_delimiter != NULL)
+			w->r->ops->set_delimiter(w->r, (char)w->e->delim);
+	} else {
+		w->pre_r->ops->close(w->pre_r);
+	}
+	w->pre_r = NULL;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct engine *e = w->e;
+
+	preconnect_join(w);
 
 	if (e->phase == 1)
 		gather_loop(w);
@@ -866,6 +957,7 @@ static void workers_release(struct engine *e)
 	for (i = 0; i < e->n_workers; i++) {
 		struct worker *w = &e->workers[i];
 
+		preconnect_join(w);
 		if (w->r)
 			w->r->ops->close(w->r);
 		if (w->st)
@@ -884,6 +976,7 @@ int sync_account_run(const struct sync_account *a,
 	int lock_fd = -1, r;
 	char *err = NULL;
 	size_t i, busy = 0;
+	int64_t pre_ns;
 
 	memset(&e, 0, sizeof(e));
 	e.a = a;
@@ -904,6 +997,8 @@ int sync_account_run(const struct sync_account *a,
 		e.dir_folders &= keep;
 	}
 	pthread_mutex_init(&e.lock, NULL);
+	pthread_mutex_init(&e.pre_lock, NULL);
+	pthread_cond_init(&e.pre_cond, NULL);
 	e.prog_start_ms = now_ms();
 	e.delim = -1;
 
@@ -933,13 +1028,17 @@ int sync_account_run(const struct sync_account *a,
 		e.exit_code = SYNC_EXIT_FAIL;
 		goto out;
 	}
+	pre_ns = mono_ns();
 	if (worker_remote(w0, &err) < 0) {
 		log_error("%s: %s", a->name, err);
 		free(err);
 		e.exit_code = sync_exit_merge(e.exit_code, SYNC_EXIT_FAIL);
 		goto out;
 	}
+	if (!o->status_only)
+		preconnect(&e, mono_ns() - pre_ns);
 	early_status(&e, w0);
+	precheck_finished(&e);
 	if (discover(&e, w0) < 0) {
 		e.exit_code = SYNC_EXIT_FAIL;
 		goto out;
@@ -1036,5 +1135,7 @@ out:
 	free(e.fatal_error);
 	state_unlock(&lock_fd);
 	pthread_mutex_destroy(&e.lock);
+	pthread_mutex_destroy(&e.pre_lock);
+	pthread_cond_destroy(&e.pre_cond);
 	return e.exit_code;
 }

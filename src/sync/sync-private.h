@@ -165,6 +165,11 @@ struct worker {
 	struct remote *r;           /* opened on first use */
 	struct state *st;
 	char *selected;             /* folder the connection has selected */
+	/* preconnect(): a connection opened while the first one waits
+	 * for a slow STATUS precheck; joined before the worker's first use */
+	pthread_t pre_thread;
+	bool pre_started;
+	struct remote *pre_r;
 };
 
 struct engine {
@@ -200,6 +205,14 @@ struct engine {
 	struct remote_folder *prelist;
 	size_t n_prelist;
 	bool have_prelist;
+
+	/* preconnect(): set once the STATUS precheck and LIST are answered;
+	 * pre_wait_ns is how long the others wait for that before they
+	 * connect anyway */
+	atomic_bool precheck_done;
+	int64_t pre_start_ns, pre_wait_ns;
+	pthread_mutex_t pre_lock;
+	pthread_cond_t pre_cond;
 
 	/* progress */
 	uint64_t prog_msgs, prog_total, prog_bytes;
