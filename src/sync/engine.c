@@ -720,14 +720,28 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void *preconnect_main(void *arg)
+static void *preconnect_one(void *arg)
 {
 	struct worker *w = arg;
-	struct engine *e = w->e;
 	enum imap_failure fail = IMAP_FAIL_NONE;
+	char *err = NULL;
+
+	if (w->e->rf->open(w->e->rf->ctx, &w->pre_r, &fail, &err) < 0) {
+		/* the worker tries again when it needs the server, and says
+		 * what went wrong then */
+		w->pre_r = NULL;
+		free(err);
+	}
+	return NULL;
+}
+
+/* Waits for the precheck; when it is slow, starts a login per worker. */
+static void *preconnect_main(void *arg)
+{
+	struct engine *e = arg;
 	struct timespec until;
 	int64_t deadline;
-	char *err = NULL;
+	size_t i;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	deadline = (int64_t)until.tv_sec * 1000000000LL + until.tv_nsec +
@@ -741,36 +755,36 @@ static void *preconnect_main(void *arg)
 	pthread_mutex_unlock(&e->pre_lock);
 	if (atomic_load(&e->precheck_done))
 		return NULL;
-	if (e->rf->open(e->rf->ctx, &w->pre_r, &fail, &err) < 0) {
-		/* the worker tries again when it needs the server, and says
-		 * what went wrong then */
-		w->pre_r = NULL;
-		free(err);
+	for (i = 1; i < e->n_workers; i++) {
+		struct worker *w = &e->workers[i];
+
+		w->pre_started = pthread_create(&w->pre_thread, NULL,
+						preconnect_one, w) == 0;
 	}
 	return NULL;
 }
 
 static void preconnect(struct engine *e, int64_t login_ns)
 {
-	size_t i;
-
 	if (e->n_workers < 2)
 		return;
 	e->pre_wait_ns = login_ns > 5000000 ? login_ns : 5000000;
-	for (i = 1; i < e->n_workers; i++) {
-		struct worker *w = &e->workers[i];
-
-		w->pre_started = pthread_create(&w->pre_thread, NULL,
-						preconnect_main, w) == 0;
-	}
+	e->pre_waiter_started = pthread_create(&e->pre_waiter, NULL,
+					       preconnect_main, e) == 0;
 }
 
+/* The precheck is answered: the waiter either started the logins or
+ * will not; after this the workers own their pre_thread. */
 static void precheck_finished(struct engine *e)
 {
 	pthread_mutex_lock(&e->pre_lock);
 	atomic_store(&e->precheck_done, true);
 	pthread_cond_broadcast(&e->pre_cond);
 	pthread_mutex_unlock(&e->pre_lock);
+	if (e->pre_waiter_started) {
+		pthread_join(e->pre_waiter, NULL);
+		e->pre_waiter_started = false;
+	}
 }
 
 /* Take over the connection preconnect() opened, if any. */

@@ -210,7 +210,9 @@ struct engine {
 	 * pre_wait_ns is how long the others wait for that before they
 	 * connect anyway */
 	atomic_bool precheck_done;
-	int64_t pre_start_ns, pre_wait_ns;
+	int64_t pre_wait_ns;
+	pthread_t pre_waiter;
+	bool pre_waiter_started;
 	pthread_mutex_t pre_lock;
 	pthread_cond_t pre_cond;
 
