@@ -67,17 +67,23 @@ static size_t count_files(const char *dir)
 	return n;
 }
 
-static struct mdir *open_new(const char *rel)
+static struct mdir *open_dir(const char *rel, bool create)
 {
 	char *path = xasprintf("%s/%s", tmpdir, rel), *err = NULL;
 	struct mdir *m = NULL;
 
-	if (mdir_open(path, true, &m, NULL, &err) < 0) {
-		printf("# cannot create '%s': %s\n", path, err);
+	if (mdir_open(path, create, &m, NULL, &err) < 0) {
+		printf("# cannot %s '%s': %s\n", create ? "create" : "open",
+		       path, err);
 		free(err);
 	}
 	free(path);
 	return m;
+}
+
+static struct mdir *open_new(const char *rel)
+{
+	return open_dir(rel, true);
 }
 
 /* Deliver content with flags; returns the base (caller frees). */
@@ -524,15 +530,7 @@ static void test_move(void)
  * wrong flags still finds it, by listing it. */
 static struct mdir *reopen(const char *rel)
 {
-	char *path = xasprintf("%s/%s", tmpdir, rel), *err = NULL;
-	struct mdir *m = NULL;
-
-	if (mdir_open(path, false, &m, NULL, &err) < 0) {
-		printf("# cannot open '%s': %s\n", path, err);
-		free(err);
-	}
-	free(path);
-	return m;
+	return open_dir(rel, false);
 }
 
 static void test_hint(void)
