@@ -786,6 +786,7 @@ static void copy_groups(struct worker *w, struct folder *src,
 	uint32_t *uids;
 	size_t i, j, n = 0;
 	char *set, *err = NULL;
+	struct imap_selected sel;
 
 	for (i = 0; i < ng; i++)
 		n += gs[i].n;
@@ -805,9 +806,16 @@ static void copy_groups(struct worker *w, struct folder *src,
 	qsort(uids, n, sizeof(uint32_t), cmp_u32);
 	set = imap_uidset_make(uids, n);
 	free(uids);
-	if (w->r->ops->expunge(w->r, set, &err) < 0) {
+	/* a connection lost after some copies: the source is not selected
+	 * on a new one, so its expunge waits for the next run as well */
+	if (w->r == NULL || w->r->ops->broken(w->r) ||
+	    worker_select_keep(w, src->name, src->selected ? src->sel.uidvalidity
+						      : src->sf.uidvalidity,
+			       &sel, &err) != 1 ||
+	    w->r->ops->expunge(w->r, set, &err) < 0) {
 		log_warn("%s: cannot expunge the messages copied to other "
-			 "folders: %s; the next run does", src->name, err);
+			 "folders: %s; the next run does", src->name,
+			 err ? err : "connection lost");
 		free(err);
 		/* keep every journal entry of the groups: recovery */
 		for (i = 0; i < ng; i++)
