@@ -55,6 +55,34 @@ int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct timespec ns_timespec(int64_t ns)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ns / 1000000000LL);
+	ts.tv_nsec = (long)(ns % 1000000000LL);
+	return ts;
+}
+
+void sleep_until_wall_ns(int64_t until)
+{
+	int64_t now = wall_ns();
+	struct timespec ts;
+
+	if (until <= now)
+		return;
+	ts = ns_timespec(until - now);
+	nanosleep(&ts, NULL);
+}
+
 void engine_progress(struct engine *e, const struct folder *f, uint64_t msgs,
 		     uint64_t bytes)
 {
@@ -86,6 +114,16 @@ static void engine_fatal(struct engine *e, int code, const char *msg)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* Log out; the worker forgets its selection. */
+static void worker_close_remote(struct worker *w)
+{
+	if (w->r == NULL)
+		return;
+	w->r->ops->close(w->r);
+	w->r = NULL;
+	FREE_AND_NULL(w->selected);
+}
+
 int worker_remote(struct worker *w, char **error_r)
 {
 	struct engine *e = w->e;
@@ -94,11 +132,7 @@ int worker_remote(struct worker *w, char **error_r)
 
 	if (w->r != NULL && !w->r->ops->broken(w->r))
 		return 0;
-	if (w->r != NULL) {
-		w->r->ops->close(w->r);
-		w->r = NULL;
-		FREE_AND_NULL(w->selected);
-	}
+	worker_close_remote(w);
 	if (e->fatal) {
 		*error_r = xstrdup(e->fatal_error ? e->fatal_error
 					     : "account failed");
@@ -588,11 +622,8 @@ static struct folder *next_folder(struct engine *e, struct worker *w)
  * next folder starts on a new one. */
 static void worker_drop_broken(struct worker *w)
 {
-	if (w->r && w->r->ops->broken(w->r)) {
-		w->r->ops->close(w->r);
-		w->r = NULL;
-		FREE_AND_NULL(w->selected);
-	}
+	if (w->r && w->r->ops->broken(w->r))
+		worker_close_remote(w);
 }
 
 static void gather_loop(struct worker *w)
@@ -740,14 +771,9 @@ static void *preconnect_main(void *arg)
 {
 	struct engine *e = arg;
 	struct timespec until;
-	int64_t deadline;
 	size_t i;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	deadline = (int64_t)until.tv_sec * 1000000000LL + until.tv_nsec +
-		   e->pre_wait_ns;
-	until.tv_sec = (time_t)(deadline / 1000000000LL);
-	until.tv_nsec = (long)(deadline % 1000000000LL);
+	until = ns_timespec(wall_ns() + e->pre_wait_ns);
 	pthread_mutex_lock(&e->pre_lock);
 	while (!atomic_load(&e->precheck_done) &&
 	       pthread_cond_timedwait(&e->pre_cond, &e->pre_lock, &until) == 0)
@@ -856,13 +882,12 @@ static void run_phase(struct engine *e, int phase)
  * can trust their mtimes (folder_verify). A directory's mtime has the
  * file system's timestamp granularity: a change within the same tick as
  * ours would not move it. So they are read only once their newest change
- * is MTIME_SETTLE_NS old (two timestamp ticks), all after one wait; the connections are closed
- * first, their logouts overlap it.
+ * is two timestamp ticks old, all after one wait; the connections are
+ * closed first, their logouts overlap it.
  */
 static void verify_changed(struct engine *e)
 {
-	int64_t due = 0, d, now;
-	struct timespec ts;
+	int64_t due = 0, d;
 	size_t i;
 
 	e->verify = xcalloc(e->n_folders + 1, sizeof(*e->verify));
@@ -876,22 +901,9 @@ static void verify_changed(struct engine *e)
 	}
 	if (e->n_verify == 0)
 		return;
-	for (i = 0; i < e->n_workers; i++) {
-		struct worker *w = &e->workers[i];
-
-		if (w->r) {
-			w->r->ops->close(w->r);
-			w->r = NULL;
-			FREE_AND_NULL(w->selected);
-		}
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-	if (due > now) {
-		ts.tv_sec = (time_t)((due - now) / 1000000000LL);
-		ts.tv_nsec = (long)((due - now) % 1000000000LL);
-		nanosleep(&ts, NULL);
-	}
+	for (i = 0; i < e->n_workers; i++)
+		worker_close_remote(&e->workers[i]);
+	sleep_until_wall_ns(due);
 	if (e->n_workers > e->n_verify)
 		e->n_workers = e->n_verify;
 	run_phase(e, 4);

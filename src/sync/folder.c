@@ -114,14 +114,6 @@ static int64_t mtime_settle_ns(void)
 }
 #define MTIME_SETTLE_NS mtime_settle_ns()
 
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -594,7 +586,8 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	free(uids);
 }
 
-static int execute_downloads(struct worker *w, struct folder *f);
+static int execute_downloads(struct worker *w, struct folder *f,
+			     const uint32_t *uids, size_t n_uids);
 
 /*
  * A new server message whose content no pair of any folder has cannot be
@@ -637,18 +630,14 @@ static int early_downloads(struct worker *w, struct folder *f)
 	log_debug("%s: %zu new server message(s) downloaded while gathering",
 		  f->name, n);
 	engine_progress_total(e, n);
-	free(f->dl_uids);
-	f->dl_uids = uids;
-	f->n_dl = n;
-	r = execute_downloads(w, f);
+	r = execute_downloads(w, f, uids, n);
 	for (i = 0, j = 0; i < f->n_snew && j < n; i++) {
 		if (f->snew[i].uid == uids[j]) {
 			f->snew[i].claimed = true;
 			j++;
 		}
 	}
-	FREE_AND_NULL(f->dl_uids);
-	f->n_dl = 0;
+	free(uids);
 	return r;
 }
 
@@ -1052,7 +1041,8 @@ static int dl_done(void *ctx, const struct imap_fetch *fe)
 	return 0;
 }
 
-static int execute_downloads(struct worker *w, struct folder *f)
+static int execute_downloads(struct worker *w, struct folder *f,
+			     const uint32_t *uids, size_t n_uids)
 {
 	struct dl_ctx d = { 0 };
 	struct imap_body_handler h = { dl_begin, dl_data, dl_end, dl_done, &d };
@@ -1063,11 +1053,11 @@ static int execute_downloads(struct worker *w, struct folder *f)
 	d.w = w;
 	d.f = f;
 	mdir_defer_dir_sync(f->md, true);
-	for (off = 0; off < f->n_dl && ret == 0; off += DOWNLOAD_BATCH) {
-		size_t n = f->n_dl - off < DOWNLOAD_BATCH ? f->n_dl - off
-							  : DOWNLOAD_BATCH;
+	for (off = 0; off < n_uids && ret == 0; off += DOWNLOAD_BATCH) {
+		size_t n = n_uids - off < DOWNLOAD_BATCH ? n_uids - off
+							 : DOWNLOAD_BATCH;
 
-		d.uids = f->dl_uids + off;
+		d.uids = uids + off;
 		d.n_uids = n;
 		d.jids = xcalloc(n, sizeof(int64_t));
 		/* Intent first: the next run knows these UIDs may have
@@ -1571,9 +1561,12 @@ struct verify_ctx {
 static int verify_next(void *ctx, const char *base, unsigned flags)
 {
 	struct verify_ctx *v = ctx;
-	const struct mdir_entry *e = &v->ents[v->i];
+	const struct mdir_entry *e;
 
-	if (v->i >= v->n || strcmp(base, e->base) != 0 ||
+	if (v->i >= v->n)
+		return 1;
+	e = &v->ents[v->i];
+	if (strcmp(base, e->base) != 0 ||
 	    (flags & MF_ALL) != (e->flags & MF_ALL))
 		return 1;
 	v->i++;
@@ -1593,9 +1586,7 @@ static void verify_local(struct worker *w, struct folder *f)
 		goto out;
 	age = wall_ns() - (c2 > n2 ? c2 : n2);
 	if (age < MTIME_SETTLE_NS) {
-		struct timespec ts = { 0, (long)(MTIME_SETTLE_NS - age) };
-
-		nanosleep(&ts, NULL);
+		sleep_until_wall_ns((c2 > n2 ? c2 : n2) + MTIME_SETTLE_NS);
 		if (mdir_mtimes(f->md, &c2, &n2, &err) < 0)
 			goto out;
 		if (wall_ns() - (c2 > n2 ? c2 : n2) < MTIME_SETTLE_NS)
@@ -1702,13 +1693,18 @@ void folder_save_deferred_bookmark(struct worker *w, struct folder *f)
 		f->bookmark_deferred = false;
 }
 
-int64_t folder_verify_due(struct folder *f)
+static bool verify_wanted(const struct folder *f)
+{
+	return f->verify_pending && f->status == FOLDER_OK &&
+	       !f->bookmark_deferred && f->md != NULL;
+}
+
+int64_t folder_verify_due(const struct folder *f)
 {
 	int64_t c = 0, n = 0;
 	char *err = NULL;
 
-	if (!f->verify_pending || f->status != FOLDER_OK ||
-	    f->bookmark_deferred || f->md == NULL)
+	if (!verify_wanted(f))
 		return -1;
 	if (mdir_mtimes(f->md, &c, &n, &err) < 0) {
 		free(err);
@@ -1719,7 +1715,8 @@ int64_t folder_verify_due(struct folder *f)
 
 void folder_verify(struct worker *w, struct folder *f)
 {
-	if (folder_verify_due(f) < 0)
+	/* verify_local() waits itself if the folder changed again since */
+	if (!verify_wanted(f))
 		return;
 	f->verify_pending = false;
 	verify_local(w, f);
@@ -1789,7 +1786,8 @@ int folder_execute(struct worker *w, struct folder *f)
 	    execute_flags(w, f) < 0 ||
 	    execute_deletions(w, f) < 0)
 		ret = -1;
-	if (ret == 0 && f->n_dl > 0 && execute_downloads(w, f) < 0)
+	if (ret == 0 && f->n_dl > 0 &&
+	    execute_downloads(w, f, f->dl_uids, f->n_dl) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_ul > 0 && execute_uploads(w, f) < 0)
 		ret = -1;

@@ -233,7 +233,7 @@ int folder_execute(struct worker *w, struct folder *f);
 void folder_save_deferred_bookmark(struct worker *w, struct folder *f);
 /* After that: when (wall clock, ns) the folder's directories are old
  * enough to be trusted, or -1 when it needs no verify. */
-int64_t folder_verify_due(struct folder *f);
+int64_t folder_verify_due(const struct folder *f);
 /* Read a folder this run changed once more and, when it holds just what
  * the state says, store its mtimes so that the next run need not read
  * it. Call once folder_verify_due() has passed. */
@@ -307,8 +307,12 @@ void report_plan(struct engine *e, struct folder *f);
 void report_summary(struct engine *e);
 void report_progress(struct engine *e, bool final);
 
-/* util */
+/* util (engine.c) */
 int64_t now_ms(void);
+/* CLOCK_REALTIME in ns (comparable with file times) */
+int64_t wall_ns(void);
+/* Sleep until the CLOCK_REALTIME instant `until` (ns); at once if past. */
+void sleep_until_wall_ns(int64_t until);
 int cmp_u32(const void *a, const void *b);
 
 #endif
