@@ -874,6 +874,7 @@ void folder_plan(struct engine *e, struct folder *f)
 
 struct dl_pending {
 	uint32_t uid;
+	int64_t jid;                /* its journal entry */
 	char *base;
 	unsigned flags;
 	struct msg_ident id;
@@ -886,18 +887,21 @@ struct dl_ctx {
 	struct ident_ctx *ic;
 	struct dl_pending *pend;
 	size_t n_pend, a_pend;
-	int64_t *jids;              /* journal id per uid of the batch */
+	int64_t *jids;              /* journal id per uid of the batch, 0
+				       once its body has come */
 	const uint32_t *uids;
 	size_t n_uids;
 	char *error;
 };
 
-static int64_t dl_journal_id(struct dl_ctx *d, uint32_t uid)
+/* The journal id slot of a UID of the batch, or NULL for a UID we did not
+ * ask for. */
+static int64_t *dl_journal_slot(struct dl_ctx *d, uint32_t uid)
 {
 	const uint32_t *hit = bsearch(&uid, d->uids, d->n_uids,
 				      sizeof(uint32_t), cmp_u32);
 
-	return hit ? d->jids[hit - d->uids] : 0;
+	return hit ? &d->jids[hit - d->uids] : NULL;
 }
 
 /* Commit downloaded files to the state: pairs in, journal entries out,
@@ -925,8 +929,6 @@ static int dl_flush(struct dl_ctx *d)
 	for (i = 0; i < d->n_pend; i++) {
 		struct dl_pending *p = &d->pend[i];
 		struct state_msg m = { 0 };
-		int64_t jid = dl_journal_id(d, p->uid);
-
 		m.uid = p->uid;
 		m.base = p->base;
 		m.flags = p->flags;
@@ -935,7 +937,7 @@ static int dl_flush(struct dl_ctx *d)
 		memcpy(m.hhash, p->id.hhash, sizeof(m.hhash));
 		m.have_hhash = true;
 		if (state_msg_put(st, d->f->sf.id, &m) < 0 ||
-		    (jid && state_journal_remove(st, jid) < 0)) {
+		    state_journal_remove(st, p->jid) < 0) {
 			(void)state_rollback(st);
 			goto fail;
 		}
@@ -1001,18 +1003,26 @@ static int dl_done(void *ctx, const struct imap_fetch *fe)
 {
 	struct dl_ctx *d = ctx;
 	struct dl_pending *p;
+	int64_t *slot;
 	char *err = NULL;
 
 	if (d->mw == NULL)
 		return 0;   /* a FETCH without a body (e.g. unsolicited flags) */
-	if (fe->uid == 0 || dl_journal_id(d, fe->uid) == 0) {
-		/* not one we asked for */
+	slot = fe->uid ? dl_journal_slot(d, fe->uid) : NULL;
+	if (slot == NULL || *slot == 0) {
+		/* not one we asked for, or its body came already */
 		mdir_writer_abort(&d->mw);
 		return 0;
 	}
 	ALLOC_GROW(d->pend, d->n_pend + 1, d->a_pend);
 	p = &d->pend[d->n_pend];
 	memset(p, 0, sizeof(*p));
+	/* The entry is the pending file's from now on: dl_flush() removes
+	 * it with the pair, the clean-up below leaves it alone. Removing an
+	 * entry twice is not harmless: another worker may have been given
+	 * the freed id for a step of its own. */
+	p->jid = *slot;
+	*slot = 0;
 	ident_finish(d->ic, &p->id);
 	ident_free(&d->ic);
 	if (fe->has_size)
@@ -1100,8 +1110,10 @@ static int execute_downloads(struct worker *w, struct folder *f,
 			mdir_writer_abort(&d.mw);
 		if (dl_flush(&d) < 0)
 			ret = -1;
-		/* Journal entries of UIDs that never came (expunged meanwhile)
-		 * are dropped; the next comparison sorts them out. */
+		/* Journal entries of UIDs whose bodies never came (expunged
+		 * meanwhile) are dropped; the next comparison sorts them out.
+		 * The others were removed with their pairs, or stay for the
+		 * next run's recovery if that commit failed. */
 		if (ret == 0) {
 			bool open = false;
 
