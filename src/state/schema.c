@@ -86,6 +86,34 @@ static const struct schema_step schema_steps[] = {
 	     once (state_msg_known_content) */
 	  "CREATE INDEX messages_hhash ON messages(hhash, size)"
 	  " WHERE hhash IS NOT NULL;" },
+	{ 4,
+	  /* journal ids are never handed out twice: a plain rowid key
+	     gives a removed last entry's id to the next entry, so a
+	     worker that removed its entry a second time could delete
+	     another worker's (a copy of the table, as SQLite cannot add
+	     AUTOINCREMENT to a column in place) */
+	  "CREATE TABLE journal_v4 ("
+	  " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  " folder_id INTEGER"
+	  "  REFERENCES folders(id) ON DELETE CASCADE,"
+	  " op INTEGER NOT NULL CHECK (op > 0),"
+	  " uid INTEGER NOT NULL DEFAULT 0,"
+	  " base TEXT,"
+	  " aux INTEGER NOT NULL DEFAULT 0,"
+	  " aux_uid INTEGER NOT NULL DEFAULT 0,"
+	  " flags INTEGER NOT NULL DEFAULT 0,"
+	  " size INTEGER NOT NULL DEFAULT 0,"
+	  " msgid TEXT,"
+	  " hhash BLOB CHECK (hhash IS NULL OR length(hhash) = 16),"
+	  " created INTEGER NOT NULL"
+	  ");"
+	  "INSERT INTO journal_v4 (id, folder_id, op, uid, base, aux,"
+	  " aux_uid, flags, size, msgid, hhash, created)"
+	  " SELECT id, folder_id, op, uid, base, aux, aux_uid, flags, size,"
+	  " msgid, hhash, created FROM journal;"
+	  "DROP TABLE journal;"
+	  "ALTER TABLE journal_v4 RENAME TO journal;"
+	  "CREATE INDEX journal_folder ON journal(folder_id, id);" },
 };
 
 /* Keep the header's number and the table in step. */

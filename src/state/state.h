@@ -32,7 +32,7 @@
 struct state;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 3
+#define STATE_SCHEMA_VERSION 4
 /* How long a call waits for another connection's lock by default, in
  * milliseconds; it tries again every 50 us to 1 ms meanwhile. */
 #define STATE_BUSY_TIMEOUT_MS 15000

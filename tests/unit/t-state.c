@@ -465,6 +465,16 @@ static void test_journal(struct state *st)
 	ok(n == 2 && arr[1].folder_id == 0, "folder 0 kept as 0");
 	state_journal_free(arr, n);
 	is_int(state_journal_remove(st, e.id), 0, "remove it");
+	{
+		/* the removed entry had the highest id: a plain rowid would
+		 * give its id to the next entry */
+		int64_t old_id = e.id;
+
+		is_int(state_journal_add(st, &e), 0, "add after removing the last");
+		ok(e.id > old_id, "a removed entry's id is not handed out again "
+		   "(%lld after %lld)", (long long)e.id, (long long)old_id);
+		is_int(state_journal_remove(st, e.id), 0, "remove that too");
+	}
 	e.op = 0;
 	ok(state_journal_add(st, &e) == -1, "op 0 refused");
 	e.op = J_COPY;
@@ -549,6 +559,54 @@ static void test_migration(void)
 	is_int(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE "
 		       "type = 'table' AND name IN ('folders', 'messages', "
 		       "'journal')"), 3, "tables created");
+	free(path);
+
+	/* version 3: journal ids were plain rowids */
+	path = xasprintf("%s/v3.db", dir);
+	st = open_ok(dir, "v3");
+	ok(st != NULL && add_folder(st, "INBOX") > 0, "v3: a database");
+	state_close(&st);
+	ok(raw_exec(path,
+		    "DROP TABLE journal;"
+		    "CREATE TABLE journal (id INTEGER PRIMARY KEY,"
+		    " folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,"
+		    " op INTEGER NOT NULL CHECK (op > 0),"
+		    " uid INTEGER NOT NULL DEFAULT 0, base TEXT,"
+		    " aux INTEGER NOT NULL DEFAULT 0,"
+		    " aux_uid INTEGER NOT NULL DEFAULT 0,"
+		    " flags INTEGER NOT NULL DEFAULT 0,"
+		    " size INTEGER NOT NULL DEFAULT 0, msgid TEXT,"
+		    " hhash BLOB CHECK (hhash IS NULL OR length(hhash) = 16),"
+		    " created INTEGER NOT NULL);"
+		    "CREATE INDEX journal_folder ON journal(folder_id, id);"
+		    "INSERT INTO journal (id, folder_id, op, uid, created)"
+		    " VALUES (7, 1, 1, 42, 1700000000);"
+		    "PRAGMA user_version = 3") == 0, "v3: journal as version 3 had it");
+	st = open_ok(dir, "v3");
+	ok(st != NULL, "v3 opened");
+	if (st != NULL) {
+		struct journal_entry *arr = NULL, e = { 0 };
+		size_t n = 0;
+
+		is_int(state_journal_list(st, 0, &arr, &n), 0, "v3: list");
+		ok(n == 1 && arr[0].id == 7 && arr[0].uid == 42 &&
+		   arr[0].folder_id == 1 && arr[0].created == 1700000000,
+		   "v3: the entry survives the upgrade with its id");
+		state_journal_free(arr, n);
+		is_int(state_journal_remove(st, 7), 0, "v3: remove it");
+		e.folder_id = 1;
+		e.op = J_DOWNLOAD;
+		e.uid = 43;
+		is_int(state_journal_add(st, &e), 0, "v3: add one");
+		ok(e.id > 7, "v3: its id is new (%lld)", (long long)e.id);
+		journal_entry_release(&e);
+		state_close(&st);
+	}
+	is_int(raw_int(path, "PRAGMA user_version"), STATE_SCHEMA_VERSION,
+	       "v3: upgraded to current");
+	is_int(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE "
+		       "name IN ('journal', 'journal_folder', 'journal_v4')"), 2,
+	       "v3: journal and its index, no left-over copy");
 	free(path);
 
 	path = xasprintf("%s/new.db", dir);
