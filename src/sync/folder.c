@@ -929,6 +929,7 @@ static int dl_flush(struct dl_ctx *d)
 	for (i = 0; i < d->n_pend; i++) {
 		struct dl_pending *p = &d->pend[i];
 		struct state_msg m = { 0 };
+
 		m.uid = p->uid;
 		m.base = p->base;
 		m.flags = p->flags;

@@ -167,9 +167,10 @@ cl_write_msg() {
 # fork of awk and sleep(1) (about 10 ms on a slow VM, as long as the
 # kill delays themselves).
 cl_ms_sleep() {
+	local frac
 	[ -n "${CL__SLEEP_FD:-}" ] || exec {CL__SLEEP_FD}<> <(:)
-	read -r -t "$(( $1 / 1000 )).$(printf '%03d' $(( $1 % 1000 )))" \
-		-u "$CL__SLEEP_FD" _ || :
+	printf -v frac '%03d' $(( $1 % 1000 ))
+	read -r -t "$(( $1 / 1000 )).$frac" -u "$CL__SLEEP_FD" _ || :
 }
 
 cl__gen() {	# cl__gen DIR COUNT TAG FOLDER SUFFIX: write the files
