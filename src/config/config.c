@@ -517,7 +517,7 @@ enum akey {
 	AK_NAME, AK_HOST, AK_PORT, AK_TLS, AK_CA_FILE, AK_FINGERPRINT,
 	AK_USER, AK_PASSWORD, AK_PASSWORD_COMMAND, AK_PASSWORD_FILE,
 	AK_TOKEN_COMMAND, AK_AUTH, AK_ALLOW_PLAINTEXT, AK_MAILDIR, AK_LAYOUT,
-	AK_FOLDERS, AK_SYNC, AK_CONNECTIONS, AK_COUNT_
+	AK_FOLDERS, AK_SYNC, AK_CONNECTIONS, AK_WATCH, AK_POLL, AK_COUNT_
 };
 static const char *const account_keys[AK_COUNT_] = {
 	[AK_NAME] = "name", [AK_HOST] = "host", [AK_PORT] = "port",
@@ -528,7 +528,8 @@ static const char *const account_keys[AK_COUNT_] = {
 	[AK_TOKEN_COMMAND] = "token_command", [AK_AUTH] = "auth",
 	[AK_ALLOW_PLAINTEXT] = "allow_plaintext", [AK_MAILDIR] = "maildir",
 	[AK_LAYOUT] = "layout", [AK_FOLDERS] = "folders", [AK_SYNC] = "sync",
-	[AK_CONNECTIONS] = "connections",
+	[AK_CONNECTIONS] = "connections", [AK_WATCH] = "watch",
+	[AK_POLL] = "poll",
 };
 
 enum skey { SK_NEW, SK_FLAGS, SK_DELETIONS, SK_MOVES, SK_FOLDERS, SK_COUNT_ };
@@ -793,6 +794,10 @@ static int load_account(struct loader *l, const yaml_node_t *map,
 	a->include = xmalloc(sizeof(char *));
 	a->include[0] = xstrdup("*");
 	a->n_include = 1;
+	a->watch = xmalloc(sizeof(char *));
+	a->watch[0] = xstrdup("INBOX");
+	a->n_watch = 1;
+	a->poll = 300;
 
 	if (walk_mapping(l, map, "accounts", "", account_keys, AK_COUNT_,
 			 keys, values) < 0)
@@ -883,6 +888,18 @@ static int load_account(struct loader *l, const yaml_node_t *map,
 		case AK_CONNECTIONS:
 			r = get_uint(l, n, key, 1, 32, &a->connections);
 			break;
+		case AK_WATCH:
+			r = get_list(l, n, key, &a->watch, &a->n_watch);
+			break;
+		case AK_POLL: {
+			const char *s;
+
+			r = scalar_text(l, n, key, STR_TEXT, &s);
+			if (r == 0 && config_parse_duration(s, &a->poll) < 0)
+				r = fail(l, n, key, "'%s' is not a duration "
+					 "from 1s to 24h (e.g. 30s, 5m, 1h)", s);
+			break;
+		}
 		case AK_COUNT_:
 			BUG("bad account key %zu", i);
 		}
@@ -908,6 +925,7 @@ static void account_release(struct account_config *a)
 	free(a->maildir);
 	free_list(&a->include, &a->n_include);
 	free_list(&a->exclude, &a->n_exclude);
+	free_list(&a->watch, &a->n_watch);
 }
 
 void config_free(struct config **cp)

@@ -45,6 +45,11 @@ struct account_config {
 	enum sync_dir sync_new, sync_flags, sync_deletions, sync_moves,
 		sync_folders;
 	unsigned connections;   /* 1..32, default 4 */
+	char **watch;           /* sync --watch without NOTIFY: folders to
+				   IDLE on (UTF-8 names); default INBOX */
+	size_t n_watch;
+	unsigned poll;          /* sync --watch: seconds between STATUS
+				   sweeps of the other folders; default 300 */
 	const char *file;       /* borrowed from struct config: where the */
 	unsigned line;          /* account was defined, for messages */
 };
@@ -98,6 +103,11 @@ int config_get_secret(const struct account_config *a, char **secret_r,
  * FNM_PATHNAME, so "*" also matches "a/b"; a pattern also matches the name
  * equal to it, so "[Gmail]/All Mail" needs no escaping). */
 bool config_folder_selected(const struct account_config *a, const char *name);
+
+/* A duration: a number of seconds, optionally followed by s, m or h
+ * ("90", "30s", "5m", "1h"). 0 with *seconds_r, or -1 when malformed or
+ * longer than a day. */
+int config_parse_duration(const char *s, unsigned *seconds_r);
 
 /* Names for messages: "implicit", "starttls", "none"; "auto", "plain", ...;
  * "verbatim", "maildir++"; "both", "pull", "push", "none". */

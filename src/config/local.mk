@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 libtwinbox_a_SOURCES += \
 	src/config/config.c src/config/config.h \
-	src/config/secret.c
+	src/config/secret.c src/config/duration.c
 
 
 check_PROGRAMS += tests/unit/t-config

@@ -878,6 +878,58 @@ static void test_select(void)
 	config_free(&c);
 }
 
+/* watch: and poll: (sync --watch) */
+static void test_watch(void)
+{
+	struct config *c;
+	unsigned secs = 0;
+
+	c = load_ok(BASE, "watch defaults");
+	if (c != NULL) {
+		ok(c->accounts[0].n_watch == 1 &&
+		   strcmp(c->accounts[0].watch[0], "INBOX") == 0,
+		   "watch: default [INBOX]");
+		is_int(c->accounts[0].poll, 300, "poll: default 5m");
+	}
+	config_free(&c);
+	c = load_ok(BASE "    watch: [INBOX, Lists/dev]\n    poll: 90s\n",
+		    "watch list");
+	if (c != NULL) {
+		ok(c->accounts[0].n_watch == 2 &&
+		   strcmp(c->accounts[0].watch[1], "Lists/dev") == 0,
+		   "watch: two folders");
+		is_int(c->accounts[0].poll, 90, "poll: 90s");
+	}
+	config_free(&c);
+	c = load_ok(BASE "    watch: []\n    poll: 1h\n", "watch empty");
+	if (c != NULL) {
+		is_int(c->accounts[0].n_watch, 0, "watch: [] means none");
+		is_int(c->accounts[0].poll, 3600, "poll: 1h");
+	}
+	config_free(&c);
+	err(BASE "    poll: soon\n", "7:11: key 'poll': 'soon' is not a "
+	    "duration from 1s to 24h (e.g. 30s, 5m, 1h)", "poll word");
+	err(BASE "    poll: 0s\n", "7:11: key 'poll': '0s' is not a "
+	    "duration from 1s to 24h (e.g. 30s, 5m, 1h)", "poll zero");
+	err(BASE "    watch: {a: 1}\n", "7:12: key 'watch': expected a list "
+	    "of patterns, got a mapping", "watch mapping");
+
+	ok(config_parse_duration("45", &secs) == 0 && secs == 45,
+	   "duration: bare seconds");
+	ok(config_parse_duration("5m", &secs) == 0 && secs == 300,
+	   "duration: minutes");
+	ok(config_parse_duration("24h", &secs) == 0 && secs == 86400,
+	   "duration: a day");
+	ok(config_parse_duration("25h", &secs) < 0, "duration: over a day");
+	ok(config_parse_duration("99999999999999999999", &secs) < 0,
+	   "duration: overflow");
+	ok(config_parse_duration("5mm", &secs) < 0 &&
+	   config_parse_duration("m", &secs) < 0 &&
+	   config_parse_duration("", &secs) < 0 &&
+	   config_parse_duration("-5", &secs) < 0 &&
+	   config_parse_duration("5 m", &secs) < 0, "duration: malformed");
+}
+
 static void test_names(void)
 {
 	is_str(config_tls_name(TLS_STARTTLS), "starttls", "tls name");
@@ -919,6 +971,7 @@ int main(void)
 	test_limits();
 	test_select();
 	test_names();
+	test_watch();
 
 	rm_rf(tmpdir);
 	return tap_done();
