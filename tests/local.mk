@@ -86,3 +86,10 @@ EXTRA_DIST += \
 	tests/integration/t-moves-crash.sh \
 	tests/integration/t-renames.sh \
 	tests/integration/crash-lib.sh
+
+# sync --watch (tests/integration/watch-lib.sh): IDLE, inotify, signals.
+TB_WATCH_TESTS = \
+	tests/integration/t-watch.sh \
+	tests/integration/t-watch-idle.sh
+TESTS += $(TB_WATCH_TESTS)
+EXTRA_DIST += $(TB_WATCH_TESTS) tests/integration/watch-lib.sh

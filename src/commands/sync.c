@@ -9,15 +9,9 @@
 #include "sync/sync.h"
 #include "sync/remote-imap.h"
 #include "util/log.h"
+#include "watch/watch.h"
 
-#include <errno.h>
-#include <poll.h>
-#include <sys/inotify.h>
 #include <unistd.h>
-
-/* --watch: how long to wait for a local change before looking at the
- * servers again (the STATUS precheck makes that look cheap). */
-#define WATCH_POLL_SECONDS 60
 
 static bool folder_selected(void *ctx, const char *name)
 {
@@ -26,9 +20,9 @@ static bool folder_selected(void *ctx, const char *name)
 
 /* The folders named for this account by ACCOUNT:FOLDER targets; *all_r
  * when a bare ACCOUNT target (or no target) asks for everything. */
-static const char **targets_for(const struct account_config *a,
-				char **targets, size_t n_targets,
-				size_t *n_r, bool *all_r, bool *any_r)
+const char **account_targets(const struct account_config *a,
+			     char **targets, size_t n_targets,
+			     size_t *n_r, bool *all_r, bool *any_r)
 {
 	const char **out = xcalloc(n_targets + 1, sizeof(*out));
 	size_t i, n = 0, len = strlen(a->name);
@@ -52,6 +46,63 @@ static const char **targets_for(const struct account_config *a,
 	return out;
 }
 
+int account_sync(const struct config *c, const struct account_config *a,
+		 const struct global_opts *g, const struct sync_opts *so,
+		 const char *const *folders, size_t n_folders,
+		 bool status_only, const struct account_conn *held)
+{
+	struct account_conn ac;
+	struct sync_account sa;
+	struct sync_options o;
+	struct remote_factory rf;
+	char *err = NULL;
+	int r;
+
+	if (held != NULL) {
+		ac = *held;
+	} else if (account_conn_init(a, &ac, &err) < 0) {
+		log_error("%s: %s", a->name, err);
+		free(err);
+		return TB_EXIT_USAGE;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.name = a->name;
+	sa.maildir = a->maildir;
+	sa.layout = account_layout(a);
+	sa.state_dir = c->state_dir;
+	sa.dir_new = a->sync_new;
+	sa.dir_flags = a->sync_flags;
+	sa.dir_deletions = a->sync_deletions;
+	sa.dir_moves = a->sync_moves;
+	sa.dir_folders = a->sync_folders;
+	sa.connections = a->connections;
+	sa.selected = folder_selected;
+	sa.selected_ctx = (void *)a;
+
+	memset(&o, 0, sizeof(o));
+	o.dry_run = so->dry_run || status_only;
+	o.status_only = status_only;
+	o.full = so->full;
+	o.force = so->force;
+	o.pull_only = so->pull_only;
+	o.push_only = so->push_only;
+	o.folders = folders;
+	o.n_folders = folders != NULL ? n_folders : 0;
+	o.json = g->json;
+	o.progress = !g->json && !g->quiet && !status_only &&
+		     !so->dry_run && !so->watch && isatty(STDERR_FILENO) &&
+		     isatty(STDOUT_FILENO);
+	o.summary = g->verbosity >= 1 && !g->json;
+	o.lock_held = held != NULL;
+
+	rf.open = remote_imap_open;
+	rf.ctx = &ac.set;
+	r = sync_account_run(&sa, &rf, &o);
+	if (held == NULL)
+		account_conn_release(&ac);
+	return r;
+}
+
 static int run(const struct config *c, const struct global_opts *g,
 	       const struct sync_opts *so, char **targets, size_t n_targets,
 	       bool status_only)
@@ -61,144 +112,27 @@ static int run(const struct config *c, const struct global_opts *g,
 
 	for (i = 0; i < c->n_accounts; i++) {
 		const struct account_config *a = &c->accounts[i];
-		struct account_conn ac;
-		struct sync_account sa;
-		struct sync_options o;
-		struct remote_factory rf;
 		const char **folders;
 		size_t n_folders;
 		bool all, any;
-		char *err = NULL;
-		int r;
 
-		folders = targets_for(a, targets, n_targets, &n_folders, &all,
+		folders = account_targets(a, targets, n_targets, &n_folders, &all,
 				      &any);
-		if (!any) {
-			free(folders);
-			continue;
-		}
-		if (account_conn_init(a, &ac, &err) < 0) {
-			log_error("%s: %s", a->name, err);
-			free(err);
-			free(folders);
-			code = tb_exit_merge(code, TB_EXIT_USAGE);
-			continue;
-		}
-		memset(&sa, 0, sizeof(sa));
-		sa.name = a->name;
-		sa.maildir = a->maildir;
-		sa.layout = account_layout(a);
-		sa.state_dir = c->state_dir;
-		sa.dir_new = a->sync_new;
-		sa.dir_flags = a->sync_flags;
-		sa.dir_deletions = a->sync_deletions;
-		sa.dir_moves = a->sync_moves;
-		sa.dir_folders = a->sync_folders;
-		sa.connections = a->connections;
-		sa.selected = folder_selected;
-		sa.selected_ctx = (void *)a;
-
-		memset(&o, 0, sizeof(o));
-		o.dry_run = so->dry_run || status_only;
-		o.status_only = status_only;
-		o.full = so->full;
-		o.force = so->force;
-		o.pull_only = so->pull_only;
-		o.push_only = so->push_only;
-		o.folders = all ? NULL : folders;
-		o.n_folders = all ? 0 : n_folders;
-		o.json = g->json;
-		o.progress = !g->json && !g->quiet && !status_only &&
-			     !so->dry_run && isatty(STDERR_FILENO) &&
-			     isatty(STDOUT_FILENO);
-		o.summary = g->verbosity >= 1 && !g->json;
-
-		rf.open = remote_imap_open;
-		rf.ctx = &ac.set;
-		r = sync_account_run(&sa, &rf, &o);
-		code = tb_exit_merge(code, r);
-		account_conn_release(&ac);
+		if (any)
+			code = tb_exit_merge(code, account_sync(c, a, g, so,
+				all ? NULL : folders, n_folders, status_only,
+				NULL));
 		free(folders);
 	}
 	return code;
 }
 
-/* Watch cur/ and new/ of every local folder of every account. */
-static int watch_local(const struct config *c)
-{
-	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	size_t i, j;
-
-	if (fd < 0)
-		return -1;
-	for (i = 0; i < c->n_accounts; i++) {
-		const struct account_config *a = &c->accounts[i];
-		char **names = NULL;
-		size_t n = 0;
-		char *err = NULL;
-
-		if (mdir_list_folders(a->maildir, account_layout(a), &names, &n,
-				      &err) < 0) {
-			free(err);
-			continue;
-		}
-		for (j = 0; j < n; j++) {
-			char *path = NULL, *sub;
-
-			if (mdir_map_name(a->maildir, account_layout(a), names[j],
-					  &path, &err) < 0) {
-				FREE_AND_NULL(err);
-				continue;
-			}
-			sub = xasprintf("%s/cur", path);
-			(void)inotify_add_watch(fd, sub, IN_CREATE | IN_DELETE |
-						IN_MOVED_FROM | IN_MOVED_TO);
-			free(sub);
-			sub = xasprintf("%s/new", path);
-			(void)inotify_add_watch(fd, sub, IN_CREATE | IN_DELETE |
-						IN_MOVED_FROM | IN_MOVED_TO);
-			free(sub);
-			free(path);
-		}
-		mdir_names_free(names, n);
-	}
-	return fd;
-}
-
-/* Wait until a local folder changes or the poll interval passes. */
-static void watch_wait(const struct config *c)
-{
-	int fd = watch_local(c);
-	struct pollfd pfd;
-	char buf[4096];
-
-	if (fd < 0) {
-		sleep(WATCH_POLL_SECONDS);
-		return;
-	}
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	if (poll(&pfd, 1, WATCH_POLL_SECONDS * 1000) > 0) {
-		/* let a reader finish a burst of renames before syncing */
-		do {
-			while (read(fd, buf, sizeof(buf)) > 0)
-				;
-		} while (poll(&pfd, 1, 1000) > 0);
-	}
-	close(fd);
-}
-
 int cmd_sync(const struct config *c, const struct global_opts *g,
 	     const struct sync_opts *o)
 {
-	int code;
-
-	for (;;) {
-		code = run(c, g, o, o->targets, o->n_targets, false);
-		if (!o->watch || code == TB_EXIT_USAGE || code == TB_EXIT_AUTH)
-			return code;
-		watch_wait(c);
-	}
+	if (o->watch)
+		return watch_run(c, g, o);
+	return run(c, g, o, o->targets, o->n_targets, false);
 }
 
 int cmd_status(const struct config *c, const struct global_opts *g,

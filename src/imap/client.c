@@ -94,6 +94,7 @@ struct imap_client {
 	struct imap_cmd *cont_wait;     /* partly sent, needs a "+" */
 	struct imap_op *op;             /* running operation, borrowed */
 	struct imap_op idle_op;         /* for responses outside operations */
+	struct imap_op idle_wait;       /* imap_idle_begin() .. _end() */
 	uint32_t exists;
 	char delim;
 	bool delim_known;
@@ -2167,4 +2168,117 @@ int imap_idle(struct imap_client *c, unsigned timeout, bool *changed_r,
 	r = run(c);
 	*changed_r = op.changed;
 	return op_end(c, &op, r, error_r);
+}
+
+/* ---- IDLE inside an event loop ---- */
+
+int imap_client_fd(const struct imap_client *c)
+{
+	return net_conn_fd(c->conn);
+}
+
+int imap_idle_begin(struct imap_client *c, char **error_r)
+{
+	struct imap_op *op = &c->idle_wait;
+	struct imap_cmd *cmd;
+	int r = 0;
+
+	if (!(c->caps & IMAP_CAP_IDLE)) {
+		c->failure = IMAP_FAIL_NO;
+		*error_r = xstrdup("the server does not offer IDLE");
+		return -1;
+	}
+	if (op_begin(c, op, error_r) < 0)
+		return -1;
+	cmd = new_cmd(c, "IDLE");
+	cmd->exclusive = true;
+	cmd->cont = idle_cont;
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	c->idling = false;
+	while (op->pending > 0 && !c->idling && r == 0) {
+		r = send_ready(c);
+		if (r == 0)
+			r = read_response(c);
+	}
+	if (r < 0 || op->pending == 0) {
+		c->idling = false;
+		if (op_end(c, op, r, error_r) < 0)
+			return -1;
+		c->failure = IMAP_FAIL_NO;
+		*error_r = xstrdup("IDLE ended at once");
+		return -1;
+	}
+	return 0;
+}
+
+int imap_idle_check(struct imap_client *c, bool *changed_r, char **error_r)
+{
+	struct imap_op *op = &c->idle_wait;
+	char *err = NULL;
+
+	*changed_r = false;
+	if (c->op != op)
+		BUG("%s: no IDLE running", __func__);
+	if (net_conn_poll_input(c->conn, &err) < 0) {
+		client_fail_net(c, err);
+		goto failed;
+	}
+	for (;;) {
+		const struct imap_response *r = NULL;
+		const char *data;
+		size_t len, used = 0;
+		int ret;
+
+		data = net_conn_input(c->conn, &len);
+		if (len == 0)
+			break;
+		ret = imap_parser_feed(c->parser, data, len, &used, &r);
+		if (used > 0 && log_enabled(LOG_TRACE))
+			imap_rtrace_feed(&c->rtrace, data, used);
+		if (ret < 0) {
+			client_fail(c, IMAP_FAIL_PROTO,
+				    "bad response from server: %s",
+				    imap_parser_error(c->parser));
+			goto failed;
+		}
+		net_conn_consume(c->conn, used);
+		if (ret == 0)
+			break;
+		if (dispatch(c, r) < 0)
+			goto failed;
+	}
+	*changed_r = op->changed;
+	op->changed = false;
+	if (op->pending > 0 && !c->broken && net_conn_at_eof(c->conn)) {
+		client_fail(c, IMAP_FAIL_NET, "connection closed by '%s'",
+			    c->host);
+		goto failed;
+	}
+	if (op->pending > 0 && !c->broken)
+		return 0;
+failed:
+	c->idling = false;
+	if (op_end(c, op, c->broken ? -1 : 0, error_r) == 0) {
+		c->failure = IMAP_FAIL_NO;
+		*error_r = xstrdup("the server ended IDLE");
+	}
+	return -1;
+}
+
+int imap_idle_end(struct imap_client *c, bool *changed_r, char **error_r)
+{
+	struct imap_op *op = &c->idle_wait;
+	int r = 0;
+
+	if (c->op != op)
+		BUG("%s: no IDLE running", __func__);
+	if (op->pending > 0 && !c->broken) {
+		log_trace("%s: C: DONE", c->label);
+		r = send_bytes(c, "DONE\r\n", 6);
+	}
+	c->idling = false;
+	if (r == 0)
+		r = run(c);
+	*changed_r = op->changed;
+	return op_end(c, op, r, error_r);
 }

@@ -264,6 +264,22 @@ int imap_noop(struct imap_client *c, char **error_r);
 int imap_idle(struct imap_client *c, unsigned timeout, bool *changed_r,
 	      char **error_r);
 
+/* ---- IDLE inside an event loop (sync --watch) ----
+ *
+ * imap_idle_begin() sends IDLE (RFC 2177) for the selected folder and
+ * waits for the server's go-ahead; the connection then belongs to the
+ * IDLE until imap_idle_end(). Meanwhile the caller polls imap_client_fd()
+ * for input and calls imap_idle_check(), which never waits. Without the
+ * IDLE capability imap_idle_begin() fails with IMAP_FAIL_NO. */
+int imap_idle_begin(struct imap_client *c, char **error_r);
+int imap_client_fd(const struct imap_client *c);
+/* Handle what the server sent so far. *changed_r: the folder changed
+ * (EXISTS, EXPUNGE, FETCH, VANISHED). -1 when the connection failed or
+ * the server ended the IDLE by itself. */
+int imap_idle_check(struct imap_client *c, bool *changed_r, char **error_r);
+/* DONE, then wait for the IDLE's tagged reply (bounded by io_timeout). */
+int imap_idle_end(struct imap_client *c, bool *changed_r, char **error_r);
+
 /* ---- uid sets ---- */
 /* Compress sorted uids into "1:5,9,12:14" (malloc'ed). */
 char *imap_uidset_make(const uint32_t *uids, size_t n);

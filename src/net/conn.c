@@ -279,6 +279,16 @@ bool net_conn_is_tls(const struct net_conn *c)
 	return c->ssl != NULL;
 }
 
+int net_conn_fd(const struct net_conn *c)
+{
+	return c->fd;
+}
+
+bool net_conn_at_eof(const struct net_conn *c)
+{
+	return c->eof;
+}
+
 const char *net_conn_tls_info(const struct net_conn *c)
 {
 	return c->tls_info;

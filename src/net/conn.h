@@ -72,6 +72,10 @@ void net_conn_free(struct net_conn **c);
 int net_conn_start_tls(struct net_conn *c, const struct net_tls_settings *set,
 		       char **error_r) ATTR_WARN_UNUSED;
 bool net_conn_is_tls(const struct net_conn *c);
+/* The socket, for an owner that polls several connections itself. */
+int net_conn_fd(const struct net_conn *c);
+/* The peer closed the connection (everything it sent may still be buffered). */
+bool net_conn_at_eof(const struct net_conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" without TLS (static/owned by c). */
 const char *net_conn_tls_info(const struct net_conn *c);
 enum net_failure net_conn_failure(const struct net_conn *c);

@@ -154,3 +154,32 @@ void state_unlock(int *fd)
 	close(*fd);
 	*fd = -1;
 }
+
+void state_lock_mark_watcher(int fd)
+{
+	char text[48];
+	int n = snprintf(text, sizeof(text), "%ld watch\n", (long)getpid());
+
+	if (ftruncate(fd, 0) == 0 && n > 0 && (size_t)n < sizeof(text) &&
+	    pwrite(fd, text, (size_t)n, 0) != n) {
+		/* as in state_lock(): only for people */
+	}
+}
+
+bool state_lock_is_watcher(const char *dir, const char *account, long *pid_r)
+{
+	char *path = xasprintf("%s/%s.lock", dir, account), text[48];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n = -1;
+
+	free(path);
+	if (fd >= 0) {
+		n = read(fd, text, sizeof(text) - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	*pid_r = strtol(text, NULL, 10);
+	return strstr(text, " watch\n") != NULL;
+}

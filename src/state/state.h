@@ -246,5 +246,10 @@ int state_lock(const char *dir, const char *account, int *fd_r,
 	       char **error_r) ATTR_WARN_UNUSED;
 /* Release the lock and set *fd to -1; nothing if *fd < 0. */
 void state_unlock(int *fd);
+/* Mark a held lock as a watcher's (sync --watch): "PID watch" in the file. */
+void state_lock_mark_watcher(int fd);
+/* Whether the lock file of the account says a watcher holds it; the
+ * watcher's pid in *pid_r. */
+bool state_lock_is_watcher(const char *dir, const char *account, long *pid_r);
 
 #endif

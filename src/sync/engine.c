@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,11 +29,22 @@ int sync_exit_merge(int a, int b)
 
 static atomic_long crash_counter;
 static long crash_at = -1;
+static volatile sig_atomic_t stop_requested;
+
+void sync_request_stop(void)
+{
+	stop_requested = 1;
+}
 
 void sync_crash_point(const char *what)
 {
 	long n;
 
+	if (stop_requested) {
+		log_info("stopping at a safe point (%s); the next run "
+			 "finishes the sync", what);
+		_exit(0);
+	}
 	if (crash_at < 0) {
 		const char *s = getenv("TWINBOX_CRASH_AT");
 
@@ -1028,9 +1040,15 @@ int sync_account_run(const struct sync_account *a,
 	e.prog_start_ms = now_ms();
 	e.delim = -1;
 
-	r = state_lock(a->state_dir, a->name, &lock_fd, &err);
+	r = o->lock_held ? 0 : state_lock(a->state_dir, a->name, &lock_fd, &err);
 	if (r != 0) {
-		if (r == 1)
+		long pid = 0;
+
+		if (r == 1 && state_lock_is_watcher(a->state_dir, a->name, &pid))
+			log_error("%s: a watcher (twinbox sync --watch, pid %ld) "
+				  "is running for this account and syncs it",
+				  a->name, pid);
+		else if (r == 1)
 			log_error("%s: another twinbox is syncing this account "
 				  "(lock held on %s/%s.lock)", a->name,
 				  a->state_dir, a->name);

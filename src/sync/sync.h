@@ -35,6 +35,7 @@ struct sync_options {
 	bool json;                    /* one JSON line per folder on stdout */
 	bool progress;                /* progress bar on stderr (a terminal) */
 	bool summary;                 /* one summary line per account on stdout */
+	bool lock_held;               /* the caller holds the account lock (--watch) */
 };
 
 /* Exit codes (SPEC "Exit status"), in order of precedence 2, 3, 4, 5, 1. */
@@ -53,5 +54,10 @@ int sync_account_run(const struct sync_account *a, const struct remote_factory *
  * process _exit(99)s at the N-th crash point (a step boundary where a kill
  * could land), so tests can stop a run at every step and resume it. */
 void sync_crash_point(const char *what);
+
+/* Ask a running sync to stop at its next crash point (a step boundary the
+ * next run resumes from): the process then _exit(0)s. Async-signal-safe,
+ * for sync --watch's SIGTERM handler. */
+void sync_request_stop(void);
 
 #endif

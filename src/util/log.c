@@ -7,6 +7,12 @@
 #include <time.h>
 
 int log_verbosity = LOG_NORMAL;
+static bool log_wallclock;
+
+void log_set_wallclock(bool on)
+{
+	log_wallclock = on;
+}
 
 void log_set_verbosity(int level)
 {
@@ -47,8 +53,15 @@ ATTR_PRINTF(2, 0) static void vlog(const char *prefix, const char *fmt, va_list 
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	if (n < 0)
 		return;
-	if (ms >= 0)
+	if (ms >= 0) {
 		snprintf(stamp, sizeof(stamp), "[%9.3f] ", ms);
+	} else if (log_wallclock) {
+		time_t t = time(NULL);
+		struct tm tm;
+
+		if (localtime_r(&t, &tm) != NULL)
+			strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S ", &tm);
+	}
 	/* One fprintf per message keeps lines whole across threads. */
 	fprintf(stderr, "twinbox: %s%s%s%s%s\n", stamp, prefix, line,
 		suffix ? ": " : "", suffix ? suffix : "");

@@ -23,6 +23,9 @@ enum log_level {
 extern int log_verbosity;
 
 void log_set_verbosity(int level);
+/* Put the local date and time in front of every message (a long-running
+ * sync --watch that is not under systemd, whose journal adds its own). */
+void log_set_wallclock(bool on);
 static inline bool log_enabled(enum log_level l) { return log_verbosity >= (int)l; }
 
 void log_error(const char *fmt, ...) ATTR_PRINTF(1, 2);

@@ -4,7 +4,7 @@
 # Source it from a bash test script (it sources tap.sh too):
 #
 #   . "$TOP_SRCDIR/tests/harness/dovecot.sh"
-#   dovecot_start [--trimmed] [--no-tls] [--prefork]
+#   dovecot_start [--trimmed] [--caps CAPS] [--no-tls] [--prefork]
 #   ...
 #   done_testing
 #
@@ -14,7 +14,7 @@
 # TB_KEEP=1 to keep them for a post-mortem). Add your own clean-up with
 # tb_on_exit 'command'.
 #
-# dovecot_start [--trimmed] [--no-tls] [--prefork]
+# dovecot_start [--trimmed] [--caps CAPS] [--no-tls] [--prefork]
 #   Starts Dovecot (dovecot -c FILE, a self-contained config, nothing from
 #   /etc/dovecot) in a fresh temp dir on free loopback ports. Exports:
 #     DOVECOT_DIR    the server's directory (config, log, homes, rawlog)
@@ -31,6 +31,8 @@
 #              still executes them if a client sends them anyway, so
 #              fallback tests must check what the client sent
 #              (rawlog_client_lines).
+#   --caps CAPS  like --trimmed, advertising exactly CAPS (e.g.
+#              'IMAP4rev1 IDLE': IDLE without NOTIFY, CONDSTORE ...).
 #   --no-tls   ssl = no: a server that does not offer STARTTLS at all.
 #   --prefork  Dovecot's "high-performance" process model: imap-login with
 #              service_count = 0 and process_min_avail = 2 (long-lived
@@ -240,6 +242,7 @@ ssl_min_protocol = TLSv1.2"
 	fi
 	caps=
 	[ "$trimmed" = 1 ] && caps='imap_capability = IMAP4rev1'
+	[ -n "$only_caps" ] && caps="imap_capability = $only_caps"
 	# --prefork: the lines are added only then, so that without it the
 	# config stays exactly what it always was.
 	login_extra='' imap_service=''
@@ -358,10 +361,11 @@ tb__stop_server() {
 }
 
 dovecot_start() {
-	local trimmed=0 notls=0 prefork=0 attempt i pid
+	local trimmed=0 notls=0 prefork=0 only_caps= attempt i pid
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--trimmed) trimmed=1 ;;
+		--caps) only_caps=$2; shift ;;
 		--no-tls) notls=1 ;;
 		--prefork) prefork=1 ;;
 		*) tb__die "dovecot_start: unknown option '$1'" ;;

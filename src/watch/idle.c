@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * idle.c - the server side of sync --watch: one connection per folder of
+ * the account's `watch:` list, EXAMINEd and in IDLE (RFC 2177). A notice
+ * on it (EXISTS, EXPUNGE, FETCH) makes that folder due for a sync; the
+ * sync itself runs on the engine's own connections.
+ *
+ * Liveness: TCP keepalive on the socket notices a peer that vanished
+ * without a word (a cut cable, a suspended NAT); every WATCH_RENEW_MS the
+ * IDLE is ended with DONE, a NOOP must be answered within
+ * WATCH_IO_TIMEOUT, and IDLE starts again. A connection that fails is
+ * retried with a backoff doubling up to WATCH_BACKOFF_MAX_MS; the log gets
+ * one line when it is lost and one when it is back, not one per retry.
+ */
+#include "common.h"
+#include "watch/watch-private.h"
+#include "sync/remote-imap.h"
+#include "util/log.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+static void keepalive(int fd)
+{
+	int on = 1, idle = 60, intvl = 15, cnt = 4;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+static bool folder_wanted(const struct watch_account *wa, const char *name)
+{
+	size_t i;
+
+	if (wa->all)
+		return config_folder_selected(wa->a, name);
+	for (i = 0; i < wa->n_targets; i++)
+		if (strcmp(wa->targets[i], name) == 0)
+			return true;
+	return false;
+}
+
+void watch_idle_setup(struct watch_account *wa)
+{
+	const struct account_config *a = wa->a;
+	size_t i;
+
+	wa->idles = xcalloc(a->n_watch + 1, sizeof(*wa->idles));
+	for (i = 0; i < a->n_watch; i++) {
+		struct watch_idle *wi;
+
+		if (!folder_wanted(wa, a->watch[i]))
+			continue;
+		if (wa->n_idles >= a->connections) {
+			log_warn("%s: watching only %zu folders with IDLE "
+				 "(connections: %u)", a->name, wa->n_idles,
+				 a->connections);
+			break;
+		}
+		wi = &wa->idles[wa->n_idles++];
+		wi->wa = wa;
+		wi->folder = xstrdup(a->watch[i]);
+		wi->backoff_ms = WATCH_BACKOFF_FIRST_MS;
+		wi->retry_at = watch_now_ms();
+	}
+}
+
+static void drop(struct watch_idle *wi, bool logout)
+{
+	if (wi->c == NULL)
+		return;
+	if (logout) {
+		bool changed;
+		char *err = NULL;
+
+		if (imap_idle_end(wi->c, &changed, &err) == 0)
+			imap_client_close(&wi->c);
+		free(err);
+	}
+	imap_client_free(&wi->c);
+}
+
+void watch_idle_release(struct watch_account *wa)
+{
+	size_t i;
+
+	for (i = 0; i < wa->n_idles; i++) {
+		drop(&wa->idles[i], true);
+		free(wa->idles[i].folder);
+	}
+	free(wa->idles);
+	wa->idles = NULL;
+	wa->n_idles = 0;
+}
+
+/* The connection failed: log it once, retry later. */
+static void lost(struct watch_idle *wi, const char *why, int64_t now)
+{
+	drop(wi, false);
+	if (!wi->down_logged) {
+		log_warn("%s: %s: connection lost (%s); reconnecting",
+			 wi->wa->a->name, wi->folder, why);
+		wi->down_logged = true;
+	} else {
+		log_debug("%s: %s: still down (%s); next try in %u s",
+			  wi->wa->a->name, wi->folder, why,
+			  wi->backoff_ms / 1000);
+	}
+	wi->retry_at = now + wi->backoff_ms;
+	wi->backoff_ms = wi->backoff_ms >= WATCH_BACKOFF_MAX_MS / 2 ?
+			 WATCH_BACKOFF_MAX_MS : wi->backoff_ms * 2;
+}
+
+/* Connect, EXAMINE the folder and start IDLE. -1 with *failure_r. */
+static int bring_up(struct watch_idle *wi, enum imap_failure *failure_r,
+		    char **error_r)
+{
+	struct watch_account *wa = wi->wa;
+	struct imap_selected sel;
+	char *wire;
+
+	if (imap_client_connect(&wa->set, &wi->c, failure_r, error_r) < 0) {
+		wi->c = NULL;
+		return -1;
+	}
+	keepalive(imap_client_fd(wi->c));
+	if (!imap_client_has(wi->c, IMAP_CAP_IDLE)) {
+		*failure_r = IMAP_FAIL_NO;
+		*error_r = xstrdup("the server does not offer IDLE");
+		imap_client_close(&wi->c);
+		return -1;
+	}
+	wire = remote_imap_wire_name(wi->folder, imap_client_delimiter(wi->c));
+	if (wire == NULL) {
+		*failure_r = IMAP_FAIL_NO;
+		*error_r = xasprintf("folder name '%s' is not valid UTF-8",
+				     wi->folder);
+		imap_client_close(&wi->c);
+		return -1;
+	}
+	memset(&sel, 0, sizeof(sel));
+	if (imap_select(wi->c, wire, true, NULL, NULL, NULL, NULL, &sel,
+			error_r) < 0 ||
+	    imap_idle_begin(wi->c, error_r) < 0) {
+		*failure_r = imap_client_failure(wi->c);
+		free(wire);
+		imap_client_free(&wi->c);
+		return -1;
+	}
+	free(wire);
+	return 0;
+}
+
+int watch_idle_service(struct watch_account *wa, int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < wa->n_idles; i++) {
+		struct watch_idle *wi = &wa->idles[i];
+		enum imap_failure f = IMAP_FAIL_NONE;
+		char *err = NULL;
+
+		if (wi->c != NULL && now >= wi->renew_at) {
+			bool changed = false;
+
+			log_debug("%s: %s: renewing IDLE", wa->a->name,
+				  wi->folder);
+			if (imap_idle_end(wi->c, &changed, &err) < 0 ||
+			    imap_noop(wi->c, &err) < 0 ||
+			    imap_idle_begin(wi->c, &err) < 0) {
+				lost(wi, err, now);
+				free(err);
+				continue;
+			}
+			wi->renew_at = now + WATCH_RENEW_MS;
+			if (changed)
+				watch_mark_due(wa, wi->folder, WATCH_DEBOUNCE_MS);
+		}
+		if (wi->c != NULL || now < wi->retry_at)
+			continue;
+		if (bring_up(wi, &f, &err) < 0) {
+			if (f == IMAP_FAIL_AUTH || f == IMAP_FAIL_TLS) {
+				log_error("%s: %s", wa->a->name, err);
+				free(err);
+				wa->w->exit_code = TB_EXIT_AUTH;
+				return -1;
+			}
+			if (f == IMAP_FAIL_NO && strstr(err, "IDLE") != NULL) {
+				/* not worth retrying: the STATUS sweep
+				 * every poll: interval is all there is */
+				if (!wa->no_idle_logged)
+					log_warn("%s: %s; folders are checked "
+						 "every %u s", wa->a->name, err,
+						 wa->a->poll);
+				wa->no_idle_logged = true;
+				free(err);
+				wi->retry_at = INT64_MAX;
+				continue;
+			}
+			lost(wi, err, now);
+			free(err);
+			continue;
+		}
+		wi->backoff_ms = WATCH_BACKOFF_FIRST_MS;
+		wi->renew_at = now + WATCH_RENEW_MS;
+		if (wi->down_logged)
+			log_warn("%s: %s: connection is back", wa->a->name,
+				 wi->folder);
+		else
+			log_info("%s: %s: watching (IDLE)", wa->a->name,
+				 wi->folder);
+		/* what changed while it was down */
+		if (wi->ever_up || wi->down_logged)
+			watch_mark_due(wa, wi->folder, 0);
+		wi->down_logged = false;
+		wi->ever_up = true;
+	}
+	return 0;
+}
+
+void watch_idle_input(struct watch_idle *wi, int64_t now)
+{
+	bool changed = false;
+	char *err = NULL;
+
+	if (wi->c == NULL)
+		return;
+	if (imap_idle_check(wi->c, &changed, &err) < 0) {
+		lost(wi, err, now);
+		free(err);
+		/* a server that went away may have taken changes with it */
+		watch_mark_due(wi->wa, wi->folder, WATCH_DEBOUNCE_MS);
+		return;
+	}
+	if (changed) {
+		log_debug("%s: %s: server change", wi->wa->a->name, wi->folder);
+		watch_mark_due(wi->wa, wi->folder, WATCH_DEBOUNCE_MS);
+	}
+}
+
+void watch_idle_reset(struct watch_account *wa, int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < wa->n_idles; i++) {
+		struct watch_idle *wi = &wa->idles[i];
+
+		if (wi->retry_at == INT64_MAX)
+			continue;
+		drop(wi, false);
+		wi->backoff_ms = WATCH_BACKOFF_FIRST_MS;
+		wi->retry_at = now;
+	}
+}
+
+int64_t watch_idle_next(const struct watch_account *wa)
+{
+	int64_t next = INT64_MAX;
+	size_t i;
+
+	for (i = 0; i < wa->n_idles; i++) {
+		const struct watch_idle *wi = &wa->idles[i];
+		int64_t t = wi->c != NULL ? wi->renew_at : wi->retry_at;
+
+		if (t < next)
+			next = t;
+	}
+	return next;
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * watch-private.h - the pieces of sync --watch: the event loop and the
+ * sync scheduler (watch.c), the server side (idle.c: one IDLE connection
+ * per watched folder) and the local side (local.c: inotify).
+ *
+ * One thread, one poll(2). Every notice marks its folder due; a due
+ * account is synced (its due folders only) once the notices have settled
+ * for WATCH_DEBOUNCE_MS. The syncs themselves are the engine's ordinary
+ * runs, with the account lock held by the watcher throughout.
+ */
+#ifndef TB_WATCH_PRIVATE_H
+#define TB_WATCH_PRIVATE_H
+
+#include "common.h"
+#include "commands.h"
+#include "commands/account.h"
+#include "imap/client.h"
+
+/* Notices closer together than this end in one sync. */
+#define WATCH_DEBOUNCE_MS 300
+/* IDLE is ended and started again (with a NOOP between, answered within
+ * WATCH_IO_TIMEOUT) this often: RFC 2177 asks for less than 30 minutes. */
+#define WATCH_RENEW_MS (25 * 60 * 1000)
+/* Deadline for a reply on a watch connection (NOOP, DONE, SELECT). */
+#define WATCH_IO_TIMEOUT 30
+#define WATCH_CONNECT_TIMEOUT 10
+/* Reconnect backoff: doubles from the first to the last. */
+#define WATCH_BACKOFF_FIRST_MS 1000
+#define WATCH_BACKOFF_MAX_MS (5 * 60 * 1000)
+
+struct watch;
+struct watch_account;
+
+/* An IDLE connection on one server folder. */
+struct watch_idle {
+	struct watch_account *wa;       /* borrowed: the owner */
+	char *folder;                   /* UTF-8, '/' separated; owned */
+	struct imap_client *c;          /* owned; NULL while down */
+	bool ever_up;                   /* connected at least once */
+	bool down_logged;               /* "lost" was logged, "back" is due */
+	int64_t renew_at;               /* monotonic ms */
+	int64_t retry_at;
+	unsigned backoff_ms;
+};
+
+struct watch_account {
+	struct watch *w;                /* borrowed */
+	const struct account_config *a; /* borrowed from w's config */
+	struct account_conn ac;         /* the secret, fetched once */
+	struct imap_client_settings set;/* ac.set with the watch timeouts */
+	int lock_fd;
+	const char **targets;           /* ACCOUNT:FOLDER targets; owned array */
+	size_t n_targets;
+	bool all;                       /* no folder targets: every folder */
+	struct watch_idle *idles;       /* owned */
+	size_t n_idles;
+	bool no_idle_logged;
+	/* what the next sync of this account covers */
+	char **due;                     /* folder names, owned */
+	size_t n_due, alloc_due;
+	bool due_all;
+	int64_t due_at;                 /* 0: nothing due */
+	int64_t sweep_at;               /* next STATUS sweep (poll:) */
+	unsigned retry_ms;              /* backoff after a failed sync */
+	bool rescan;                    /* local folders came or went */
+};
+
+/* inotify watch descriptor -> what it watches */
+struct watch_wd {
+	int wd;
+	struct watch_account *wa;       /* borrowed */
+	char *folder;                   /* owned; NULL: a directory that holds folders */
+};
+
+struct watch {
+	const struct config *config;    /* the caller's, or owned_config */
+	struct config *owned_config;    /* after a SIGHUP reload */
+	const struct global_opts *g;    /* borrowed */
+	const struct sync_opts *o;      /* borrowed */
+	struct watch_account *accounts; /* owned */
+	size_t n_accounts;
+	int ino_fd;
+	struct watch_wd *wds;           /* owned */
+	size_t n_wds, alloc_wds;
+	int exit_code;                  /* >= 0: stop with it */
+};
+
+int64_t watch_now_ms(void);
+
+/* watch.c: folder (NULL: the whole account) changed; sync it soon. */
+void watch_mark_due(struct watch_account *wa, const char *folder,
+		    int64_t delay_ms);
+
+/* idle.c */
+/* The IDLE connections the account wants (watch: folders it syncs). */
+void watch_idle_setup(struct watch_account *wa);
+void watch_idle_release(struct watch_account *wa);
+/* Connect what is down and due, renew what is due. -1 when an
+ * authentication or TLS failure ends the watch (w->exit_code set). */
+int watch_idle_service(struct watch_account *wa, int64_t now);
+/* Input on wi's socket. */
+void watch_idle_input(struct watch_idle *wi, int64_t now);
+/* Drop every connection and reconnect at once (suspend/resume). */
+void watch_idle_reset(struct watch_account *wa, int64_t now);
+/* Earliest time the account's connections need servicing (INT64_MAX: none). */
+int64_t watch_idle_next(const struct watch_account *wa);
+
+/* local.c */
+int watch_local_open(struct watch *w);
+void watch_local_close(struct watch *w);
+/* (Re)add watches for every local folder of the account. */
+void watch_local_scan(struct watch_account *wa);
+/* Read what inotify reported. */
+void watch_local_input(struct watch *w);
+
+#endif
