@@ -95,6 +95,8 @@ struct imap_client {
 	struct imap_op *op;             /* running operation, borrowed */
 	struct imap_op idle_op;         /* for responses outside operations */
 	struct imap_op idle_wait;       /* imap_idle_begin() .. _end() */
+	imap_notice_fn *notice;         /* NOTIFY events while idling */
+	void *notice_ctx;
 	uint32_t exists;
 	char delim;
 	bool delim_known;
@@ -198,7 +200,7 @@ static const struct {
 	{ "SPECIAL-USE", IMAP_CAP_SPECIAL_USE },
 	{ "LIST-EXTENDED", IMAP_CAP_LIST_EXTENDED },
 	{ "OBJECTID", IMAP_CAP_OBJECTID }, { "IDLE", IMAP_CAP_IDLE },
-	{ "NAMESPACE", IMAP_CAP_NAMESPACE },
+	{ "NAMESPACE", IMAP_CAP_NAMESPACE }, { "NOTIFY", IMAP_CAP_NOTIFY },
 };
 
 static void caps_set(struct imap_client *c, const struct imap_arg *args,
@@ -310,8 +312,12 @@ static int handle_list(struct imap_client *c, const struct imap_response *r)
 	if (imap_response_list(r, &l, &err) < 0)
 		return client_fail(c, IMAP_FAIL_PROTO, "bad LIST response: %s",
 				   err);
-	if (!op->listing)
+	if (!op->listing) {
+		/* NOTIFY's MailboxName event (RFC 5465 5.4) */
+		if (op == &c->idle_wait && c->notice != NULL)
+			c->notice(c->notice_ctx, NULL);
 		return 0;
+	}
 	if (memchr(l.name, '\0', l.name_len) != NULL) {
 		log_warn("%s: folder name with a NUL byte ignored", c->label);
 		return 0;
@@ -346,8 +352,18 @@ static int handle_status(struct imap_client *c, const struct imap_response *r)
 	if (imap_response_status(r, &st, &err) < 0)
 		return client_fail(c, IMAP_FAIL_PROTO,
 				   "bad STATUS response: %s", err);
-	if (op->st == NULL)
+	if (op->st == NULL) {
+		/* a NOTIFY event on a folder that is not selected
+		 * (RFC 5465 5.2) */
+		if (op == &c->idle_wait && c->notice != NULL) {
+			char *name = folder_name(st.mailbox, st.mailbox_len,
+						 c->delim_known ? c->delim : '/');
+
+			c->notice(c->notice_ctx, name);
+			free(name);
+		}
 		return 0;
+	}
 	for (size_t i = 0; i < op->n_wires; i++) {
 		if (op->st_got[i] ||
 		    !mailbox_equal(st.mailbox, st.mailbox_len, op->wires[i]))
@@ -2281,4 +2297,16 @@ int imap_idle_end(struct imap_client *c, bool *changed_r, char **error_r)
 		r = run(c);
 	*changed_r = op->changed;
 	return op_end(c, op, r, error_r);
+}
+
+int imap_notify_set(struct imap_client *c, const char *spec,
+		    imap_notice_fn *fn, void *ctx, char **error_r)
+{
+	struct imap_cmd *cmd = new_cmd(c, "NOTIFY");
+
+	imap_cmd_add(cmd, " SET ", 5);
+	imap_cmd_add(cmd, spec, strlen(spec));
+	c->notice = fn;
+	c->notice_ctx = ctx;
+	return simple_cmd(c, cmd, error_r);
 }

@@ -67,7 +67,7 @@ enum imap_cap {
 	IMAP_CAP_ESEARCH = 1u << 16, IMAP_CAP_LIST_STATUS = 1u << 17,
 	IMAP_CAP_SPECIAL_USE = 1u << 18, IMAP_CAP_LIST_EXTENDED = 1u << 19,
 	IMAP_CAP_OBJECTID = 1u << 20, IMAP_CAP_IDLE = 1u << 21,
-	IMAP_CAP_NAMESPACE = 1u << 22,
+	IMAP_CAP_NAMESPACE = 1u << 22, IMAP_CAP_NOTIFY = 1u << 23,
 };
 
 struct imap_client;
@@ -279,6 +279,16 @@ int imap_client_fd(const struct imap_client *c);
 int imap_idle_check(struct imap_client *c, bool *changed_r, char **error_r);
 /* DONE, then wait for the IDLE's tagged reply (bounded by io_timeout). */
 int imap_idle_end(struct imap_client *c, bool *changed_r, char **error_r);
+
+/* NOTIFY (RFC 5465): "NOTIFY SET <spec>", spec in IMAP syntax, e.g.
+ * "(personal (MessageNew MessageExpunge FlagChange MailboxName))". The
+ * events then arrive as untagged STATUS (a folder changed) and LIST (a
+ * folder came or went) responses; while an imap_idle_begin() IDLE runs,
+ * each is passed to fn: the folder's UTF-8 name ('/' separated), or NULL
+ * when it is not one folder's change (LIST) or cannot be decoded. */
+typedef void imap_notice_fn(void *ctx, const char *name);
+int imap_notify_set(struct imap_client *c, const char *spec,
+		    imap_notice_fn *fn, void *ctx, char **error_r);
 
 /* ---- uid sets ---- */
 /* Compress sorted uids into "1:5,9,12:14" (malloc'ed). */

@@ -17,8 +17,11 @@
 #include "commands/account.h"
 #include "imap/client.h"
 
-/* Notices closer together than this end in one sync. */
+/* Notices closer together than this end in one sync: a mail reader
+ * renames a burst of files in cur/ at once; the server has coalesced its
+ * own notices already, so those wait less. */
 #define WATCH_DEBOUNCE_MS 300
+#define WATCH_DEBOUNCE_SERVER_MS 100
 /* IDLE is ended and started again (with a NOOP between, answered within
  * WATCH_IO_TIMEOUT) this often: RFC 2177 asks for less than 30 minutes. */
 #define WATCH_RENEW_MS (25 * 60 * 1000)
@@ -32,10 +35,11 @@
 struct watch;
 struct watch_account;
 
-/* An IDLE connection on one server folder. */
+/* An IDLE connection on one server folder, or (folder NULL) the one
+ * connection that watches every folder with NOTIFY (RFC 5465). */
 struct watch_idle {
 	struct watch_account *wa;       /* borrowed: the owner */
-	char *folder;                   /* UTF-8, '/' separated; owned */
+	char *folder;                   /* UTF-8, '/' separated; owned; NULL: NOTIFY */
 	struct imap_client *c;          /* owned; NULL while down */
 	bool ever_up;                   /* connected at least once */
 	bool down_logged;               /* "lost" was logged, "back" is due */
@@ -53,8 +57,12 @@ struct watch_account {
 	const char **targets;           /* ACCOUNT:FOLDER targets; owned array */
 	size_t n_targets;
 	bool all;                       /* no folder targets: every folder */
+	/* idles[0] is the NOTIFY connection, the others IDLE on one folder
+	 * each: those are used only once the server turned out to offer no
+	 * NOTIFY (notify NOTIFY_NO) */
 	struct watch_idle *idles;       /* owned */
 	size_t n_idles;
+	enum { NOTIFY_UNKNOWN, NOTIFY_YES, NOTIFY_NO } notify;
 	bool no_idle_logged;
 	/* what the next sync of this account covers */
 	char **due;                     /* folder names, owned */

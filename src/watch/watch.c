@@ -114,7 +114,7 @@ static bool targeted(const struct watch_account *wa, const char *folder)
 	size_t i;
 
 	if (wa->all)
-		return true;
+		return config_folder_selected(wa->a, folder);
 	for (i = 0; i < wa->n_targets; i++)
 		if (strcmp(wa->targets[i], folder) == 0)
 			return true;

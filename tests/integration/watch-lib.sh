@@ -12,9 +12,12 @@
 #                                 exit took)
 #   wait_until SECS CMD...        run CMD every 20 ms until it succeeds
 #                                 (0) or SECS pass (1); WAITED = seconds
-#   deliver USER FOLDER MSGID     a new message into the server's Maildir
-#                                 new/ as a delivery agent puts it there
-#                                 (tmp/, then rename); no doveadm on the way
+#                                 since the start, or since WAIT_T0 (an
+#                                 earlier ${EPOCHREALTIME/./}) when set
+#   deliver USER FOLDER MSGID     a new message delivered on the server as
+#                                 Dovecot's LDA or LMTP does it (doveadm
+#                                 save: the indexes learn it at once, so
+#                                 NOTIFY and IDLE report it)
 #   local_deliver DIR MSGID       the same into a local Maildir folder
 #   local_has DIR MSGID           a local file holds that Message-ID
 #   server_has USER FOLDER MSGID [FLAG]   the server has it (with FLAG)
@@ -48,7 +51,7 @@ watch_stop() {	# watch_stop [SIGNAL]
 }
 
 wait_until() {	# wait_until SECS CMD...
-	local t0=${EPOCHREALTIME/./} end now
+	local t0=${WAIT_T0:-${EPOCHREALTIME/./}} end now
 	end=$((t0 + ${1%.*} * 1000000))
 	shift
 	until "$@"; do
@@ -70,18 +73,8 @@ watch__msg() {	# watch__msg MSGID > file
 		"$1" "$1" "$1"
 }
 
-declare -A WATCH__PATHS
 deliver() {	# deliver USER FOLDER MSGID
-	local key="$1 $2" dir name
-	dir=${WATCH__PATHS[$key]:-}
-	if [ -z "$dir" ]; then
-		dir=$(mail_path "$1" "$2") || return 1
-		WATCH__PATHS[$key]=$dir
-	fi
-	name="$(date +%s).M${RANDOM}P$$Q$RANDOM.watch"
-	watch__msg "$3" >"$dir/tmp/$name" || return 1
-	[ -n "${TB__OWNER:-}" ] && chown "$TB__OWNER" "$dir/tmp/$name"
-	mv "$dir/tmp/$name" "$dir/new/$name"
+	watch__msg "$3" | tb_doveadm save -u "$1" -m "$2"
 }
 
 local_deliver() {	# local_deliver DIR MSGID
