@@ -90,6 +90,11 @@ EXTRA_DIST += \
 # sync --watch (tests/integration/watch-lib.sh): IDLE, inotify, signals.
 TB_WATCH_TESTS = \
 	tests/integration/t-watch.sh \
-	tests/integration/t-watch-idle.sh
+	tests/integration/t-watch-idle.sh \
+	tests/integration/t-watch-net.sh
 TESTS += $(TB_WATCH_TESTS)
 EXTRA_DIST += $(TB_WATCH_TESTS) tests/integration/watch-lib.sh
+
+# t-watch-net.sh takes the network away and gives it back through this relay.
+check_PROGRAMS += tests/integration/tcp-proxy
+tests_integration_tcp_proxy_SOURCES = tests/integration/tcp-proxy.c

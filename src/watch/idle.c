@@ -350,3 +350,13 @@ int64_t watch_idle_next(const struct watch_account *wa)
 	}
 	return next;
 }
+
+bool watch_idle_down(const struct watch_account *wa)
+{
+	size_t i;
+
+	for (i = 0; i < wa->n_idles; i++)
+		if (wa->idles[i].c == NULL && wa->idles[i].down_logged)
+			return true;
+	return false;
+}

@@ -111,6 +111,9 @@ int watch_idle_service(struct watch_account *wa, int64_t now);
 void watch_idle_input(struct watch_idle *wi, int64_t now);
 /* Drop every connection and reconnect at once (suspend/resume). */
 void watch_idle_reset(struct watch_account *wa, int64_t now);
+/* A connection of the account is lost and not back yet: syncs wait for
+ * it (they would fail, and log, at every retry). */
+bool watch_idle_down(const struct watch_account *wa);
 /* Earliest time the account's connections need servicing (INT64_MAX: none). */
 int64_t watch_idle_next(const struct watch_account *wa);
 

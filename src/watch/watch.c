@@ -458,7 +458,8 @@ static void loop(struct watch *w)
 				break;
 			if (now >= wa->sweep_at && wa->due_at == 0)
 				watch_mark_due(wa, NULL, 0);
-			if (wa->due_at != 0 && now >= wa->due_at && !sig_stop)
+			if (wa->due_at != 0 && now >= wa->due_at && !sig_stop &&
+			    !watch_idle_down(wa))
 				account_run(w, wa);
 		}
 		if (w->exit_code >= 0 || sig_stop)
@@ -475,7 +476,8 @@ static void loop(struct watch *w)
 
 			if (t < next)
 				next = t;
-			if (wa->due_at != 0 && wa->due_at < next)
+			if (wa->due_at != 0 && wa->due_at < next &&
+			    !watch_idle_down(wa))
 				next = wa->due_at;
 			if (wa->sweep_at < next)
 				next = wa->sweep_at;

@@ -10,6 +10,7 @@
 #   watch_stop [SIGNAL]           send SIGNAL (TERM) and wait: sets
 #                                 WATCH_STATUS and WATCH_SECS (how long the
 #                                 exit took)
+#   watch_gone                    the watcher has exited
 #   wait_until SECS CMD...        run CMD every 20 ms until it succeeds
 #                                 (0) or SECS pass (1); WAITED = seconds
 #                                 since the start, or since WAIT_T0 (an
@@ -48,6 +49,12 @@ watch_stop() {	# watch_stop [SIGNAL]
 	WATCH_SECS=$(printf '%d.%02d' $(( (t1 - t0) / 1000000 )) \
 		     $(( (t1 - t0) / 10000 % 100 )))
 	WATCH_PID=
+}
+
+watch_gone() {	# the watcher has exited (maybe not yet reaped)
+	local s
+	s=$(ps -o stat= -p "$WATCH_PID" 2>/dev/null)
+	[ -z "$s" ] || [[ $s == Z* ]]
 }
 
 wait_until() {	# wait_until SECS CMD...
