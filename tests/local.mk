@@ -91,7 +91,8 @@ EXTRA_DIST += \
 TB_WATCH_TESTS = \
 	tests/integration/t-watch.sh \
 	tests/integration/t-watch-idle.sh \
-	tests/integration/t-watch-net.sh
+	tests/integration/t-watch-net.sh \
+	tests/integration/t-watch-long.sh
 TESTS += $(TB_WATCH_TESTS)
 EXTRA_DIST += $(TB_WATCH_TESTS) tests/integration/watch-lib.sh
 

@@ -345,6 +345,11 @@ int64_t watch_idle_next(const struct watch_account *wa)
 		const struct watch_idle *wi = &wa->idles[i];
 		int64_t t = wi->c != NULL ? wi->renew_at : wi->retry_at;
 
+		/* the folders' connections wait for NOTIFY's verdict */
+		if (wi->c == NULL && wi->folder != NULL &&
+		    wa->notify != NOTIFY_NO)
+			continue;
+
 		if (t < next)
 			next = t;
 	}
