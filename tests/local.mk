@@ -92,7 +92,8 @@ TB_WATCH_TESTS = \
 	tests/integration/t-watch.sh \
 	tests/integration/t-watch-idle.sh \
 	tests/integration/t-watch-net.sh \
-	tests/integration/t-watch-long.sh
+	tests/integration/t-watch-long.sh \
+	tests/integration/t-watch-crash.sh
 TESTS += $(TB_WATCH_TESTS)
 EXTRA_DIST += $(TB_WATCH_TESTS) tests/integration/watch-lib.sh
 
