@@ -3,7 +3,8 @@
 # t-watch.sh - "twinbox sync --watch" against Dovecot, as a user leaving
 # it running would check it:
 #  1. the first sync, then the account lock: a concurrent sync exits 4
-#     and says a watcher runs;
+#     and says a watcher runs; messages carry the time except under
+#     systemd;
 #  2. new mail delivered into the server's INBOX (and, with NOTIFY, into
 #     Archive, which is not in watch:) reaches the Maildir, a local flag
 #     change and a new local file reach the server: each within 2 s at the
@@ -47,6 +48,12 @@ settled
 tb_run "$TWINBOX" -c "$CFG" sync
 is "$RUN_STATUS" 4 "$M: a sync while the watcher runs exits 4"
 like "$RUN_ERR" "watcher .*pid $WATCH_PID" "$M: and says a watcher runs"
+tb_run "$TWINBOX" -c "$CFG" sync --watch
+is "$RUN_STATUS" 4 "$M: so does a second watcher"
+like "$RUN_ERR" "^twinbox: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} error: " \
+	"$M: a watcher's messages carry the date and time"
+INVOCATION_ID=0123 tb_run "$TWINBOX" -c "$CFG" sync --watch
+like "$RUN_ERR" "^twinbox: error: " "$M: not under systemd (the journal has them)"
 
 # --- 2. latency -----------------------------------------------------------------
 
