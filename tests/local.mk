@@ -79,10 +79,12 @@ TESTS += \
 	tests/integration/t-crash.sh \
 	tests/integration/t-moves.sh \
 	tests/integration/t-moves-crash.sh \
-	tests/integration/t-renames.sh
+	tests/integration/t-renames.sh \
+	tests/integration/t-copies.sh
 EXTRA_DIST += \
 	tests/integration/t-crash.sh \
 	tests/integration/t-moves.sh \
 	tests/integration/t-moves-crash.sh \
 	tests/integration/t-renames.sh \
+	tests/integration/t-copies.sh \
 	tests/integration/crash-lib.sh

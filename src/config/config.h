@@ -16,6 +16,7 @@
 enum tls_mode { TLS_IMPLICIT, TLS_STARTTLS, TLS_NONE };
 enum auth_mech { AUTH_AUTO, AUTH_PLAIN, AUTH_LOGIN, AUTH_XOAUTH2, AUTH_OAUTHBEARER };
 enum layout { LAYOUT_VERBATIM, LAYOUT_MAILDIRPP };
+enum copies_mode { COPIES_LINK, COPIES_COPY };
 /* Bit 1 = pull (server to local), bit 2 = push (local to server). */
 enum sync_dir { SYNC_NONE = 0, SYNC_PULL = 1, SYNC_PUSH = 2, SYNC_BOTH = 3 };
 
@@ -45,6 +46,7 @@ struct account_config {
 	enum sync_dir sync_new, sync_flags, sync_deletions, sync_moves,
 		sync_folders;
 	unsigned connections;   /* 1..32, default 4 */
+	enum copies_mode copies; /* how a server copy is made locally */
 	const char *file;       /* borrowed from struct config: where the */
 	unsigned line;          /* account was defined, for messages */
 };

@@ -1102,6 +1102,8 @@ int sync_account_run(const struct sync_account *a,
 		moves_plan(&e, w0);
 	for (i = 0; i < e.n_folders; i++)
 		folder_plan(&e, e.folders[i]);
+	if (!e.fatal)
+		copies_plan(&e, w0);
 	for (i = 0; i < e.n_folders; i++) {
 		struct folder *f = e.folders[i];
 

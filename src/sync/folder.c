@@ -71,6 +71,7 @@ void folder_free(struct folder *f)
 	free(f->lent_known);
 	free(f->dl_uids);
 	free(f->ul_idx);
+	copies_free(f);
 	if (f->late)
 		state_journal_free(f->late, f->n_late);
 	free(f->dup_uids);
@@ -1798,6 +1799,8 @@ int folder_execute(struct worker *w, struct folder *f)
 	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
 	    execute_flags(w, f) < 0 ||
 	    execute_deletions(w, f) < 0)
+		ret = -1;
+	if (ret == 0 && f->n_copies > 0 && copies_execute(w, f) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_dl > 0 &&
 	    execute_downloads(w, f, f->dl_uids, f->n_dl) < 0)

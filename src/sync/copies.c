@@ -1,0 +1,709 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * copies.c - a message that appears in another folder while it stays
+ * where it was is a copy, replayed without its body crossing the wire:
+ *   server copy: a new server message whose identity (size, Message-ID,
+ *                header hash) a pair of any folder has is made locally
+ *                from that pair's file, by a hard link (`copies: link`)
+ *                or a local copy (`copies: copy`), under a name and with
+ *                flags of its own;
+ *   local copy:  a new local file whose identity a pair of any folder has
+ *                (a pair the server still holds) becomes UID COPY from
+ *                that folder, not APPEND.
+ * Matching runs in the plan phase, after the moves took what they match,
+ * against the state database (the pairs of every folder, also of those
+ * this run does not even load). A copy that cannot be made (the source
+ * file went away, the server refused the COPY) falls back to the download
+ * or upload the message would have had anyway.
+ *
+ * Crash safety: the steps reuse the intents of the transfers they stand
+ * for. A local copy is journalled as a J_DOWNLOAD of its UID, so a run
+ * killed between the link and the state commit is finished by recovery,
+ * which pairs the linked file by content. A server copy is journalled as
+ * a J_APPEND of the local file, whose recovery finds the new UID by
+ * content (and uploads the file should the COPY never have happened).
+ */
+#include "common.h"
+#include "sync/sync-private.h"
+#include "util/log.h"
+
+/* ---- plan ---- */
+
+static struct folder *folder_by_id(struct engine *e, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_folders; i++)
+		if (e->folders[i]->sf.id == id)
+			return e->folders[i];
+	return NULL;
+}
+
+static struct copy_in *copy_add(struct folder *f)
+{
+	struct copy_in *c;
+
+	ALLOC_GROW(f->copies, f->n_copies + 1, f->a_copies);
+	c = &f->copies[f->n_copies++];
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+struct pull_match {
+	struct engine *e;
+	struct folder *src;
+	char *base;        /* owned */
+};
+
+/* Any pair's file will do: it is looked for when the copy is made. */
+static int pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
+{
+	struct pull_match *pm = ctx;
+	struct folder *s = folder_by_id(pm->e, folder_id);
+
+	if (s == NULL || s->path == NULL || !s->on_local || m->base == NULL)
+		return 0;
+	pm->src = s;
+	pm->base = xstrdup(m->base);
+	return 1;
+}
+
+static const struct srv_new *snew_of(const struct folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n_snew;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->snew[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->n_snew && f->snew[lo].uid == uid ? &f->snew[lo] : NULL;
+}
+
+static void plan_pull(struct engine *e, struct worker *w0, struct folder *f)
+{
+	size_t i;
+
+	if (f->md == NULL)
+		return;
+	for (i = 0; i < f->n_dl; i++) {
+		const struct srv_new *sn = snew_of(f, f->dl_uids[i]);
+		struct pull_match pm = { e, NULL, NULL };
+		struct copy_in *c;
+		int r;
+
+		if (sn == NULL || sn->claimed || !sn->have_id)
+			continue;   /* a restore, or no identity: download */
+		r = state_msgs_each_content(w0->st, sn->id->hhash, sn->id->size,
+					    pull_source, &pm);
+		if (r < 0) {
+			log_debug("%s: %s", f->name, state_error(w0->st));
+			continue;
+		}
+		if (r == 0)
+			continue;
+		c = copy_add(f);
+		c->uid = sn->uid;
+		c->flags = sn->flags;
+		c->id = *sn->id;
+		c->src_path = xstrdup(pm.src->path);
+		c->src_base = pm.base;
+		log_debug("%s: UID %u is a copy of '%s' in '%s'", f->name,
+			  c->uid, c->src_base, pm.src->name);
+	}
+}
+
+struct push_match {
+	struct engine *e;
+	struct folder *src;
+	uint32_t uid;
+	unsigned sflags;   /* the source's flags on the server */
+};
+
+/* A pair the server still holds, and keeps this run; its flags there. */
+static bool pair_stays_on_server(const struct folder *s, uint32_t uid,
+				 unsigned *sflags)
+{
+	size_t i;
+
+	if (s->untouched)
+		return true;   /* nothing changed there on either side */
+	for (i = 0; i < s->n_pairs; i++) {
+		const struct pair *p = &s->pairs[i];
+
+		if (p->m.uid != uid || p->mv != MV_NONE)
+			continue;
+		*sflags = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
+		return p->sv != SRV_GONE && p->act != ACT_DEL_SERVER &&
+		       p->act != ACT_MOVED_AWAY && p->act != ACT_FORGET;
+	}
+	return false;
+}
+
+static int push_source(void *ctx, int64_t folder_id, const struct state_msg *m)
+{
+	struct push_match *pm = ctx;
+	struct folder *s = folder_by_id(pm->e, folder_id);
+
+	if (s == NULL || s->status != FOLDER_OK || !s->on_server ||
+	    s->create_server || s->uidvalidity_changed || m->uid == 0)
+		return 0;
+	pm->sflags = m->flags;
+	if (!pair_stays_on_server(s, m->uid, &pm->sflags))
+		return 0;
+	pm->src = s;
+	pm->uid = m->uid;
+	return 1;
+}
+
+static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
+{
+	size_t i;
+
+	if (f->md == NULL || !f->on_server || w0->r == NULL ||
+	    w0->r->ops->copy == NULL)
+		return;
+	for (i = 0; i < f->n_ul; i++) {
+		size_t li = f->ul_idx[i];
+		struct push_match pm = { e, NULL, 0, 0 };
+		struct msg_ident id;
+		struct copy_in *c;
+		char *err = NULL;
+		int r;
+
+		if (f->lent_known[li])
+			continue;   /* a restore of a pair's file: upload */
+		if (mdir_msg_ident(f->md, f->lents[li].base, &id, &err) != 0) {
+			free(err);   /* the upload says so, if it persists */
+			continue;
+		}
+		r = state_msgs_each_content(w0->st, id.hhash, id.size,
+					    push_source, &pm);
+		if (r < 0)
+			log_debug("%s: %s", f->name, state_error(w0->st));
+		if (r <= 0)
+			continue;
+		c = copy_add(f);
+		c->push = true;
+		c->uid = pm.uid;
+		c->lidx = li;
+		c->flags = pm.sflags;   /* what the copy has on the server */
+		c->id = id;
+		c->src_name = xstrdup(pm.src->name);
+		c->src_uidvalidity = pm.src->selected ? pm.src->sel.uidvalidity
+						      : pm.src->sf.uidvalidity;
+		log_debug("%s: '%s' is a copy of UID %u in '%s'", f->name,
+			  f->lents[li].base, c->uid, c->src_name);
+	}
+}
+
+void copies_plan(struct engine *e, struct worker *w0)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *f = e->folders[i];
+
+		if (f->status != FOLDER_OK || f->untouched)
+			continue;
+		if (f->n_dl > 0 && (e->dir_new & SYNC_DIR_PULL))
+			plan_pull(e, w0, f);
+		if (f->n_ul > 0 && (e->dir_new & SYNC_DIR_PUSH))
+			plan_push(e, w0, f);
+	}
+}
+
+void copies_free(struct folder *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_copies; i++) {
+		free(f->copies[i].src_path);
+		free(f->copies[i].src_base);
+		free(f->copies[i].src_name);
+		free(f->copies[i].base);
+	}
+	FREE_AND_NULL(f->copies);
+	f->n_copies = f->a_copies = 0;
+}
+
+/* ---- execute ---- */
+
+/* Remove the UIDs of done pull copies from the download list. */
+static void drop_downloads(struct folder *f)
+{
+	size_t i, j, k = 0;
+
+	for (i = 0; i < f->n_dl; i++) {
+		bool gone = false;
+
+		for (j = 0; j < f->n_copies && !gone; j++)
+			gone = !f->copies[j].push && f->copies[j].done &&
+			       f->copies[j].uid == f->dl_uids[i];
+		if (!gone)
+			f->dl_uids[k++] = f->dl_uids[i];
+	}
+	f->n_dl = k;
+}
+
+/* Remove the files a COPY was sent for from the upload list. */
+static void drop_uploads(struct folder *f)
+{
+	size_t i, j, k = 0;
+
+	for (i = 0; i < f->n_ul; i++) {
+		bool gone = false;
+
+		for (j = 0; j < f->n_copies && !gone; j++)
+			gone = f->copies[j].push && f->copies[j].sent &&
+			       f->copies[j].lidx == f->ul_idx[i];
+		if (!gone)
+			f->ul_idx[k++] = f->ul_idx[i];
+	}
+	f->n_ul = k;
+}
+
+static int journal_pulls(struct worker *w, struct folder *f)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+		struct journal_entry je = { 0 };
+
+		if (c->push)
+			continue;
+		je.folder_id = f->sf.id;
+		je.op = J_DOWNLOAD;
+		je.uid = c->uid;
+		if (state_journal_add(w->st, &je) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+		c->jid = je.id;
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	sync_crash_point("copy journal written");
+	return 0;
+}
+
+/* Local copies of messages the server copied: link (or copy) each from
+ * its source file, then record them all in one transaction. */
+static int execute_pulls(struct worker *w, struct folder *f)
+{
+	struct engine *e = w->e;
+	struct mdir *src = NULL;
+	const char *src_path = NULL;
+	bool hardlink = !e->a->copies_copy;
+	size_t i, made = 0;
+	char *err = NULL;
+
+	if (journal_pulls(w, f) < 0)
+		goto state_fail;
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+		bool linked = false, missing = false;
+		int r;
+
+		if (c->push)
+			continue;
+		if (src == NULL || strcmp(src_path, c->src_path) != 0) {
+			if (src != NULL)
+				mdir_close(&src);
+			src_path = c->src_path;
+			if (mdir_open(c->src_path, false, &src, &missing,
+				      &err) < 0) {
+				src = NULL;
+				FREE_AND_NULL(err);
+				continue;   /* downloaded instead */
+			}
+		}
+		r = mdir_copy_in(src, c->src_base, f->md, c->flags, hardlink,
+				 &c->base, &linked, &err);
+		if (r < 0) {
+			log_warn("%s: cannot copy '%s' from '%s': %s; "
+				 "downloading it", f->name, c->src_base,
+				 c->src_path, err);
+			FREE_AND_NULL(err);
+			continue;
+		}
+		if (r == 1)
+			continue;   /* gone meanwhile: downloaded instead */
+		c->made = true;
+		made++;
+		f->local_dirty = true;
+		sync_crash_point("message copied locally");
+	}
+	if (src != NULL)
+		mdir_close(&src);
+	if (made > 0 && mdir_sync_dirs(f->md, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
+		free(err);
+		return -1;
+	}
+	/* every entry goes: a copy made is recorded with it, the others are
+	 * downloaded next, under an entry of their own */
+	if (state_begin(w->st) < 0)
+		goto state_fail;
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+		struct state_msg m = { 0 };
+
+		if (c->push)
+			continue;
+		if (c->made) {
+			m.uid = c->uid;
+			m.base = c->base;
+			m.flags = c->flags;
+			m.size = c->id.size;
+			m.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
+			memcpy(m.hhash, c->id.hhash, 16);
+			m.have_hhash = true;
+			if (state_msg_put(w->st, f->sf.id, &m) < 0)
+				goto state_fail_rb;
+		}
+		if (state_journal_remove(w->st, c->jid) < 0)
+			goto state_fail_rb;
+	}
+	if (state_commit(w->st) < 0)
+		goto state_fail_rb;
+	for (i = 0; i < f->n_copies; i++) {
+		if (!f->copies[i].push && f->copies[i].made) {
+			f->copies[i].done = true;
+			f->stats.pulled_copies++;
+			engine_progress(e, f, 1, 0);
+		}
+	}
+	sync_crash_point("local copies committed");
+	drop_downloads(f);
+	return 0;
+state_fail_rb:
+	(void)state_rollback(w->st);
+state_fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
+}
+
+/* Expand a COPYUID set into at most max UIDs, in order. */
+static size_t expand_set(const char *set, uint32_t *out, size_t max)
+{
+	size_t pos = 0, n = 0;
+	uint32_t lo, hi, u;
+	bool bad = false;
+
+	while (n < max && imap_uidset_next(set, &pos, &lo, &hi, &bad)) {
+		for (u = lo; n < max; u = lo <= hi ? u + 1 : u - 1) {
+			out[n++] = u;
+			if (u == hi)
+				break;
+		}
+	}
+	return bad ? 0 : n;
+}
+
+/* The server copies of one source folder: c[0..n) of f->copies. */
+struct push_group {
+	struct copy_in **c;
+	size_t n;
+};
+
+static int journal_pushes(struct worker *w, struct folder *f,
+			  struct push_group *g)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < g->n; i++) {
+		struct copy_in *c = g->c[i];
+		struct journal_entry je = { 0 };
+
+		je.folder_id = f->sf.id;
+		je.op = J_APPEND;
+		je.base = f->lents[c->lidx].base;
+		je.aux = f->sel.uidnext;
+		je.flags = f->lents[c->lidx].flags;
+		je.size = c->id.size;
+		je.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
+		memcpy(je.hhash, c->id.hhash, 16);
+		je.have_hhash = true;
+		if (state_journal_add(w->st, &je) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+		c->jid = je.id;
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	sync_crash_point("copy journal written");
+	return 0;
+}
+
+/* Refused by the server: the entries go, the files are uploaded. */
+static int unjournal(struct worker *w, struct push_group *g)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < g->n; i++)
+		if (state_journal_remove(w->st, g->c[i]->jid) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmp_copy_uid(const void *a, const void *b)
+{
+	const struct copy_in *x = *(struct copy_in *const *)a;
+	const struct copy_in *y = *(struct copy_in *const *)b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static int cmp_copy_src(const void *a, const void *b)
+{
+	const struct copy_in *x = *(struct copy_in *const *)a;
+	const struct copy_in *y = *(struct copy_in *const *)b;
+	int c = strcmp(x->src_name, y->src_name);
+
+	return c ? c : cmp_copy_uid(a, b);
+}
+
+/* UIDs of f that belong to known messages (sorted), so a content search
+ * never pairs a copy with them. */
+static uint32_t *taken_uids(const struct folder *f, size_t *n_r)
+{
+	uint32_t *t = xcalloc(f->n_pairs + f->n_snew + 1, sizeof(uint32_t));
+	size_t i, n = 0;
+
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].m.uid)
+			t[n++] = f->pairs[i].m.uid;
+	for (i = 0; i < f->n_snew; i++)
+		t[n++] = f->snew[i].uid;
+	qsort(t, n, sizeof(uint32_t), cmp_u32);
+	*n_r = n;
+	return t;
+}
+
+/* UID COPY the group's source UIDs into f and learn the new UIDs: from
+ * COPYUID, else by content. 0 sent, 1 refused (upload instead), -1 error
+ * (the journal stays for the next run). */
+static int push_transfer(struct worker *w, struct folder *f,
+			 struct push_group *g)
+{
+	struct imap_copyuid map = { 0 };
+	struct imap_selected sel;
+	uint32_t *uids, *srcs = NULL, *dsts = NULL;
+	size_t i, k;
+	char *set, *err = NULL;
+	int r;
+
+	qsort(g->c, g->n, sizeof(*g->c), cmp_copy_uid);
+	uids = xcalloc(g->n, sizeof(uint32_t));
+	for (i = 0; i < g->n; i++)
+		uids[i] = g->c[i]->uid;
+	set = imap_uidset_make(uids, g->n);
+	free(uids);
+	r = worker_select_name(w, g->c[0]->src_name, g->c[0]->src_uidvalidity,
+			       &sel, &err);
+	if (r == 0)
+		r = w->r->ops->copy(w->r, set, f->name, &map, &err);
+	free(set);
+	if (r < 0) {
+		bool refused = w->r->ops->failure(w->r) == IMAP_FAIL_NO;
+
+		log_warn("%s: cannot copy from '%s' on the server: %s%s",
+			 f->name, g->c[0]->src_name, err,
+			 refused ? "; uploading instead" : "");
+		free(err);
+		imap_copyuid_release(&map);
+		return refused ? 1 : -1;
+	}
+	for (i = 0; i < g->n; i++)
+		g->c[i]->sent = true;
+	sync_crash_point("server copy done");
+	if (map.uidvalidity != 0 && map.src && map.dst) {
+		srcs = xcalloc(g->n, sizeof(uint32_t));
+		dsts = xcalloc(g->n, sizeof(uint32_t));
+		if (expand_set(map.src, srcs, g->n) != g->n ||
+		    expand_set(map.dst, dsts, g->n) != g->n)
+			FREE_AND_NULL(srcs);
+	}
+	imap_copyuid_release(&map);
+	for (i = 0; srcs != NULL && i < g->n; i++)
+		for (k = 0; k < g->n; k++)
+			if (srcs[k] == g->c[i]->uid)
+				g->c[i]->new_uid = dsts[k];
+	if (srcs == NULL) {
+		/* no COPYUID: find them by content, as an upload would */
+		struct msg_ident *ids = xcalloc(g->n, sizeof(*ids));
+		uint32_t *found = xcalloc(g->n, sizeof(uint32_t));
+		size_t n_taken;
+		uint32_t *taken = taken_uids(f, &n_taken);
+
+		for (i = 0; i < g->n; i++)
+			ids[i] = g->c[i]->id;
+		if (worker_select(w, f, &err) < 0 ||
+		    remote_find_idents(w, ids, g->n, f->sel.uidnext ? f->sel.uidnext
+								 : 1,
+				       taken, n_taken, found, &err) < 0) {
+			log_warn("%s: cannot find copied messages again: %s; "
+				 "the next run does", f->name, err);
+			FREE_AND_NULL(err);
+		}
+		for (i = 0; i < g->n; i++)
+			g->c[i]->new_uid = found[i];
+		free(ids);
+		free(found);
+		free(taken);
+	}
+	free(srcs);
+	free(dsts);
+	return 0;
+}
+
+/* Record the pairs the group made; one whose UID is not known keeps its
+ * journal entry for the next run's recovery. */
+static int push_record(struct worker *w, struct folder *f,
+		       struct push_group *g)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < g->n; i++) {
+		struct copy_in *c = g->c[i];
+		struct state_msg m = { 0 };
+
+		if (c->new_uid == 0) {
+			f->incomplete = true;
+			continue;
+		}
+		m.uid = c->new_uid;
+		m.base = f->lents[c->lidx].base;
+		m.flags = c->flags;
+		m.size = c->id.size;
+		m.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
+		memcpy(m.hhash, c->id.hhash, 16);
+		m.have_hhash = true;
+		if (state_msg_put(w->st, f->sf.id, &m) < 0 ||
+		    state_journal_remove(w->st, c->jid) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	for (i = 0; i < g->n; i++) {
+		if (g->c[i]->new_uid == 0)
+			continue;
+		g->c[i]->done = true;
+		f->stats.pushed_copies++;
+		engine_progress(w->e, f, 1, 0);
+	}
+	sync_crash_point("server copies committed");
+	return 0;
+}
+
+/*
+ * Copies on the server, grouped by source folder (one SELECT and one UID
+ * COPY each). The pair records the flags the copy has on the server (its
+ * source's): where the file's differ, the next run's comparison sees a
+ * local flag change and stores it.
+ */
+static int execute_pushes(struct worker *w, struct folder *f)
+{
+	struct copy_in **order;
+	size_t i, j, n = 0;
+	bool any = false;
+	char *err = NULL;
+	int ret = 0;
+
+	order = xcalloc(f->n_copies + 1, sizeof(*order));
+	for (i = 0; i < f->n_copies; i++)
+		if (f->copies[i].push)
+			order[n++] = &f->copies[i];
+	qsort(order, n, sizeof(*order), cmp_copy_src);
+	for (i = 0; i < n && ret == 0 && !w->e->fatal; i = j) {
+		struct push_group g;
+		int r;
+
+		for (j = i + 1; j < n; j++)
+			if (strcmp(order[j]->src_name, order[i]->src_name) != 0)
+				break;
+		g.c = &order[i];
+		g.n = j - i;
+		if (journal_pushes(w, f, &g) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			ret = -1;
+			break;
+		}
+		any = true;
+		r = push_transfer(w, f, &g);
+		if (r == 1) {
+			if (unjournal(w, &g) < 0) {
+				folder_fail(f, SYNC_EXIT_FAIL, "%s",
+					    state_error(w->st));
+				ret = -1;
+			}
+			continue;
+		}
+		if (r < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL,
+				    "%s: server copy failed; the next run "
+				    "finishes it", f->name);
+			ret = -1;
+			break;
+		}
+		if (push_record(w, f, &g) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			ret = -1;
+		}
+	}
+	free(order);
+	drop_uploads(f);
+	/* back to the target for the steps that follow */
+	if (ret == 0 && any && worker_select(w, f, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+		free(err);
+		ret = -1;
+	}
+	return ret;
+}
+
+int copies_execute(struct worker *w, struct folder *f)
+{
+	size_t i;
+	bool pulls = false, pushes = false;
+
+	for (i = 0; i < f->n_copies; i++) {
+		if (f->copies[i].push)
+			pushes = true;
+		else
+			pulls = true;
+	}
+	if (pulls && f->md != NULL && execute_pulls(w, f) < 0)
+		return -1;
+	if (pushes && execute_pushes(w, f) < 0)
+		return -1;
+	return 0;
+}
