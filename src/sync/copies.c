@@ -27,6 +27,49 @@
 #include "sync/sync-private.h"
 #include "util/log.h"
 
+/* ---- gather: early downloads ---- */
+
+/* Identities the early downloads of this run took (folder.c downloads a
+ * new server message of unknown content while its folder is selected). */
+struct copy_claims {
+	pthread_mutex_t lock;
+	struct msg_ident *v;
+	size_t n, a;
+};
+
+bool copies_claim_early(struct engine *e, const struct msg_ident *id)
+{
+	struct copy_claims *cc;
+	size_t i;
+	bool first = true;
+
+	pthread_mutex_lock(&e->lock);
+	if (e->copy_claims == NULL) {
+		e->copy_claims = xcalloc(1, sizeof(*e->copy_claims));
+		pthread_mutex_init(&e->copy_claims->lock, NULL);
+	}
+	cc = e->copy_claims;
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_lock(&cc->lock);
+	for (i = 0; i < cc->n && first; i++)
+		first = !ident_equal(&cc->v[i], id);
+	if (first) {
+		ALLOC_GROW(cc->v, cc->n + 1, cc->a);
+		cc->v[cc->n++] = *id;
+	}
+	pthread_mutex_unlock(&cc->lock);
+	return first;
+}
+
+static void claims_free(struct engine *e)
+{
+	if (e->copy_claims == NULL)
+		return;
+	pthread_mutex_destroy(&e->copy_claims->lock);
+	free(e->copy_claims->v);
+	FREE_AND_NULL(e->copy_claims);
+}
+
 /* ---- plan ---- */
 
 static struct folder *folder_by_id(struct engine *e, int64_t id)
@@ -83,7 +126,38 @@ static const struct srv_new *snew_of(const struct folder *f, uint32_t uid)
 	return lo < f->n_snew && f->snew[lo].uid == uid ? &f->snew[lo] : NULL;
 }
 
-static void plan_pull(struct engine *e, struct worker *w0, struct folder *f)
+/* A new server message whose content the state does not know: the first
+ * of several with one identity is downloaded, the others are made from
+ * its file once it is there (copies_execute_deferred). */
+struct fresh {
+	struct folder *f;
+	uint32_t uid;
+	unsigned flags;
+	const struct msg_ident *id;
+	size_t order;
+};
+
+struct fresh_list {
+	struct fresh *v;
+	size_t n, a;
+};
+
+static int cmp_fresh(const void *a, const void *b)
+{
+	const struct fresh *x = a, *y = b;
+	int c = memcmp(x->id->hhash, y->id->hhash, 16);
+
+	if (c == 0)
+		c = x->id->size < y->id->size ? -1 : x->id->size > y->id->size;
+	if (c == 0)
+		c = strcmp(x->id->msgid, y->id->msgid);
+	if (c == 0)
+		c = x->order < y->order ? -1 : x->order > y->order;
+	return c;
+}
+
+static void plan_pull(struct engine *e, struct worker *w0, struct folder *f,
+		      struct fresh_list *fl)
 {
 	size_t i;
 
@@ -103,8 +177,16 @@ static void plan_pull(struct engine *e, struct worker *w0, struct folder *f)
 			log_debug("%s: %s", f->name, state_error(w0->st));
 			continue;
 		}
-		if (r == 0)
+		if (r == 0) {
+			ALLOC_GROW(fl->v, fl->n + 1, fl->a);
+			fl->v[fl->n].f = f;
+			fl->v[fl->n].uid = sn->uid;
+			fl->v[fl->n].flags = sn->flags;
+			fl->v[fl->n].id = sn->id;
+			fl->v[fl->n].order = fl->n;
+			fl->n++;
 			continue;
+		}
 		c = copy_add(f);
 		c->uid = sn->uid;
 		c->flags = sn->flags;
@@ -200,20 +282,59 @@ static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
 	}
 }
 
+/* The same new content in several folders: all but the first become
+ * deferred copies, out of the downloads. The target's bookmark waits for
+ * them (moves_out, as for a move out of the folder): a run killed before
+ * they are made compares the folder in full next time. */
+static void plan_deferred(struct fresh_list *fl)
+{
+	size_t i, j;
+
+	if (fl->n < 2)
+		return;
+	qsort(fl->v, fl->n, sizeof(*fl->v), cmp_fresh);
+	for (i = 0; i < fl->n; i = j) {
+		for (j = i + 1; j < fl->n && ident_equal(fl->v[j].id, fl->v[i].id);
+		     j++) {
+			struct fresh *x = &fl->v[j];
+			struct copy_in *c = copy_add(x->f);
+			size_t k, n = 0;
+
+			c->deferred = true;
+			c->uid = x->uid;
+			c->flags = x->flags;
+			c->id = *x->id;
+			x->f->moves_out++;
+			for (k = 0; k < x->f->n_dl; k++)
+				if (x->f->dl_uids[k] != x->uid)
+					x->f->dl_uids[n++] = x->f->dl_uids[k];
+			x->f->n_dl = n;
+			log_debug("%s: UID %u is a copy of UID %u in '%s', "
+				  "downloaded first", x->f->name, x->uid,
+				  fl->v[i].uid, fl->v[i].f->name);
+		}
+	}
+}
+
 void copies_plan(struct engine *e, struct worker *w0)
 {
+	struct fresh_list fl = { 0 };
 	size_t i;
 
-	for (i = 0; i < e->n_folders; i++) {
+	claims_free(e);   /* the gather is over */
+	for (i = 0; i < e->n_folders && !e->fatal; i++) {
 		struct folder *f = e->folders[i];
 
 		if (f->status != FOLDER_OK || f->untouched)
 			continue;
 		if (f->n_dl > 0 && (e->dir_new & SYNC_DIR_PULL))
-			plan_pull(e, w0, f);
+			plan_pull(e, w0, f, &fl);
 		if (f->n_ul > 0 && (e->dir_new & SYNC_DIR_PUSH))
 			plan_push(e, w0, f);
 	}
+	if (!e->o->dry_run)
+		plan_deferred(&fl);
+	free(fl.v);
 }
 
 void copies_free(struct folder *f)
@@ -266,7 +387,14 @@ static void drop_uploads(struct folder *f)
 	f->n_ul = k;
 }
 
-static int journal_pulls(struct worker *w, struct folder *f)
+/* The pull copies of one kind: made in the execute phase, or deferred. */
+static bool pull_now(const struct copy_in *c, bool deferred)
+{
+	return !c->push && c->deferred == deferred &&
+	       (!deferred || c->src_path != NULL);
+}
+
+static int journal_pulls(struct worker *w, struct folder *f, bool deferred)
 {
 	size_t i;
 
@@ -276,7 +404,7 @@ static int journal_pulls(struct worker *w, struct folder *f)
 		struct copy_in *c = &f->copies[i];
 		struct journal_entry je = { 0 };
 
-		if (c->push)
+		if (!pull_now(c, deferred))
 			continue;
 		je.folder_id = f->sf.id;
 		je.op = J_DOWNLOAD;
@@ -297,7 +425,7 @@ static int journal_pulls(struct worker *w, struct folder *f)
 
 /* Local copies of messages the server copied: link (or copy) each from
  * its source file, then record them all in one transaction. */
-static int execute_pulls(struct worker *w, struct folder *f)
+static int execute_pulls(struct worker *w, struct folder *f, bool deferred)
 {
 	struct engine *e = w->e;
 	struct mdir *src = NULL;
@@ -306,14 +434,14 @@ static int execute_pulls(struct worker *w, struct folder *f)
 	size_t i, made = 0;
 	char *err = NULL;
 
-	if (journal_pulls(w, f) < 0)
+	if (journal_pulls(w, f, deferred) < 0)
 		goto state_fail;
 	for (i = 0; i < f->n_copies; i++) {
 		struct copy_in *c = &f->copies[i];
 		bool linked = false, missing = false;
 		int r;
 
-		if (c->push)
+		if (!pull_now(c, deferred))
 			continue;
 		if (src == NULL || strcmp(src_path, c->src_path) != 0) {
 			if (src != NULL)
@@ -357,7 +485,7 @@ static int execute_pulls(struct worker *w, struct folder *f)
 		struct copy_in *c = &f->copies[i];
 		struct state_msg m = { 0 };
 
-		if (c->push)
+		if (!pull_now(c, deferred))
 			continue;
 		if (c->made) {
 			m.uid = c->uid;
@@ -376,10 +504,14 @@ static int execute_pulls(struct worker *w, struct folder *f)
 	if (state_commit(w->st) < 0)
 		goto state_fail_rb;
 	for (i = 0; i < f->n_copies; i++) {
-		if (!f->copies[i].push && f->copies[i].made) {
-			f->copies[i].done = true;
+		struct copy_in *c = &f->copies[i];
+
+		if (pull_now(c, deferred) && c->made && !c->done) {
+			c->done = true;
 			f->stats.pulled_copies++;
 			engine_progress(e, f, 1, 0);
+			if (deferred)
+				atomic_fetch_add(&f->moves_out_done, 1);
 		}
 	}
 	sync_crash_point("local copies committed");
@@ -698,12 +830,62 @@ int copies_execute(struct worker *w, struct folder *f)
 	for (i = 0; i < f->n_copies; i++) {
 		if (f->copies[i].push)
 			pushes = true;
-		else
+		else if (!f->copies[i].deferred)
 			pulls = true;
 	}
-	if (pulls && f->md != NULL && execute_pulls(w, f) < 0)
+	if (pulls && f->md != NULL && execute_pulls(w, f, false) < 0)
 		return -1;
 	if (pushes && execute_pushes(w, f) < 0)
 		return -1;
 	return 0;
+}
+
+bool copies_pending(const struct folder *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_copies; i++)
+		if (f->copies[i].deferred && !f->copies[i].tried)
+			return true;
+	return false;
+}
+
+/*
+ * After the execute phase (main thread): the deferred copies, each made
+ * from the file its first copy was downloaded to. One whose source is not
+ * there (its download failed) is left for the next run, which compares
+ * the folder in full: its bookmark was held back for them.
+ */
+void copies_execute_deferred(struct engine *e, struct worker *w0)
+{
+	size_t i, j;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *f = e->folders[i];
+		bool any = false;
+
+		for (j = 0; j < f->n_copies; j++) {
+			struct copy_in *c = &f->copies[j];
+			struct pull_match pm = { e, NULL, NULL };
+
+			if (!c->deferred)
+				continue;
+			c->tried = true;
+			if (f->status != FOLDER_OK || f->md == NULL || e->fatal)
+				continue;
+			if (state_msgs_each_content(w0->st, c->id.hhash,
+						    c->id.size, pull_source,
+						    &pm) <= 0)
+				continue;
+			c->src_path = xstrdup(pm.src->path);
+			c->src_base = pm.base;
+			any = true;
+		}
+		if (any)
+			(void)execute_pulls(w0, f, true);
+		if (f->status == FOLDER_OK &&
+		    atomic_load(&f->moves_out_done) != f->moves_out)
+			log_info("%s: some copies are left for the next run",
+				 f->name);
+	}
 }

@@ -621,7 +621,7 @@ static int early_downloads(struct worker *w, struct folder *f)
 		r = state_msg_known_content(w->st, sn->id->hhash, sn->id->size);
 		if (r < 0)
 			log_debug("%s: %s", f->name, state_error(w->st));
-		if (r == 0)
+		if (r == 0 && copies_claim_early(e, sn->id))
 			uids[n++] = sn->uid;   /* snew is sorted: so are these */
 	}
 	if (n == 0) {

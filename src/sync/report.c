@@ -38,7 +38,7 @@ void report_folder(struct engine *e, struct folder *f)
 {
 	const struct folder_stats *s = &f->stats;
 
-	if (f->reported)
+	if (f->reported || copies_pending(f))
 		return;
 	f->reported = true;
 	if (f->error != NULL)

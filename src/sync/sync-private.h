@@ -90,7 +90,9 @@ struct copy_in {
 	int64_t jid;           /* its journal entry */
 	char *base;            /* pull: the new file; owned */
 	uint32_t new_uid;      /* push: the copy's UID here */
-	bool made, sent, done;
+	bool deferred;         /* pull: made after the execute phase, from
+				  the file another folder downloads */
+	bool made, sent, done, tried;
 };
 
 enum folder_phase_status { FOLDER_OK = 0, FOLDER_FAILED, FOLDER_SKIPPED };
@@ -236,6 +238,8 @@ struct engine {
 	pthread_mutex_t pre_lock;
 	pthread_cond_t pre_cond;
 
+	struct copy_claims *copy_claims;  /* copies.c, gather phase */
+
 	/* progress */
 	uint64_t prog_msgs, prog_total, prog_bytes;
 	int64_t prog_start_ms, prog_last_ms;
@@ -280,9 +284,17 @@ int worker_select_keep(struct worker *w, const char *name,
 		       char **error_r);
 
 /* copies.c: copies made without the body (plan phase, main thread, after
- * folder_plan(); execute before the downloads and uploads they replace) */
+ * folder_plan(), also after a fatal error: it frees the gather's claims;
+ * execute before the downloads and uploads they replace) */
 void copies_plan(struct engine *e, struct worker *w0);
 int copies_execute(struct worker *w, struct folder *f);
+/* Gather phase: whether this is the first early download of this content
+ * in the run (the others are left to the plan: copies of it). */
+bool copies_claim_early(struct engine *e, const struct msg_ident *id);
+/* After the execute phase, before the deferred bookmarks are saved. */
+void copies_execute_deferred(struct engine *e, struct worker *w0);
+/* Whether deferred copies into f are still to be tried (report later). */
+bool copies_pending(const struct folder *f);
 void copies_free(struct folder *f);
 
 /* late.c: late copies of uploads a killed run sent */

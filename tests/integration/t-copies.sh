@@ -50,7 +50,7 @@ folders_agree() {	# folders_agree NAME FOLDER...
 inode() { stat -c %i "$1" 2>/dev/null || echo "(no file)"; }
 
 run_mode() {
-	local mode=$1 lines x y
+	local mode=$1 lines x y e uid
 	dovecot_start ${2:-}
 	U=$TEST_USER
 	TAG=cp$mode
@@ -118,6 +118,29 @@ run_mode() {
 		diag "$RUN_OUT"
 	unlike "$lines" $'(^|\n)[^ ]+ (APPEND|UID COPY|UID STORE) ' \
 		"$mode: next sync: no APPEND, COPY or STORE"
+
+	# --- E. new mail copied on the server before twinbox saw it: one
+	# download, the other folders link to it (E2 with --full: no early
+	# downloads, the copies wait for the download of the execute phase)
+	for e in E1 E2; do
+		cl_write_msg "$TEST_TMP/new.eml" "$(mid "$e")" "new $e"
+		uid=$(mail_add "$U" INBOX --flags S "$TEST_TMP/new.eml")
+		tb_doveadm copy -u "$U" Archive mailbox INBOX uid "$uid"
+		tb_doveadm copy -u "$U" Work mailbox INBOX uid "$uid"
+		rawlog_reset
+		if [ $e = E1 ]; then
+			tb_run "$TWINBOX" -c "$CFG" --json sync
+		else
+			tb_run "$TWINBOX" -c "$CFG" --json sync --full
+		fi
+		is "$RUN_STATUS" 0 "$mode: $e: new mail in three folders: sync succeeds" || diag "$RUN_ERR"
+		is "$(body_fetch_uids | wc -w)|$(json_sum pulled_new)|$(json_sum pulled_copies)" "1|1|2" 			"$mode: $e: one body fetched, two copies made" || diag "$RUN_OUT" "$RUN_ERR"
+		x=$(cl_local_file "$M" INBOX "$(mid "$e")")
+		is "$(inode "$(cl_local_file "$M" Archive "$(mid "$e")")")|$(inode "$(cl_local_file "$M" Work "$(mid "$e")")")" \
+			"$(inode "$x")|$(inode "$x")" "$mode: $e: the three files share one inode"
+		folders_agree "$mode: $e: every folder equal on both sides" \
+			INBOX Archive Work
+	done
 
 	# --- D. copies: copy -------------------------------------------------
 	tb_write_config "$CFG" "acct$mode" maildir="$M" copies=copy
