@@ -96,6 +96,7 @@ static int run(const struct config *c, const struct global_opts *g,
 		sa.dir_folders = a->sync_folders;
 		sa.connections = a->connections;
 		sa.copies_copy = a->copies == COPIES_COPY;
+		sa.gmail = a->gmail;
 		sa.selected = folder_selected;
 		sa.selected_ctx = (void *)a;
 

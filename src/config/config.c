@@ -520,7 +520,7 @@ enum akey {
 	AK_NAME, AK_HOST, AK_PORT, AK_TLS, AK_CA_FILE, AK_FINGERPRINT,
 	AK_USER, AK_PASSWORD, AK_PASSWORD_COMMAND, AK_PASSWORD_FILE,
 	AK_TOKEN_COMMAND, AK_AUTH, AK_ALLOW_PLAINTEXT, AK_MAILDIR, AK_LAYOUT,
-	AK_FOLDERS, AK_SYNC, AK_CONNECTIONS, AK_COPIES, AK_COUNT_
+	AK_FOLDERS, AK_SYNC, AK_CONNECTIONS, AK_COPIES, AK_GMAIL, AK_COUNT_
 };
 static const char *const account_keys[AK_COUNT_] = {
 	[AK_NAME] = "name", [AK_HOST] = "host", [AK_PORT] = "port",
@@ -532,7 +532,7 @@ static const char *const account_keys[AK_COUNT_] = {
 	[AK_ALLOW_PLAINTEXT] = "allow_plaintext", [AK_MAILDIR] = "maildir",
 	[AK_LAYOUT] = "layout", [AK_FOLDERS] = "folders", [AK_SYNC] = "sync",
 	[AK_CONNECTIONS] = "connections",
-	[AK_COPIES] = "copies",
+	[AK_COPIES] = "copies", [AK_GMAIL] = "gmail",
 };
 
 enum skey { SK_NEW, SK_FLAGS, SK_DELETIONS, SK_MOVES, SK_FOLDERS, SK_COUNT_ };
@@ -891,6 +891,9 @@ static int load_account(struct loader *l, const yaml_node_t *map,
 			r = get_enum(l, n, key, copies_names,
 				     N_ELEMENTS(copies_names), &v);
 			a->copies = (enum copies_mode)v;
+			break;
+		case AK_GMAIL:
+			r = get_bool(l, n, key, &a->gmail);
 			break;
 		case AK_COUNT_:
 			BUG("bad account key %zu", i);

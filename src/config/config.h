@@ -47,6 +47,7 @@ struct account_config {
 		sync_folders;
 	unsigned connections;   /* 1..32, default 4 */
 	enum copies_mode copies; /* how a server copy is made locally */
+	bool gmail;             /* labels are folders, even without X-GM-EXT-1 */
 	const char *file;       /* borrowed from struct config: where the */
 	unsigned line;          /* account was defined, for messages */
 };

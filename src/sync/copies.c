@@ -27,7 +27,14 @@
 #include "sync/sync-private.h"
 #include "util/log.h"
 
-/* ---- gather: early downloads ---- */
+/* ---- gather ---- */
+
+bool copies_gmail(struct worker *w)
+{
+	return w->e->a->gmail ||
+	       (w->r != NULL && (w->r->ops->caps(w->r) & IMAP_CAP_XGM_EXT1));
+}
+
 
 /* Identities the early downloads of this run took (folder.c downloads a
  * new server message of unknown content while its folder is selected). */
@@ -104,7 +111,8 @@ static int pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 	struct pull_match *pm = ctx;
 	struct folder *s = folder_by_id(pm->e, folder_id);
 
-	if (s == NULL || s->path == NULL || !s->on_local || m->base == NULL)
+	if (s == NULL || s->path == NULL || m->base == NULL ||
+	    !(s->on_local || s->create_local))
 		return 0;
 	pm->src = s;
 	pm->base = xstrdup(m->base);

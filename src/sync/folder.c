@@ -569,10 +569,11 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	uint32_t *uids;
 	size_t i, n = 0;
 	char *set, *err = NULL;
+	bool gmail = copies_gmail(w);
 
-	if (!f->in_state || !f->selected || f->n_snew == 0 ||
-	    f->n_snew > GATHER_IDENTS_MAX ||
-	    (!(w->e->dir_moves & SYNC_DIR_PULL) && f->n_late == 0))
+	if ((!f->in_state && !gmail) || !f->selected || f->n_snew == 0 ||
+	    f->n_snew > (gmail ? GATHER_IDENTS_MAX_GMAIL : GATHER_IDENTS_MAX) ||
+	    (!(w->e->dir_moves & SYNC_DIR_PULL) && f->n_late == 0 && !gmail))
 		return;
 	uids = xcalloc(f->n_snew, sizeof(uint32_t));
 	for (i = 0; i < f->n_snew; i++)

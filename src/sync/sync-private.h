@@ -288,6 +288,11 @@ int worker_select_keep(struct worker *w, const char *name,
  * execute before the downloads and uploads they replace) */
 void copies_plan(struct engine *e, struct worker *w0);
 int copies_execute(struct worker *w, struct folder *f);
+/* Gmail mode (`gmail: true`, or the server has X-GM-EXT-1): every label
+ * is a folder, so even a first sync learns the identity of new messages
+ * (headers only) to download each once. */
+bool copies_gmail(struct worker *w);
+#define GATHER_IDENTS_MAX_GMAIL 50000
 /* Gather phase: whether this is the first early download of this content
  * in the run (the others are left to the plan: copies of it). */
 bool copies_claim_early(struct engine *e, const struct msg_ident *id);
