@@ -103,6 +103,7 @@ struct pull_match {
 	struct engine *e;
 	struct folder *src;
 	char *base;        /* owned */
+	uint32_t uid;
 };
 
 /* Any pair's file will do: it is looked for when the copy is made. */
@@ -116,7 +117,36 @@ static int pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 		return 0;
 	pm->src = s;
 	pm->base = xstrdup(m->base);
+	pm->uid = m->uid;
 	return 1;
+}
+
+/* The pair moved in from (s, uid) by moves_plan(), with the folder it is
+ * moved to, or NULL. A copy and a move of one message in one run: the
+ * copy follows the message. */
+static struct pair *moved_to(struct engine *e, const struct folder *s,
+			     uint32_t uid, int mv, struct folder **b_r)
+{
+	size_t i, j;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *b = e->folders[i];
+
+		if (b->status != FOLDER_OK || b->untouched)
+			continue;
+		/* moved-in pairs follow the ones loaded, sorted by UID */
+		for (j = b->n_pairs; j-- > 0;) {
+			struct pair *q = &b->pairs[j];
+
+			if (q->mv == MV_NONE)
+				break;
+			if ((int)q->mv == mv && q->src == s && q->src_uid == uid) {
+				*b_r = b;
+				return q;
+			}
+		}
+	}
+	return NULL;
 }
 
 static const struct srv_new *snew_of(const struct folder *f, uint32_t uid)
@@ -173,8 +203,9 @@ static void plan_pull(struct engine *e, struct worker *w0, struct folder *f,
 		return;
 	for (i = 0; i < f->n_dl; i++) {
 		const struct srv_new *sn = snew_of(f, f->dl_uids[i]);
-		struct pull_match pm = { e, NULL, NULL };
+		struct pull_match pm = { e, NULL, NULL, 0 };
 		struct copy_in *c;
+		struct folder *b = NULL;
 		int r;
 
 		if (sn == NULL || sn->claimed || !sn->have_id)
@@ -201,6 +232,9 @@ static void plan_pull(struct engine *e, struct worker *w0, struct folder *f,
 		c->id = *sn->id;
 		c->src_path = xstrdup(pm.src->path);
 		c->src_base = pm.base;
+		/* moved locally in this run (the same name in b) */
+		if (moved_to(e, pm.src, pm.uid, MV_LOCAL, &b) != NULL)
+			c->alt_path = xstrdup(b->path);
 		log_debug("%s: UID %u is a copy of '%s' in '%s'", f->name,
 			  c->uid, c->src_base, pm.src->name);
 	}
@@ -211,6 +245,7 @@ struct push_match {
 	struct folder *src;
 	uint32_t uid;
 	unsigned sflags;   /* the source's flags on the server */
+	struct pair *via;  /* the source is moved there first */
 };
 
 /* A pair the server still holds, and keeps this run; its flags there. */
@@ -242,11 +277,35 @@ static int push_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 	    s->create_server || s->uidvalidity_changed || m->uid == 0)
 		return 0;
 	pm->sflags = m->flags;
-	if (!pair_stays_on_server(s, m->uid, &pm->sflags))
-		return 0;
+	if (!pair_stays_on_server(s, m->uid, &pm->sflags)) {
+		struct folder *b = NULL;
+		struct pair *q = moved_to(pm->e, s, m->uid, MV_SERVER, &b);
+
+		/* moved on the server by this run: copied from where it goes
+		 * once the moves phase put it there */
+		if (q == NULL || b->create_server || !b->on_server)
+			return 0;
+		pm->via = q;
+		pm->sflags = q->sflags;
+		s = b;
+	}
 	pm->src = s;
 	pm->uid = m->uid;
 	return 1;
+}
+
+/* One COPY of a source message per target: a second file with the same
+ * content in the folder is uploaded. */
+static bool copied_already(const struct folder *f, const char *src_name,
+			   uint32_t uid)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_copies; i++)
+		if (f->copies[i].push && f->copies[i].uid == uid &&
+		    strcmp(f->copies[i].src_name, src_name) == 0)
+			return true;
+	return false;
 }
 
 static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
@@ -258,7 +317,7 @@ static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
 		return;
 	for (i = 0; i < f->n_ul; i++) {
 		size_t li = f->ul_idx[i];
-		struct push_match pm = { e, NULL, 0, 0 };
+		struct push_match pm = { e, NULL, 0, 0, NULL };
 		struct msg_ident id;
 		struct copy_in *c;
 		char *err = NULL;
@@ -274,7 +333,7 @@ static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
 					    push_source, &pm);
 		if (r < 0)
 			log_debug("%s: %s", f->name, state_error(w0->st));
-		if (r <= 0)
+		if (r <= 0 || copied_already(f, pm.src->name, pm.uid))
 			continue;
 		c = copy_add(f);
 		c->push = true;
@@ -285,6 +344,7 @@ static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
 		c->src_name = xstrdup(pm.src->name);
 		c->src_uidvalidity = pm.src->selected ? pm.src->sel.uidvalidity
 						      : pm.src->sf.uidvalidity;
+		c->via = pm.via;
 		log_debug("%s: '%s' is a copy of UID %u in '%s'", f->name,
 			  f->lents[li].base, c->uid, c->src_name);
 	}
@@ -324,9 +384,26 @@ static void plan_deferred(struct fresh_list *fl)
 	}
 }
 
+/* Whether the server holds any message the state knows: when it does
+ * not (a first sync), no new local file can be a copy, and reading each
+ * one for its identity would only double the upload's reading. */
+static bool any_known(const struct engine *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_folders; i++) {
+		const struct folder *f = e->folders[i];
+
+		if (f->n_pairs > 0 || (f->untouched && f->sf.server_count > 0))
+			return true;
+	}
+	return false;
+}
+
 void copies_plan(struct engine *e, struct worker *w0)
 {
 	struct fresh_list fl = { 0 };
+	bool push = (e->dir_new & SYNC_DIR_PUSH) && any_known(e);
 	size_t i;
 
 	claims_free(e);   /* the gather is over */
@@ -337,7 +414,7 @@ void copies_plan(struct engine *e, struct worker *w0)
 			continue;
 		if (f->n_dl > 0 && (e->dir_new & SYNC_DIR_PULL))
 			plan_pull(e, w0, f, &fl);
-		if (f->n_ul > 0 && (e->dir_new & SYNC_DIR_PUSH))
+		if (f->n_ul > 0 && push)
 			plan_push(e, w0, f);
 	}
 	if (!e->o->dry_run)
@@ -351,6 +428,7 @@ void copies_free(struct folder *f)
 
 	for (i = 0; i < f->n_copies; i++) {
 		free(f->copies[i].src_path);
+		free(f->copies[i].alt_path);
 		free(f->copies[i].src_base);
 		free(f->copies[i].src_name);
 		free(f->copies[i].base);
@@ -360,6 +438,26 @@ void copies_free(struct folder *f)
 }
 
 /* ---- execute ---- */
+
+void copies_after_moves(struct engine *e)
+{
+	size_t i, j;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *f = e->folders[i];
+
+		for (j = 0; j < f->n_copies; j++) {
+			struct copy_in *c = &f->copies[j];
+
+			if (!c->push || c->via == NULL)
+				continue;
+			/* where the moves phase put the source, if it did */
+			c->uid = c->via->done && c->via->mv == MV_SERVER
+				 ? c->via->m.uid : 0;
+			c->via = NULL;
+		}
+	}
+}
 
 /* Remove the UIDs of done pull copies from the download list. */
 static void drop_downloads(struct folder *f)
@@ -464,6 +562,20 @@ static int execute_pulls(struct worker *w, struct folder *f, bool deferred)
 		}
 		r = mdir_copy_in(src, c->src_base, f->md, c->flags, hardlink,
 				 &c->base, &linked, &err);
+		if (r == 1 && c->alt_path != NULL) {
+			/* moved meanwhile by this run: it is there now */
+			struct mdir *alt = NULL;
+
+			if (mdir_open(c->alt_path, false, &alt, &missing,
+				      &err) == 0) {
+				r = mdir_copy_in(alt, c->src_base, f->md, c->flags,
+						 hardlink, &c->base, &linked,
+						 &err);
+				mdir_close(&alt);
+			} else {
+				FREE_AND_NULL(err);
+			}
+		}
 		if (r < 0) {
 			log_warn("%s: cannot copy '%s' from '%s': %s; "
 				 "downloading it", f->name, c->src_base,
@@ -780,8 +892,8 @@ static int execute_pushes(struct worker *w, struct folder *f)
 
 	order = xcalloc(f->n_copies + 1, sizeof(*order));
 	for (i = 0; i < f->n_copies; i++)
-		if (f->copies[i].push)
-			order[n++] = &f->copies[i];
+		if (f->copies[i].push && f->copies[i].uid != 0)
+			order[n++] = &f->copies[i];   /* 0: uploaded instead */
 	qsort(order, n, sizeof(*order), cmp_copy_src);
 	for (i = 0; i < n && ret == 0 && !w->e->fatal; i = j) {
 		struct push_group g;
@@ -874,7 +986,7 @@ void copies_execute_deferred(struct engine *e, struct worker *w0)
 
 		for (j = 0; j < f->n_copies; j++) {
 			struct copy_in *c = &f->copies[j];
-			struct pull_match pm = { e, NULL, NULL };
+			struct pull_match pm = { e, NULL, NULL, 0 };
 
 			if (!c->deferred)
 				continue;

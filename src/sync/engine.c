@@ -1123,6 +1123,7 @@ int sync_account_run(const struct sync_account *a,
 		run_phase(&e, 2);
 		e.n_workers = n;
 	}
+	copies_after_moves(&e);
 	run_phase(&e, 3);
 	log_debug("%s: execute phase done", a->name);
 	if (!o->dry_run)

@@ -85,6 +85,9 @@ struct copy_in {
 	struct msg_ident id;
 	char *src_path;        /* pull: the source's local folder; owned */
 	char *src_base;        /* pull: the source's file; owned */
+	char *alt_path;        /* pull: where this run moves it; owned */
+	struct pair *via;      /* push: the source's move, until the moves
+				  phase made it (borrowed) */
 	char *src_name;        /* push: the source's server folder; owned */
 	uint32_t src_uidvalidity;
 	int64_t jid;           /* its journal entry */
@@ -296,6 +299,9 @@ bool copies_gmail(struct worker *w);
 /* Gather phase: whether this is the first early download of this content
  * in the run (the others are left to the plan: copies of it). */
 bool copies_claim_early(struct engine *e, const struct msg_ident *id);
+/* Main thread, after the moves phase: copies from a message this run
+ * moved on the server take its new UID (or are uploaded). */
+void copies_after_moves(struct engine *e);
 /* After the execute phase, before the deferred bookmarks are saved. */
 void copies_execute_deferred(struct engine *e, struct worker *w0);
 /* Whether deferred copies into f are still to be tried (report later). */

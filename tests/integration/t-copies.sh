@@ -142,6 +142,25 @@ run_mode() {
 			INBOX Archive Work
 	done
 
+	# --- F. moved and copied in one run: where each side put it, once
+	x=$(cl_local_file "$M" INBOX "$(mid 6)")
+	cp -p "$x" "$M/Work/cur/"
+	mv "$x" "$M/Archive/cur/"
+	uid=$(cl_uid_of "$U" INBOX "$(mid 7)")
+	tb_doveadm copy -u "$U" Work mailbox INBOX uid "$uid"
+	tb_doveadm move -u "$U" Archive mailbox INBOX uid "$uid"
+	rawlog_reset
+	tb_run "$TWINBOX" -c "$CFG" --json sync
+	is "$RUN_STATUS" 0 "$mode: moved and copied: sync succeeds" || diag "$RUN_ERR"
+	is "$(cl_where "$U" "$M" "$(mid 6)")|$(cl_where "$U" "$M" "$(mid 7)")" \
+		"Archive,Work|Archive,Work|Archive,Work|Archive,Work" \
+		"$mode: moved and copied (locally, on the server): in Archive and Work on both sides, once each"
+	lines=$(rawlog_client_lines)
+	is "$(body_fetch_uids)" "" "$mode: moved and copied: no body fetched"
+	unlike "$lines" $'(^|\n)[^ ]+ APPEND ' "$mode: moved and copied: no APPEND"
+	folders_agree "$mode: moved and copied: every folder equal on both sides" \
+		INBOX Archive Work
+
 	# --- D. copies: copy -------------------------------------------------
 	tb_write_config "$CFG" "acct$mode" maildir="$M" copies=copy
 	tb_doveadm copy -u "$U" Work mailbox INBOX \
