@@ -876,11 +876,48 @@ static int push_record(struct worker *w, struct folder *f,
 	return 0;
 }
 
+/* A copied file whose flags are not its source's: the copy on the server
+ * gets the file's (f selected). A failure leaves it to the next run's
+ * comparison, which sees the file's flags changed against the pair. */
+static void push_flags(struct worker *w, struct folder *f)
+{
+	size_t i;
+	char *err = NULL;
+
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+		unsigned lf = c->push ? f->lents[c->lidx].flags : 0;
+		struct imap_store_op ops[2];
+		char set[16];
+		size_t n = 0;
+
+		if (!c->push || !c->done || c->new_uid == 0 || lf == c->flags)
+			continue;
+		snprintf(set, sizeof(set), "%u", c->new_uid);
+		if (lf & ~c->flags)
+			ops[n++] = (struct imap_store_op){ set, true,
+							   lf & ~c->flags, 0 };
+		if (c->flags & ~lf)
+			ops[n++] = (struct imap_store_op){ set, false,
+							   c->flags & ~lf, 0 };
+		if (w->r->ops->store(w->r, ops, n, &err) < 0) {
+			log_warn("%s: cannot store the flags of a copy: %s",
+				 f->name, err);
+			free(err);
+			return;
+		}
+		if (state_msg_set_flags(w->st, f->sf.id, c->new_uid, lf) < 0) {
+			log_warn("%s: %s", f->name, state_error(w->st));
+			return;
+		}
+		c->flags = lf;
+	}
+}
+
 /*
  * Copies on the server, grouped by source folder (one SELECT and one UID
  * COPY each). The pair records the flags the copy has on the server (its
- * source's): where the file's differ, the next run's comparison sees a
- * local flag change and stores it.
+ * source's) until push_flags() gave it the file's.
  */
 static int execute_pushes(struct worker *w, struct folder *f)
 {
@@ -939,6 +976,8 @@ static int execute_pushes(struct worker *w, struct folder *f)
 		free(err);
 		ret = -1;
 	}
+	if (ret == 0 && any)
+		push_flags(w, f);
 	return ret;
 }
 

@@ -92,7 +92,7 @@ run_mode() {
 	x=$(cl_local_file "$M" INBOX "$(mid 3)")
 	cp -p "$x" "$M/Archive/cur/"            # same name
 	x=$(cl_local_file "$M" INBOX "$(mid 4)")
-	cp -p "$x" "$M/Work/cur/1700000000.M4P4.copied:2,S"
+	cp -p "$x" "$M/Work/cur/1700000000.M4P4.copied:2,FS"  # flagged here
 	cp -p "$x" "$M/Archive/cur/1700000000.M4P5.copied:2,S"
 	rawlog_reset
 	tb_run "$TWINBOX" -c "$CFG" --json sync
@@ -107,6 +107,9 @@ run_mode() {
 		"$mode: local copy: the message in INBOX, Archive and Work on both sides, once each"
 	folders_agree "$mode: local copies: every folder equal on both sides" \
 		INBOX Archive Work
+	is "$(cl_server_state "$U" Work | grep -F "$(mid 4)")|$(cl_server_state "$U" INBOX | grep -F "$(mid 4)")" \
+		"$(mid 4) FS|$(mid 4) S" \
+		"$mode: local copy with other flags: the copy on the server has the file's flags, the source keeps its own"
 
 	# --- C. nothing left: the next run sees its own copies as known ------
 	rawlog_reset
