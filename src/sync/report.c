@@ -184,6 +184,20 @@ void report_plan(struct engine *e, struct folder *f)
 		 f->n_dl - redl, f->n_ul - reul, pull_flags, push_flags, del_l,
 		 del_s, redl, reul, mv_in_server, mv_in_local);
 	plan_line(e, f, "would", line);
+	if (f->n_copies > 0) {
+		unsigned cp_l = 0, cp_s = 0;
+
+		for (i = 0; i < f->n_copies; i++) {
+			if (f->copies[i].push)
+				cp_s++;
+			else
+				cp_l++;
+		}
+		snprintf(line, sizeof(line),
+			 "of the new messages, copy %u locally and %u on the "
+			 "server, without transferring them", cp_l, cp_s);
+		plan_line(e, f, "would", line);
+	}
 	fflush(stdout);
 }
 

@@ -70,6 +70,12 @@ run_mode() {
 		uid "$(cl_uid_of "$U" INBOX "$(mid 1)")"
 	tb_doveadm copy -u "$U" Archive mailbox INBOX \
 		uid "$(cl_uid_of "$U" INBOX "$(mid 2)")"
+	x=$(tree_snapshot "$M")
+	tb_run "$TWINBOX" -c "$CFG" sync --dry-run
+	like "$RUN_OUT" "Archive: would of the new messages, copy 2 locally and 0 on the server" \
+		"$mode: --dry-run: says Archive's two new messages would be copied" ||
+		diag "$RUN_OUT"
+	is "$(tree_snapshot "$M")" "$x" "$mode: --dry-run: the Maildir is untouched"
 	rawlog_reset
 	tb_run "$TWINBOX" -c "$CFG" --json sync
 	is "$RUN_STATUS" 0 "$mode: server copies: sync succeeds" || diag "$RUN_ERR"
