@@ -35,7 +35,6 @@ bool copies_gmail(struct worker *w)
 	       (w->r != NULL && (w->r->ops->caps(w->r) & IMAP_CAP_XGM_EXT1));
 }
 
-
 /* Identities the early downloads of this run took (folder.c downloads a
  * new server message of unknown content while its folder is selected). */
 struct copy_claims {
@@ -462,35 +461,35 @@ void copies_after_moves(struct engine *e)
 /* Remove the UIDs of done pull copies from the download list. */
 static void drop_downloads(struct folder *f)
 {
-	size_t i, j, k = 0;
+	uint32_t *done = xcalloc(f->n_copies + 1, sizeof(uint32_t));
+	size_t i, k = 0, n = 0;
 
-	for (i = 0; i < f->n_dl; i++) {
-		bool gone = false;
-
-		for (j = 0; j < f->n_copies && !gone; j++)
-			gone = !f->copies[j].push && f->copies[j].done &&
-			       f->copies[j].uid == f->dl_uids[i];
-		if (!gone)
+	for (i = 0; i < f->n_copies; i++)
+		if (!f->copies[i].push && f->copies[i].done)
+			done[n++] = f->copies[i].uid;
+	qsort(done, n, sizeof(uint32_t), cmp_u32);
+	for (i = 0; i < f->n_dl; i++)
+		if (n == 0 || bsearch(&f->dl_uids[i], done, n, sizeof(uint32_t),
+				      cmp_u32) == NULL)
 			f->dl_uids[k++] = f->dl_uids[i];
-	}
 	f->n_dl = k;
+	free(done);
 }
 
 /* Remove the files a COPY was sent for from the upload list. */
 static void drop_uploads(struct folder *f)
 {
-	size_t i, j, k = 0;
+	bool *sent = xcalloc(f->n_lents + 1, sizeof(bool));
+	size_t i, k = 0;
 
-	for (i = 0; i < f->n_ul; i++) {
-		bool gone = false;
-
-		for (j = 0; j < f->n_copies && !gone; j++)
-			gone = f->copies[j].push && f->copies[j].sent &&
-			       f->copies[j].lidx == f->ul_idx[i];
-		if (!gone)
+	for (i = 0; i < f->n_copies; i++)
+		if (f->copies[i].push && f->copies[i].sent)
+			sent[f->copies[i].lidx] = true;
+	for (i = 0; i < f->n_ul; i++)
+		if (!sent[f->ul_idx[i]])
 			f->ul_idx[k++] = f->ul_idx[i];
-	}
 	f->n_ul = k;
+	free(sent);
 }
 
 /* The pull copies of one kind: made in the execute phase, or deferred. */
