@@ -79,12 +79,16 @@ TESTS += \
 	tests/integration/t-crash.sh \
 	tests/integration/t-moves.sh \
 	tests/integration/t-moves-crash.sh \
-	tests/integration/t-renames.sh
+	tests/integration/t-renames.sh \
+	tests/integration/t-copies.sh \
+	tests/integration/t-copies-crash.sh
 EXTRA_DIST += \
 	tests/integration/t-crash.sh \
 	tests/integration/t-moves.sh \
 	tests/integration/t-moves-crash.sh \
 	tests/integration/t-renames.sh \
+	tests/integration/t-copies.sh \
+	tests/integration/t-copies-crash.sh \
 	tests/integration/crash-lib.sh
 
 # sync --watch (tests/integration/watch-lib.sh): IDLE, inotify, signals.

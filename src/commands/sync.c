@@ -76,6 +76,8 @@ int account_sync(const struct config *c, const struct account_config *a,
 	sa.dir_moves = a->sync_moves;
 	sa.dir_folders = a->sync_folders;
 	sa.connections = a->connections;
+	sa.copies_copy = a->copies == COPIES_COPY;
+	sa.gmail = a->gmail;
 	sa.selected = folder_selected;
 	sa.selected_ctx = (void *)a;
 

@@ -57,6 +57,9 @@ static const char *const auth_names[] = {
 static const char *const layout_names[] = {
 	[LAYOUT_VERBATIM] = "verbatim", [LAYOUT_MAILDIRPP] = "maildir++",
 };
+static const char *const copies_names[] = {
+	[COPIES_LINK] = "link", [COPIES_COPY] = "copy",
+};
 static const char *const sync_dir_names[] = {
 	[SYNC_NONE] = "none", [SYNC_PULL] = "pull", [SYNC_PUSH] = "push",
 	[SYNC_BOTH] = "both",
@@ -517,7 +520,8 @@ enum akey {
 	AK_NAME, AK_HOST, AK_PORT, AK_TLS, AK_CA_FILE, AK_FINGERPRINT,
 	AK_USER, AK_PASSWORD, AK_PASSWORD_COMMAND, AK_PASSWORD_FILE,
 	AK_TOKEN_COMMAND, AK_AUTH, AK_ALLOW_PLAINTEXT, AK_MAILDIR, AK_LAYOUT,
-	AK_FOLDERS, AK_SYNC, AK_CONNECTIONS, AK_WATCH, AK_POLL, AK_COUNT_
+	AK_FOLDERS, AK_SYNC, AK_CONNECTIONS, AK_WATCH, AK_POLL, AK_COPIES,
+	AK_GMAIL, AK_COUNT_
 };
 static const char *const account_keys[AK_COUNT_] = {
 	[AK_NAME] = "name", [AK_HOST] = "host", [AK_PORT] = "port",
@@ -529,7 +533,7 @@ static const char *const account_keys[AK_COUNT_] = {
 	[AK_ALLOW_PLAINTEXT] = "allow_plaintext", [AK_MAILDIR] = "maildir",
 	[AK_LAYOUT] = "layout", [AK_FOLDERS] = "folders", [AK_SYNC] = "sync",
 	[AK_CONNECTIONS] = "connections", [AK_WATCH] = "watch",
-	[AK_POLL] = "poll",
+	[AK_POLL] = "poll", [AK_COPIES] = "copies", [AK_GMAIL] = "gmail",
 };
 
 enum skey { SK_NEW, SK_FLAGS, SK_DELETIONS, SK_MOVES, SK_FOLDERS, SK_COUNT_ };
@@ -900,6 +904,14 @@ static int load_account(struct loader *l, const yaml_node_t *map,
 					 "from 1s to 24h (e.g. 30s, 5m, 1h)", s);
 			break;
 		}
+		case AK_COPIES:
+			r = get_enum(l, n, key, copies_names,
+				     N_ELEMENTS(copies_names), &v);
+			a->copies = (enum copies_mode)v;
+			break;
+		case AK_GMAIL:
+			r = get_bool(l, n, key, &a->gmail);
+			break;
 		case AK_COUNT_:
 			BUG("bad account key %zu", i);
 		}

@@ -16,6 +16,7 @@
 enum tls_mode { TLS_IMPLICIT, TLS_STARTTLS, TLS_NONE };
 enum auth_mech { AUTH_AUTO, AUTH_PLAIN, AUTH_LOGIN, AUTH_XOAUTH2, AUTH_OAUTHBEARER };
 enum layout { LAYOUT_VERBATIM, LAYOUT_MAILDIRPP };
+enum copies_mode { COPIES_LINK, COPIES_COPY };
 /* Bit 1 = pull (server to local), bit 2 = push (local to server). */
 enum sync_dir { SYNC_NONE = 0, SYNC_PULL = 1, SYNC_PUSH = 2, SYNC_BOTH = 3 };
 
@@ -50,6 +51,8 @@ struct account_config {
 	size_t n_watch;
 	unsigned poll;          /* sync --watch: seconds between STATUS
 				   sweeps of the other folders; default 300 */
+	enum copies_mode copies; /* how a server copy is made locally */
+	bool gmail;             /* labels are folders, even without X-GM-EXT-1 */
 	const char *file;       /* borrowed from struct config: where the */
 	unsigned line;          /* account was defined, for messages */
 };

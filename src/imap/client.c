@@ -201,6 +201,7 @@ static const struct {
 	{ "LIST-EXTENDED", IMAP_CAP_LIST_EXTENDED },
 	{ "OBJECTID", IMAP_CAP_OBJECTID }, { "IDLE", IMAP_CAP_IDLE },
 	{ "NAMESPACE", IMAP_CAP_NAMESPACE }, { "NOTIFY", IMAP_CAP_NOTIFY },
+	{ "X-GM-EXT-1", IMAP_CAP_XGM_EXT1 },
 };
 
 static void caps_set(struct imap_client *c, const struct imap_arg *args,

@@ -68,6 +68,7 @@ enum imap_cap {
 	IMAP_CAP_SPECIAL_USE = 1u << 18, IMAP_CAP_LIST_EXTENDED = 1u << 19,
 	IMAP_CAP_OBJECTID = 1u << 20, IMAP_CAP_IDLE = 1u << 21,
 	IMAP_CAP_NAMESPACE = 1u << 22, IMAP_CAP_NOTIFY = 1u << 23,
+	IMAP_CAP_XGM_EXT1 = 1u << 24,   /* Gmail: labels are folders */
 };
 
 struct imap_client;

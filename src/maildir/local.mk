@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 libtwinbox_a_SOURCES += \
 	src/maildir/maildir.c src/maildir/maildir.h \
-	src/maildir/names.c \
+	src/maildir/names.c src/maildir/copyin.c \
 	src/util/ident.c src/util/ident.h
 
 check_PROGRAMS += tests/unit/t-ident tests/unit/t-mdir-names \

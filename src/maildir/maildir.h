@@ -206,6 +206,20 @@ ssize_t mdir_reader_read(struct mdir_reader *r, void *buf, size_t n,
 			 char **error_r);
 void mdir_reader_close(struct mdir_reader **r);
 
+/*
+ * Materialise the message with this base in `from` as a new message of
+ * `to` (which may be `from`) with its own unique base and these flags: a
+ * hard link to the same file when hardlink is set and the file system
+ * allows (*linked_r true), else a copy of its bytes with its mtime
+ * (copyin.c). It lands where a download would: new/<base> for no flags,
+ * else cur/<base>:2,<flags>. The caller calls mdir_sync_dirs() before it
+ * records the new message anywhere. 0 ok (*base_r owned by the caller),
+ * 1 the source is not there.
+ */
+int mdir_copy_in(struct mdir *from, const char *base, struct mdir *to,
+		 unsigned flags, bool hardlink, char **base_r, bool *linked_r,
+		 char **error_r) ATTR_WARN_UNUSED;
+
 /* Identity of a local message (reads the file once). 1 if not found. */
 int mdir_msg_ident(struct mdir *m, const char *base, struct msg_ident *id_r,
 		   char **error_r);

@@ -52,6 +52,9 @@ static const char *const stmt_sql[SS_COUNT] = {
 	[SS_MSG_KNOWN_CONTENT] =
 		"SELECT 1 FROM messages WHERE hhash = ?1 AND size = ?2"
 		" LIMIT 1",
+	[SS_MSG_BY_CONTENT] =
+		"SELECT " MSG_COLS " FROM messages"
+		" WHERE hhash = ?1 AND size = ?2 ORDER BY folder_id, uid",
 	[SS_MSG_BASES] =
 		"SELECT base, flags FROM messages WHERE folder_id = ?1"
 		" ORDER BY base",
@@ -925,6 +928,36 @@ int state_msg_known_content(struct state *st, const uint8_t hhash[16],
 		return 0;
 	state_set_sqlite_error(st, "cannot look up a message by content");
 	return -1;
+}
+
+int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
+			    uint64_t size,
+			    int (*cb)(void *ctx, int64_t folder_id,
+				      const struct state_msg *m),
+			    void *ctx)
+{
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	if ((s = stmt_get(st, SS_MSG_BY_CONTENT)) == NULL)
+		return -1;
+	if (sqlite3_bind_blob(s, 1, hhash, 16, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (sqlite3_int64)size) != SQLITE_OK)
+		return stmt_bind_failed(st, s, "look up messages by content");
+	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct state_msg m = { 0 };
+		int64_t fid = msg_from_row(s, &m);
+
+		r = cb(ctx, fid, &m);
+		state_msg_release(&m);
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		state_set_sqlite_error(st, "cannot look up messages by content");
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	return r;
 }
 
 int state_msgs_each_base(struct state *st, int64_t folder_id,

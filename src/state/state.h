@@ -139,6 +139,15 @@ int state_msgs_load(struct state *st, int64_t folder_id,
    0 no, -1 on a database error. */
 int state_msg_known_content(struct state *st, const uint8_t hhash[16],
 			    uint64_t size) ATTR_WARN_UNUSED;
+/* Each pair of any folder with this header hash and size (the content a
+   copy would have), in order of folder id and uid, until cb returns
+   nonzero; returns that, 0 at the end, -1 on a database error. m is
+   borrowed for the call. */
+int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
+			    uint64_t size,
+			    int (*cb)(void *ctx, int64_t folder_id,
+				      const struct state_msg *m),
+			    void *ctx) ATTR_WARN_UNUSED;
 /* Each pair's base and flags, in strcmp order of base, until cb returns
    nonzero; returns that, 0 at the end, -1 on a database error. */
 int state_msgs_each_base(struct state *st, int64_t folder_id,

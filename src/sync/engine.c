@@ -1120,6 +1120,7 @@ int sync_account_run(const struct sync_account *a,
 		moves_plan(&e, w0);
 	for (i = 0; i < e.n_folders; i++)
 		folder_plan(&e, e.folders[i]);
+	copies_plan(&e, w0);
 	for (i = 0; i < e.n_folders; i++) {
 		struct folder *f = e.folders[i];
 
@@ -1140,8 +1141,11 @@ int sync_account_run(const struct sync_account *a,
 		run_phase(&e, 2);
 		e.n_workers = n;
 	}
+	copies_after_moves(&e);
 	run_phase(&e, 3);
 	log_debug("%s: execute phase done", a->name);
+	if (!o->dry_run)
+		copies_execute_deferred(&e, w0);
 	if (!o->dry_run)
 		for (i = 0; i < e.n_folders; i++)
 			folder_save_deferred_bookmark(w0, e.folders[i]);

@@ -71,6 +71,7 @@ void folder_free(struct folder *f)
 	free(f->lent_known);
 	free(f->dl_uids);
 	free(f->ul_idx);
+	copies_free(f);
 	if (f->late)
 		state_journal_free(f->late, f->n_late);
 	free(f->dup_uids);
@@ -568,10 +569,11 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	uint32_t *uids;
 	size_t i, n = 0;
 	char *set, *err = NULL;
+	bool gmail = copies_gmail(w);
 
-	if (!f->in_state || !f->selected || f->n_snew == 0 ||
-	    f->n_snew > GATHER_IDENTS_MAX ||
-	    (!(w->e->dir_moves & SYNC_DIR_PULL) && f->n_late == 0))
+	if ((!f->in_state && !gmail) || !f->selected || f->n_snew == 0 ||
+	    f->n_snew > (gmail ? GATHER_IDENTS_MAX_GMAIL : GATHER_IDENTS_MAX) ||
+	    (!(w->e->dir_moves & SYNC_DIR_PULL) && f->n_late == 0 && !gmail))
 		return;
 	uids = xcalloc(f->n_snew, sizeof(uint32_t));
 	for (i = 0; i < f->n_snew; i++)
@@ -620,7 +622,7 @@ static int early_downloads(struct worker *w, struct folder *f)
 		r = state_msg_known_content(w->st, sn->id->hhash, sn->id->size);
 		if (r < 0)
 			log_debug("%s: %s", f->name, state_error(w->st));
-		if (r == 0)
+		if (r == 0 && copies_claim_early(e, sn->id))
 			uids[n++] = sn->uid;   /* snew is sorted: so are these */
 	}
 	if (n == 0) {
@@ -1798,6 +1800,8 @@ int folder_execute(struct worker *w, struct folder *f)
 	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
 	    execute_flags(w, f) < 0 ||
 	    execute_deletions(w, f) < 0)
+		ret = -1;
+	if (ret == 0 && f->n_copies > 0 && copies_execute(w, f) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_dl > 0 &&
 	    execute_downloads(w, f, f->dl_uids, f->n_dl) < 0)

@@ -38,7 +38,7 @@ void report_folder(struct engine *e, struct folder *f)
 {
 	const struct folder_stats *s = &f->stats;
 
-	if (f->reported)
+	if (f->reported || copies_pending(f))
 		return;
 	f->reported = true;
 	if (f->error != NULL)
@@ -56,12 +56,14 @@ void report_folder(struct engine *e, struct folder *f)
 			       ",\"pulled_flags\":%u,\"pushed_flags\":%u"
 			       ",\"pulled_deletions\":%u,\"pushed_deletions\":%u"
 			       ",\"pulled_moves\":%u,\"pushed_moves\":%u"
+			       ",\"pulled_copies\":%u,\"pushed_copies\":%u"
 			       ",\"bytes_down\":%llu,\"bytes_up\":%llu"
 			       ",\"status\":\"%s\",\"error\":",
 			       s->pulled_new, s->pushed_new, s->pulled_flags,
 			       s->pushed_flags, s->pulled_deletions,
 			       s->pushed_deletions, s->pulled_moves,
-			       s->pushed_moves,
+			       s->pushed_moves, s->pulled_copies,
+			       s->pushed_copies,
 			       (unsigned long long)s->bytes_down,
 			       (unsigned long long)s->bytes_up,
 			       f->status == FOLDER_OK ? "ok" : "error"));
@@ -182,6 +184,20 @@ void report_plan(struct engine *e, struct folder *f)
 		 f->n_dl - redl, f->n_ul - reul, pull_flags, push_flags, del_l,
 		 del_s, redl, reul, mv_in_server, mv_in_local);
 	plan_line(e, f, "would", line);
+	if (f->n_copies > 0) {
+		unsigned cp_l = 0, cp_s = 0;
+
+		for (i = 0; i < f->n_copies; i++) {
+			if (f->copies[i].push)
+				cp_s++;
+			else
+				cp_l++;
+		}
+		snprintf(line, sizeof(line),
+			 "of the new messages, copy %u locally and %u on the "
+			 "server, without transferring them", cp_l, cp_s);
+		plan_line(e, f, "would", line);
+	}
 	fflush(stdout);
 }
 
@@ -203,6 +219,8 @@ void report_summary(struct engine *e)
 		t.pushed_deletions += s->pushed_deletions;
 		t.pulled_moves += s->pulled_moves;
 		t.pushed_moves += s->pushed_moves;
+		t.pulled_copies += s->pulled_copies;
+		t.pushed_copies += s->pushed_copies;
 		t.bytes_down += s->bytes_down;
 		t.bytes_up += s->bytes_up;
 		if (e->folders[i]->status != FOLDER_OK &&
@@ -211,11 +229,13 @@ void report_summary(struct engine *e)
 	}
 	printf("%s: %zu folders%s%zu failed; new: %u pulled, %u pushed; "
 	       "flags: %u pulled, %u pushed; deletions: %u pulled, %u pushed; "
-	       "moves: %u pulled, %u pushed; %.1f kB down, %.1f kB up\n",
+	       "moves: %u pulled, %u pushed; copies: %u pulled, %u pushed; "
+	       "%.1f kB down, %.1f kB up\n",
 	       e->a->name, e->n_folders, failed ? ", " : ", ", failed,
 	       t.pulled_new, t.pushed_new, t.pulled_flags, t.pushed_flags,
 	       t.pulled_deletions, t.pushed_deletions, t.pulled_moves,
-	       t.pushed_moves, (double)t.bytes_down / 1024.0,
+	       t.pushed_moves, t.pulled_copies, t.pushed_copies,
+	       (double)t.bytes_down / 1024.0,
 	       (double)t.bytes_up / 1024.0);
 	fflush(stdout);
 }

@@ -29,6 +29,7 @@ struct folder_stats {
 	unsigned pulled_flags, pushed_flags;
 	unsigned pulled_deletions, pushed_deletions;
 	unsigned pulled_moves, pushed_moves;
+	unsigned pulled_copies, pushed_copies;
 	uint64_t bytes_down, bytes_up;
 };
 
@@ -75,6 +76,28 @@ struct pair {
 #define LOCAL_SAME (-2L)       /* lidx: local folder unchanged, flags as state */
 #define LOCAL_ELSEWHERE (-3L)  /* lidx: the file is in pair->src (MV_LOCAL) */
 
+/* A copy into a folder, replayed without the body (copies.c). */
+struct copy_in {
+	bool push;             /* local copy: UID COPY on the server */
+	uint32_t uid;          /* pull: the new UID here; push: the source's */
+	unsigned flags;        /* the new message's flags on the server */
+	size_t lidx;           /* push: the local entry */
+	struct msg_ident id;
+	char *src_path;        /* pull: the source's local folder; owned */
+	char *src_base;        /* pull: the source's file; owned */
+	char *alt_path;        /* pull: where this run moves it; owned */
+	struct pair *via;      /* push: the source's move, until the moves
+				  phase made it (borrowed) */
+	char *src_name;        /* push: the source's server folder; owned */
+	uint32_t src_uidvalidity;
+	int64_t jid;           /* its journal entry */
+	char *base;            /* pull: the new file; owned */
+	uint32_t new_uid;      /* push: the copy's UID here */
+	bool deferred;         /* pull: made after the execute phase, from
+				  the file another folder downloads */
+	bool made, sent, done, tried;
+};
+
 enum folder_phase_status { FOLDER_OK = 0, FOLDER_FAILED, FOLDER_SKIPPED };
 
 struct folder {
@@ -114,6 +137,8 @@ struct folder {
 	size_t n_dup;
 	int64_t *dup_jids;          /* their tombstones */
 
+	struct copy_in *copies;     /* plan: copies into it (copies.c) */
+	size_t n_copies, a_copies;
 	uint32_t *dl_uids;          /* plan: to download */
 	size_t n_dl;
 	size_t *ul_idx;             /* plan: local entries to upload */
@@ -216,6 +241,8 @@ struct engine {
 	pthread_mutex_t pre_lock;
 	pthread_cond_t pre_cond;
 
+	struct copy_claims *copy_claims;  /* copies.c, gather phase */
+
 	/* progress */
 	uint64_t prog_msgs, prog_total, prog_bytes;
 	int64_t prog_start_ms, prog_last_ms;
@@ -258,6 +285,28 @@ int worker_select_name(struct worker *w, const char *name,
 int worker_select_keep(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
 		       char **error_r);
+
+/* copies.c: copies made without the body (plan phase, main thread, after
+ * folder_plan(), also after a fatal error: it frees the gather's claims;
+ * execute before the downloads and uploads they replace) */
+void copies_plan(struct engine *e, struct worker *w0);
+int copies_execute(struct worker *w, struct folder *f);
+/* Gmail mode (`gmail: true`, or the server has X-GM-EXT-1): every label
+ * is a folder, so even a first sync learns the identity of new messages
+ * (headers only) to download each once. */
+bool copies_gmail(struct worker *w);
+#define GATHER_IDENTS_MAX_GMAIL 50000
+/* Gather phase: whether this is the first early download of this content
+ * in the run (the others are left to the plan: copies of it). */
+bool copies_claim_early(struct engine *e, const struct msg_ident *id);
+/* Main thread, after the moves phase: copies from a message this run
+ * moved on the server take its new UID (or are uploaded). */
+void copies_after_moves(struct engine *e);
+/* After the execute phase, before the deferred bookmarks are saved. */
+void copies_execute_deferred(struct engine *e, struct worker *w0);
+/* Whether deferred copies into f are still to be tried (report later). */
+bool copies_pending(const struct folder *f);
+void copies_free(struct folder *f);
 
 /* late.c: late copies of uploads a killed run sent */
 int late_load(struct worker *w, struct folder *f);

@@ -21,6 +21,8 @@ struct sync_account {
 	const char *state_dir;
 	unsigned dir_new, dir_flags, dir_deletions, dir_moves, dir_folders;
 	unsigned connections;         /* >= 1 */
+	bool copies_copy;             /* `copies: copy`: no hard links */
+	bool gmail;                   /* `gmail: true` (else from X-GM-EXT-1) */
 	/* folder selection (include/exclude); NULL = all */
 	bool (*selected)(void *ctx, const char *name);
 	void *selected_ctx;

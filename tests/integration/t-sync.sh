@@ -456,7 +456,7 @@ is "$(printf '%s\n' "$RUN_OUT" | jq -r .folder | LC_ALL=C sort | tr '\n' ' ')" \
 	"Archive Entwürfe Flags INBOX Lists/dev Projects/2024 " \
 	"$M: --json: one line for each folder, UTF-8 names with /"
 keys=$(printf '%s\n' "$RUN_OUT" | jq -c 'keys_unsorted | sort' | sort -u)
-is "$keys" '["account","bytes_down","bytes_up","error","folder","pulled_deletions","pulled_flags","pulled_moves","pulled_new","pushed_deletions","pushed_flags","pushed_moves","pushed_new","status"]' \
+is "$keys" '["account","bytes_down","bytes_up","error","folder","pulled_copies","pulled_deletions","pulled_flags","pulled_moves","pulled_new","pushed_copies","pushed_deletions","pushed_flags","pushed_moves","pushed_new","status"]' \
 	"$M: --json: every line has exactly the SPEC keys"
 inbox=$(printf '%s\n' "$RUN_OUT" | jq -c 'select(.folder == "INBOX") |
 	[.account, .pulled_new, .pushed_new, .pulled_flags, .pushed_flags,

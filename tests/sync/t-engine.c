@@ -1196,6 +1196,87 @@ static void t_moves(unsigned caps)
 	fx_free(&x);
 }
 
+/* Gmail's layout (issue 14): All Mail holds every message, labels are
+ * folders holding some of them again. Each body is downloaded once and
+ * linked into every folder; removing a message from a label folder on
+ * either side removes only that label. */
+static ino_t local_inode(struct fx *x, const char *folder, const char *tag)
+{
+	struct lmsg *m, *e;
+	size_t n;
+	struct stat st;
+	ino_t ino = 0;
+
+	local_list(x, folder, &m, &n);
+	if ((e = lfind(m, n, tag)) != NULL && stat(e->path, &st) == 0)
+		ino = st.st_ino;
+	lmsgs_free(m, n);
+	return ino;
+}
+
+static void t_gmail(unsigned caps)
+{
+	struct fx *x = fx_new("gmail", caps, MDIR_VERBATIM);
+	char *what = xasprintf("gmail labels (%s)", caps_name(caps));
+	const char *all = "[Gmail]/All Mail";
+	struct fake_counters c;
+	char *s, *l, tag[16];
+	int i;
+
+	x->a.gmail = true;
+	for (i = 1; i <= 300; i++) {
+		snprintf(tag, sizeof(tag), "g%d", i);
+		srv_add(x, all, tag, i % 2 ? MF_SEEN : 0);
+		if (i <= 100) {
+			srv_add(x, "Label1", tag, i % 2 ? MF_SEEN : 0);
+			srv_add(x, "Label2", tag, i % 2 ? MF_SEEN : 0);
+		}
+		if (i > 250)
+			srv_add(x, "INBOX", tag, i % 2 ? MF_SEEN : 0);
+	}
+	fake_server_reset_counters(x->fs);
+	is_int(fx_run(x), 0, "%s: first sync exits 0", what);
+	fake_server_counters(x->fs, &c);
+	if (!ok(c.bodies == 300, "%s: 550 messages in 4 folders, 300 bodies "
+		"downloaded (%u)", what, c.bodies))
+		counters_diag(x);
+	s = server_view(x);
+	l = local_view(x);
+	is_str(l, s, "%s: both sides equal", what);
+	free(s);
+	free(l);
+	ok(local_inode(x, "Label1", "g7") != 0 &&
+	   local_inode(x, "Label1", "g7") == local_inode(x, all, "g7") &&
+	   local_inode(x, "Label2", "g7") == local_inode(x, all, "g7") &&
+	   local_inode(x, "INBOX", "g299") == local_inode(x, all, "g299"),
+	   "%s: a message in several labels is one file, linked", what);
+
+	/* deleted from a label folder here: the label goes, not the mail */
+	local_remove(x, "Label1", "g1");
+	/* a label removed on the server (Gmail: expunged from the label) */
+	srv_expunge(x, "Label2", "g2");
+	fake_server_reset_counters(x->fs);
+	is_int(fx_run(x), 0, "%s: label removals: sync exits 0", what);
+	fake_server_counters(x->fs, &c);
+	ok(srv_uid(x, "Label1", "g1") == 0 && srv_uid(x, all, "g1") != 0 &&
+	   srv_uid(x, "Label2", "g1") != 0,
+	   "%s: deleted in Label1 locally: only that label gone on the server",
+	   what);
+	ok(local_inode(x, "Label2", "g2") == 0 && local_inode(x, all, "g2") != 0 &&
+	   local_inode(x, "Label1", "g2") == local_inode(x, all, "g2"),
+	   "%s: label removed on the server: only that folder's file gone", what);
+	ok(c.bodies == 0 && c.appends == 0 && c.expunges == 1,
+	   "%s: label removals: one expunge, no body transferred", what);
+	s = server_view(x);
+	l = local_view(x);
+	is_str(l, s, "%s: label removals: both sides equal", what);
+	free(s);
+	free(l);
+	check_noop_run(x, what);
+	free(what);
+	fx_free(&x);
+}
+
 /* ---- crash and resume ---- */
 
 static void local_move(struct fx *x, const char *from, const char *tag,
@@ -1543,6 +1624,7 @@ int main(int argc, char **argv)
 		t_local_folder_gone(caps);
 		t_dry_run(caps);
 		t_moves(caps);
+		t_gmail(caps);
 	}
 	for (i = 0; i < N_ELEMENTS(caps_sets); i++) {
 		const char *k = getenv("TB_CRASH_KIND");

@@ -119,6 +119,8 @@ static void test_full(void)
 		"      moves: both\n"
 		"      folders: pull\n"
 		"    connections: 32\n"
+		"    copies: copy\n"
+		"    gmail: true\n"
 		"    allow_plaintext: false\n"
 		"  - name: Work_2.x-y\n"
 		"    host: 127.0.0.1\n"
@@ -170,6 +172,8 @@ static void test_full(void)
 	is_int(a->sync_moves, SYNC_BOTH, "full: sync.moves");
 	is_int(a->sync_folders, SYNC_PULL, "full: sync.folders");
 	is_int(a->connections, 32, "full: connections");
+	is_int(a->copies, COPIES_COPY, "full: copies");
+	ok(a->gmail, "full: gmail");
 	ok(!a->allow_plaintext, "full: allow_plaintext");
 	is_int(a->line, 4, "full: account line");
 	ok(a->file == c->file && strstr(c->file, tmpdir) == c->file,
@@ -182,7 +186,7 @@ static void test_full(void)
 	is_int(b->auth, AUTH_XOAUTH2, "full: auth xoauth2");
 	is_str(b->token_command, "oauth2-helper work", "full: token_command");
 	is_str(b->maildir, "/srv/mail", "full: absolute maildir");
-	is_int(b->line, 27, "full: second account line");
+	is_int(b->line, 29, "full: second account line");
 
 	ok(config_find_account(c, "personal") == a, "find: first");
 	ok(config_find_account(c, "Work_2.x-y") == b, "find: second");
@@ -220,6 +224,8 @@ static void test_defaults(void)
 	   a->sync_deletions == SYNC_BOTH && a->sync_moves == SYNC_BOTH &&
 	   a->sync_folders == SYNC_BOTH, "defaults: sync both");
 	is_int(a->connections, 4, "defaults: 4 connections");
+	is_int(a->copies, COPIES_LINK, "defaults: copies link");
+	ok(!a->gmail, "defaults: gmail off");
 	ok(a->ca_file == NULL && a->fingerprint == NULL, "defaults: no pins");
 	ok(!a->allow_plaintext, "defaults: no plaintext");
 	s = xasprintf("%s/Mail", tmpdir);
@@ -449,6 +455,10 @@ static void test_errors(void)
 	    "implicit, starttls, none", "bad tls");
 	err(BASE "    auth: cram-md5\n", "7:11: key 'auth': 'cram-md5' is "
 	    "not one of auto, plain, login, xoauth2, oauthbearer", "bad auth");
+	err(BASE "    copies: symlink\n", "7:13: key 'copies': 'symlink' is "
+	    "not one of link, copy", "bad copies");
+	err(BASE "    gmail: 1\n", "7:12: key 'gmail': '1' is not true or "
+	    "false", "boolean gmail");
 	err(BASE "    layout: mbox\n", "7:13: key 'layout': 'mbox' is not "
 	    "one of verbatim, maildir++", "bad layout");
 	err(BASE "    sync:\n      moves: sideways\n", "8:14: key "

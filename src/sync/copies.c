@@ -1,0 +1,1049 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * copies.c - a message that appears in another folder while it stays
+ * where it was is a copy, replayed without its body crossing the wire:
+ *   server copy: a new server message whose identity (size, Message-ID,
+ *                header hash) a pair of any folder has is made locally
+ *                from that pair's file, by a hard link (`copies: link`)
+ *                or a local copy (`copies: copy`), under a name and with
+ *                flags of its own;
+ *   local copy:  a new local file whose identity a pair of any folder has
+ *                (a pair the server still holds) becomes UID COPY from
+ *                that folder, not APPEND.
+ * Matching runs in the plan phase, after the moves took what they match,
+ * against the state database (the pairs of every folder, also of those
+ * this run does not even load). A copy that cannot be made (the source
+ * file went away, the server refused the COPY) falls back to the download
+ * or upload the message would have had anyway.
+ *
+ * Crash safety: the steps reuse the intents of the transfers they stand
+ * for. A local copy is journalled as a J_DOWNLOAD of its UID, so a run
+ * killed between the link and the state commit is finished by recovery,
+ * which pairs the linked file by content. A server copy is journalled as
+ * a J_APPEND of the local file, whose recovery finds the new UID by
+ * content (and uploads the file should the COPY never have happened).
+ */
+#include "common.h"
+#include "sync/sync-private.h"
+#include "util/log.h"
+
+/* ---- gather ---- */
+
+bool copies_gmail(struct worker *w)
+{
+	return w->e->a->gmail ||
+	       (w->r != NULL && (w->r->ops->caps(w->r) & IMAP_CAP_XGM_EXT1));
+}
+
+/* Identities the early downloads of this run took (folder.c downloads a
+ * new server message of unknown content while its folder is selected). */
+struct copy_claims {
+	pthread_mutex_t lock;
+	struct msg_ident *v;
+	size_t n, a;
+};
+
+bool copies_claim_early(struct engine *e, const struct msg_ident *id)
+{
+	struct copy_claims *cc;
+	size_t i;
+	bool first = true;
+
+	pthread_mutex_lock(&e->lock);
+	if (e->copy_claims == NULL) {
+		e->copy_claims = xcalloc(1, sizeof(*e->copy_claims));
+		pthread_mutex_init(&e->copy_claims->lock, NULL);
+	}
+	cc = e->copy_claims;
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_lock(&cc->lock);
+	for (i = 0; i < cc->n && first; i++)
+		first = !ident_equal(&cc->v[i], id);
+	if (first) {
+		ALLOC_GROW(cc->v, cc->n + 1, cc->a);
+		cc->v[cc->n++] = *id;
+	}
+	pthread_mutex_unlock(&cc->lock);
+	return first;
+}
+
+static void claims_free(struct engine *e)
+{
+	if (e->copy_claims == NULL)
+		return;
+	pthread_mutex_destroy(&e->copy_claims->lock);
+	free(e->copy_claims->v);
+	FREE_AND_NULL(e->copy_claims);
+}
+
+/* ---- plan ---- */
+
+static struct folder *folder_by_id(struct engine *e, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_folders; i++)
+		if (e->folders[i]->sf.id == id)
+			return e->folders[i];
+	return NULL;
+}
+
+static struct copy_in *copy_add(struct folder *f)
+{
+	struct copy_in *c;
+
+	ALLOC_GROW(f->copies, f->n_copies + 1, f->a_copies);
+	c = &f->copies[f->n_copies++];
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+struct pull_match {
+	struct engine *e;
+	struct folder *src;
+	char *base;        /* owned */
+	uint32_t uid;
+};
+
+/* Any pair's file will do: it is looked for when the copy is made. */
+static int pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
+{
+	struct pull_match *pm = ctx;
+	struct folder *s = folder_by_id(pm->e, folder_id);
+
+	if (s == NULL || s->path == NULL || m->base == NULL ||
+	    !(s->on_local || s->create_local))
+		return 0;
+	pm->src = s;
+	pm->base = xstrdup(m->base);
+	pm->uid = m->uid;
+	return 1;
+}
+
+/* The pair moved in from (s, uid) by moves_plan(), with the folder it is
+ * moved to, or NULL. A copy and a move of one message in one run: the
+ * copy follows the message. */
+static struct pair *moved_to(struct engine *e, const struct folder *s,
+			     uint32_t uid, int mv, struct folder **b_r)
+{
+	size_t i, j;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *b = e->folders[i];
+
+		if (b->status != FOLDER_OK || b->untouched)
+			continue;
+		/* moved-in pairs follow the ones loaded, sorted by UID */
+		for (j = b->n_pairs; j-- > 0;) {
+			struct pair *q = &b->pairs[j];
+
+			if (q->mv == MV_NONE)
+				break;
+			if ((int)q->mv == mv && q->src == s && q->src_uid == uid) {
+				*b_r = b;
+				return q;
+			}
+		}
+	}
+	return NULL;
+}
+
+static const struct srv_new *snew_of(const struct folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n_snew;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->snew[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->n_snew && f->snew[lo].uid == uid ? &f->snew[lo] : NULL;
+}
+
+/* A new server message whose content the state does not know: the first
+ * of several with one identity is downloaded, the others are made from
+ * its file once it is there (copies_execute_deferred). */
+struct fresh {
+	struct folder *f;
+	uint32_t uid;
+	unsigned flags;
+	const struct msg_ident *id;
+	size_t order;
+};
+
+struct fresh_list {
+	struct fresh *v;
+	size_t n, a;
+};
+
+static int cmp_fresh(const void *a, const void *b)
+{
+	const struct fresh *x = a, *y = b;
+	int c = memcmp(x->id->hhash, y->id->hhash, 16);
+
+	if (c == 0)
+		c = x->id->size < y->id->size ? -1 : x->id->size > y->id->size;
+	if (c == 0)
+		c = strcmp(x->id->msgid, y->id->msgid);
+	if (c == 0)
+		c = x->order < y->order ? -1 : x->order > y->order;
+	return c;
+}
+
+static void plan_pull(struct engine *e, struct worker *w0, struct folder *f,
+		      struct fresh_list *fl)
+{
+	size_t i;
+
+	if (f->md == NULL)
+		return;
+	for (i = 0; i < f->n_dl; i++) {
+		const struct srv_new *sn = snew_of(f, f->dl_uids[i]);
+		struct pull_match pm = { e, NULL, NULL, 0 };
+		struct copy_in *c;
+		struct folder *b = NULL;
+		int r;
+
+		if (sn == NULL || sn->claimed || !sn->have_id)
+			continue;   /* a restore, or no identity: download */
+		r = state_msgs_each_content(w0->st, sn->id->hhash, sn->id->size,
+					    pull_source, &pm);
+		if (r < 0) {
+			log_debug("%s: %s", f->name, state_error(w0->st));
+			continue;
+		}
+		if (r == 0) {
+			ALLOC_GROW(fl->v, fl->n + 1, fl->a);
+			fl->v[fl->n].f = f;
+			fl->v[fl->n].uid = sn->uid;
+			fl->v[fl->n].flags = sn->flags;
+			fl->v[fl->n].id = sn->id;
+			fl->v[fl->n].order = fl->n;
+			fl->n++;
+			continue;
+		}
+		c = copy_add(f);
+		c->uid = sn->uid;
+		c->flags = sn->flags;
+		c->id = *sn->id;
+		c->src_path = xstrdup(pm.src->path);
+		c->src_base = pm.base;
+		/* moved locally in this run (the same name in b) */
+		if (moved_to(e, pm.src, pm.uid, MV_LOCAL, &b) != NULL)
+			c->alt_path = xstrdup(b->path);
+		log_debug("%s: UID %u is a copy of '%s' in '%s'", f->name,
+			  c->uid, c->src_base, pm.src->name);
+	}
+}
+
+struct push_match {
+	struct engine *e;
+	struct folder *src;
+	uint32_t uid;
+	unsigned sflags;   /* the source's flags on the server */
+	struct pair *via;  /* the source is moved there first */
+};
+
+/* A pair the server still holds, and keeps this run; its flags there. */
+static bool pair_stays_on_server(const struct folder *s, uint32_t uid,
+				 unsigned *sflags)
+{
+	size_t i;
+
+	if (s->untouched)
+		return true;   /* nothing changed there on either side */
+	for (i = 0; i < s->n_pairs; i++) {
+		const struct pair *p = &s->pairs[i];
+
+		if (p->m.uid != uid || p->mv != MV_NONE)
+			continue;
+		*sflags = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
+		return p->sv != SRV_GONE && p->act != ACT_DEL_SERVER &&
+		       p->act != ACT_MOVED_AWAY && p->act != ACT_FORGET;
+	}
+	return false;
+}
+
+static int push_source(void *ctx, int64_t folder_id, const struct state_msg *m)
+{
+	struct push_match *pm = ctx;
+	struct folder *s = folder_by_id(pm->e, folder_id);
+
+	if (s == NULL || s->status != FOLDER_OK || !s->on_server ||
+	    s->create_server || s->uidvalidity_changed || m->uid == 0)
+		return 0;
+	pm->sflags = m->flags;
+	if (!pair_stays_on_server(s, m->uid, &pm->sflags)) {
+		struct folder *b = NULL;
+		struct pair *q = moved_to(pm->e, s, m->uid, MV_SERVER, &b);
+
+		/* moved on the server by this run: copied from where it goes
+		 * once the moves phase put it there */
+		if (q == NULL || b->create_server || !b->on_server)
+			return 0;
+		pm->via = q;
+		pm->sflags = q->sflags;
+		s = b;
+	}
+	pm->src = s;
+	pm->uid = m->uid;
+	return 1;
+}
+
+/* One COPY of a source message per target: a second file with the same
+ * content in the folder is uploaded. */
+static bool copied_already(const struct folder *f, const char *src_name,
+			   uint32_t uid)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_copies; i++)
+		if (f->copies[i].push && f->copies[i].uid == uid &&
+		    strcmp(f->copies[i].src_name, src_name) == 0)
+			return true;
+	return false;
+}
+
+static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
+{
+	size_t i;
+
+	if (f->md == NULL || !f->on_server || w0->r == NULL ||
+	    w0->r->ops->copy == NULL)
+		return;
+	for (i = 0; i < f->n_ul; i++) {
+		size_t li = f->ul_idx[i];
+		struct push_match pm = { e, NULL, 0, 0, NULL };
+		struct msg_ident id;
+		struct copy_in *c;
+		char *err = NULL;
+		int r;
+
+		if (f->lent_known[li])
+			continue;   /* a restore of a pair's file: upload */
+		if (mdir_msg_ident(f->md, f->lents[li].base, &id, &err) != 0) {
+			free(err);   /* the upload says so, if it persists */
+			continue;
+		}
+		r = state_msgs_each_content(w0->st, id.hhash, id.size,
+					    push_source, &pm);
+		if (r < 0)
+			log_debug("%s: %s", f->name, state_error(w0->st));
+		if (r <= 0 || copied_already(f, pm.src->name, pm.uid))
+			continue;
+		c = copy_add(f);
+		c->push = true;
+		c->uid = pm.uid;
+		c->lidx = li;
+		c->flags = pm.sflags;   /* what the copy has on the server */
+		c->id = id;
+		c->src_name = xstrdup(pm.src->name);
+		c->src_uidvalidity = pm.src->selected ? pm.src->sel.uidvalidity
+						      : pm.src->sf.uidvalidity;
+		c->via = pm.via;
+		log_debug("%s: '%s' is a copy of UID %u in '%s'", f->name,
+			  f->lents[li].base, c->uid, c->src_name);
+	}
+}
+
+/* The same new content in several folders: all but the first become
+ * deferred copies, out of the downloads. The target's bookmark waits for
+ * them (moves_out, as for a move out of the folder): a run killed before
+ * they are made compares the folder in full next time. */
+static void plan_deferred(struct fresh_list *fl)
+{
+	size_t i, j;
+
+	if (fl->n < 2)
+		return;
+	qsort(fl->v, fl->n, sizeof(*fl->v), cmp_fresh);
+	for (i = 0; i < fl->n; i = j) {
+		for (j = i + 1; j < fl->n && ident_equal(fl->v[j].id, fl->v[i].id);
+		     j++) {
+			struct fresh *x = &fl->v[j];
+			struct copy_in *c = copy_add(x->f);
+			size_t k, n = 0;
+
+			c->deferred = true;
+			c->uid = x->uid;
+			c->flags = x->flags;
+			c->id = *x->id;
+			x->f->moves_out++;
+			for (k = 0; k < x->f->n_dl; k++)
+				if (x->f->dl_uids[k] != x->uid)
+					x->f->dl_uids[n++] = x->f->dl_uids[k];
+			x->f->n_dl = n;
+			log_debug("%s: UID %u is a copy of UID %u in '%s', "
+				  "downloaded first", x->f->name, x->uid,
+				  fl->v[i].uid, fl->v[i].f->name);
+		}
+	}
+}
+
+/* Whether the server holds any message the state knows: when it does
+ * not (a first sync), no new local file can be a copy, and reading each
+ * one for its identity would only double the upload's reading. */
+static bool any_known(const struct engine *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_folders; i++) {
+		const struct folder *f = e->folders[i];
+
+		if (f->n_pairs > 0 || (f->untouched && f->sf.server_count > 0))
+			return true;
+	}
+	return false;
+}
+
+void copies_plan(struct engine *e, struct worker *w0)
+{
+	struct fresh_list fl = { 0 };
+	bool push = (e->dir_new & SYNC_DIR_PUSH) && any_known(e);
+	size_t i;
+
+	claims_free(e);   /* the gather is over */
+	for (i = 0; i < e->n_folders && !e->fatal; i++) {
+		struct folder *f = e->folders[i];
+
+		if (f->status != FOLDER_OK || f->untouched)
+			continue;
+		if (f->n_dl > 0 && (e->dir_new & SYNC_DIR_PULL))
+			plan_pull(e, w0, f, &fl);
+		if (f->n_ul > 0 && push)
+			plan_push(e, w0, f);
+	}
+	if (!e->o->dry_run)
+		plan_deferred(&fl);
+	free(fl.v);
+}
+
+void copies_free(struct folder *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_copies; i++) {
+		free(f->copies[i].src_path);
+		free(f->copies[i].alt_path);
+		free(f->copies[i].src_base);
+		free(f->copies[i].src_name);
+		free(f->copies[i].base);
+	}
+	FREE_AND_NULL(f->copies);
+	f->n_copies = f->a_copies = 0;
+}
+
+/* ---- execute ---- */
+
+void copies_after_moves(struct engine *e)
+{
+	size_t i, j;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *f = e->folders[i];
+
+		for (j = 0; j < f->n_copies; j++) {
+			struct copy_in *c = &f->copies[j];
+
+			if (!c->push || c->via == NULL)
+				continue;
+			/* where the moves phase put the source, if it did */
+			c->uid = c->via->done && c->via->mv == MV_SERVER
+				 ? c->via->m.uid : 0;
+			c->via = NULL;
+		}
+	}
+}
+
+/* Remove the UIDs of done pull copies from the download list. */
+static void drop_downloads(struct folder *f)
+{
+	uint32_t *done = xcalloc(f->n_copies + 1, sizeof(uint32_t));
+	size_t i, k = 0, n = 0;
+
+	for (i = 0; i < f->n_copies; i++)
+		if (!f->copies[i].push && f->copies[i].done)
+			done[n++] = f->copies[i].uid;
+	qsort(done, n, sizeof(uint32_t), cmp_u32);
+	for (i = 0; i < f->n_dl; i++)
+		if (n == 0 || bsearch(&f->dl_uids[i], done, n, sizeof(uint32_t),
+				      cmp_u32) == NULL)
+			f->dl_uids[k++] = f->dl_uids[i];
+	f->n_dl = k;
+	free(done);
+}
+
+/* Remove the files a COPY was sent for from the upload list. */
+static void drop_uploads(struct folder *f)
+{
+	bool *sent = xcalloc(f->n_lents + 1, sizeof(bool));
+	size_t i, k = 0;
+
+	for (i = 0; i < f->n_copies; i++)
+		if (f->copies[i].push && f->copies[i].sent)
+			sent[f->copies[i].lidx] = true;
+	for (i = 0; i < f->n_ul; i++)
+		if (!sent[f->ul_idx[i]])
+			f->ul_idx[k++] = f->ul_idx[i];
+	f->n_ul = k;
+	free(sent);
+}
+
+/* The pull copies of one kind: made in the execute phase, or deferred. */
+static bool pull_now(const struct copy_in *c, bool deferred)
+{
+	return !c->push && c->deferred == deferred &&
+	       (!deferred || c->src_path != NULL);
+}
+
+static int journal_pulls(struct worker *w, struct folder *f, bool deferred)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+		struct journal_entry je = { 0 };
+
+		if (!pull_now(c, deferred))
+			continue;
+		je.folder_id = f->sf.id;
+		je.op = J_DOWNLOAD;
+		je.uid = c->uid;
+		if (state_journal_add(w->st, &je) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+		c->jid = je.id;
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	sync_crash_point("copy journal written");
+	return 0;
+}
+
+/* Local copies of messages the server copied: link (or copy) each from
+ * its source file, then record them all in one transaction. */
+static int execute_pulls(struct worker *w, struct folder *f, bool deferred)
+{
+	struct engine *e = w->e;
+	struct mdir *src = NULL;
+	const char *src_path = NULL;
+	bool hardlink = !e->a->copies_copy;
+	size_t i, made = 0;
+	char *err = NULL;
+
+	if (journal_pulls(w, f, deferred) < 0)
+		goto state_fail;
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+		bool linked = false, missing = false;
+		int r;
+
+		if (!pull_now(c, deferred))
+			continue;
+		if (src == NULL || strcmp(src_path, c->src_path) != 0) {
+			if (src != NULL)
+				mdir_close(&src);
+			src_path = c->src_path;
+			if (mdir_open(c->src_path, false, &src, &missing,
+				      &err) < 0) {
+				src = NULL;
+				FREE_AND_NULL(err);
+				continue;   /* downloaded instead */
+			}
+		}
+		r = mdir_copy_in(src, c->src_base, f->md, c->flags, hardlink,
+				 &c->base, &linked, &err);
+		if (r == 1 && c->alt_path != NULL) {
+			/* moved meanwhile by this run: it is there now */
+			struct mdir *alt = NULL;
+
+			if (mdir_open(c->alt_path, false, &alt, &missing,
+				      &err) == 0) {
+				r = mdir_copy_in(alt, c->src_base, f->md, c->flags,
+						 hardlink, &c->base, &linked,
+						 &err);
+				mdir_close(&alt);
+			} else {
+				FREE_AND_NULL(err);
+			}
+		}
+		if (r < 0) {
+			log_warn("%s: cannot copy '%s' from '%s': %s; "
+				 "downloading it", f->name, c->src_base,
+				 c->src_path, err);
+			FREE_AND_NULL(err);
+			continue;
+		}
+		if (r == 1)
+			continue;   /* gone meanwhile: downloaded instead */
+		c->made = true;
+		made++;
+		f->local_dirty = true;
+		sync_crash_point("message copied locally");
+	}
+	if (src != NULL)
+		mdir_close(&src);
+	if (made > 0 && mdir_sync_dirs(f->md, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", err);
+		free(err);
+		return -1;
+	}
+	/* every entry goes: a copy made is recorded with it, the others are
+	 * downloaded next, under an entry of their own */
+	if (state_begin(w->st) < 0)
+		goto state_fail;
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+		struct state_msg m = { 0 };
+
+		if (!pull_now(c, deferred))
+			continue;
+		if (c->made) {
+			m.uid = c->uid;
+			m.base = c->base;
+			m.flags = c->flags;
+			m.size = c->id.size;
+			m.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
+			memcpy(m.hhash, c->id.hhash, 16);
+			m.have_hhash = true;
+			if (state_msg_put(w->st, f->sf.id, &m) < 0)
+				goto state_fail_rb;
+		}
+		if (state_journal_remove(w->st, c->jid) < 0)
+			goto state_fail_rb;
+	}
+	if (state_commit(w->st) < 0)
+		goto state_fail_rb;
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+
+		if (pull_now(c, deferred) && c->made && !c->done) {
+			c->done = true;
+			f->stats.pulled_copies++;
+			engine_progress(e, f, 1, 0);
+			if (deferred)
+				atomic_fetch_add(&f->moves_out_done, 1);
+		}
+	}
+	sync_crash_point("local copies committed");
+	drop_downloads(f);
+	return 0;
+state_fail_rb:
+	(void)state_rollback(w->st);
+state_fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
+}
+
+/* Expand a COPYUID set into at most max UIDs, in order. */
+static size_t expand_set(const char *set, uint32_t *out, size_t max)
+{
+	size_t pos = 0, n = 0;
+	uint32_t lo, hi, u;
+	bool bad = false;
+
+	while (n < max && imap_uidset_next(set, &pos, &lo, &hi, &bad)) {
+		for (u = lo; n < max; u = lo <= hi ? u + 1 : u - 1) {
+			out[n++] = u;
+			if (u == hi)
+				break;
+		}
+	}
+	return bad ? 0 : n;
+}
+
+/* The server copies of one source folder: c[0..n) of f->copies. */
+struct push_group {
+	struct copy_in **c;
+	size_t n;
+};
+
+static int journal_pushes(struct worker *w, struct folder *f,
+			  struct push_group *g)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < g->n; i++) {
+		struct copy_in *c = g->c[i];
+		struct journal_entry je = { 0 };
+
+		je.folder_id = f->sf.id;
+		je.op = J_APPEND;
+		je.base = f->lents[c->lidx].base;
+		je.aux = f->sel.uidnext;
+		je.flags = f->lents[c->lidx].flags;
+		je.size = c->id.size;
+		je.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
+		memcpy(je.hhash, c->id.hhash, 16);
+		je.have_hhash = true;
+		if (state_journal_add(w->st, &je) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+		c->jid = je.id;
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	sync_crash_point("copy journal written");
+	return 0;
+}
+
+/* Refused by the server: the entries go, the files are uploaded. */
+static int unjournal(struct worker *w, struct push_group *g)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < g->n; i++)
+		if (state_journal_remove(w->st, g->c[i]->jid) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmp_copy_uid(const void *a, const void *b)
+{
+	const struct copy_in *x = *(struct copy_in *const *)a;
+	const struct copy_in *y = *(struct copy_in *const *)b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static int cmp_copy_src(const void *a, const void *b)
+{
+	const struct copy_in *x = *(struct copy_in *const *)a;
+	const struct copy_in *y = *(struct copy_in *const *)b;
+	int c = strcmp(x->src_name, y->src_name);
+
+	return c ? c : cmp_copy_uid(a, b);
+}
+
+/* UIDs of f that belong to known messages (sorted), so a content search
+ * never pairs a copy with them. */
+static uint32_t *taken_uids(const struct folder *f, size_t *n_r)
+{
+	uint32_t *t = xcalloc(f->n_pairs + f->n_snew + 1, sizeof(uint32_t));
+	size_t i, n = 0;
+
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].m.uid)
+			t[n++] = f->pairs[i].m.uid;
+	for (i = 0; i < f->n_snew; i++)
+		t[n++] = f->snew[i].uid;
+	qsort(t, n, sizeof(uint32_t), cmp_u32);
+	*n_r = n;
+	return t;
+}
+
+/* UID COPY the group's source UIDs into f and learn the new UIDs: from
+ * COPYUID, else by content. 0 sent, 1 refused (upload instead), -1 error
+ * (the journal stays for the next run). */
+static int push_transfer(struct worker *w, struct folder *f,
+			 struct push_group *g)
+{
+	struct imap_copyuid map = { 0 };
+	struct imap_selected sel;
+	uint32_t *uids, *srcs = NULL, *dsts = NULL;
+	size_t i, k;
+	char *set, *err = NULL;
+	int r;
+
+	qsort(g->c, g->n, sizeof(*g->c), cmp_copy_uid);
+	uids = xcalloc(g->n, sizeof(uint32_t));
+	for (i = 0; i < g->n; i++)
+		uids[i] = g->c[i]->uid;
+	set = imap_uidset_make(uids, g->n);
+	free(uids);
+	r = worker_select_name(w, g->c[0]->src_name, g->c[0]->src_uidvalidity,
+			       &sel, &err);
+	if (r == 0)
+		r = w->r->ops->copy(w->r, set, f->name, &map, &err);
+	free(set);
+	if (r < 0) {
+		bool refused = w->r->ops->failure(w->r) == IMAP_FAIL_NO;
+
+		log_warn("%s: cannot copy from '%s' on the server: %s%s",
+			 f->name, g->c[0]->src_name, err,
+			 refused ? "; uploading instead" : "");
+		free(err);
+		imap_copyuid_release(&map);
+		return refused ? 1 : -1;
+	}
+	for (i = 0; i < g->n; i++)
+		g->c[i]->sent = true;
+	sync_crash_point("server copy done");
+	if (map.uidvalidity != 0 && map.src && map.dst) {
+		srcs = xcalloc(g->n, sizeof(uint32_t));
+		dsts = xcalloc(g->n, sizeof(uint32_t));
+		if (expand_set(map.src, srcs, g->n) != g->n ||
+		    expand_set(map.dst, dsts, g->n) != g->n)
+			FREE_AND_NULL(srcs);
+	}
+	imap_copyuid_release(&map);
+	for (i = 0; srcs != NULL && i < g->n; i++)
+		for (k = 0; k < g->n; k++)
+			if (srcs[k] == g->c[i]->uid)
+				g->c[i]->new_uid = dsts[k];
+	if (srcs == NULL) {
+		/* no COPYUID: find them by content, as an upload would */
+		struct msg_ident *ids = xcalloc(g->n, sizeof(*ids));
+		uint32_t *found = xcalloc(g->n, sizeof(uint32_t));
+		size_t n_taken;
+		uint32_t *taken = taken_uids(f, &n_taken);
+
+		for (i = 0; i < g->n; i++)
+			ids[i] = g->c[i]->id;
+		if (worker_select(w, f, &err) < 0 ||
+		    remote_find_idents(w, ids, g->n, f->sel.uidnext ? f->sel.uidnext
+								 : 1,
+				       taken, n_taken, found, &err) < 0) {
+			log_warn("%s: cannot find copied messages again: %s; "
+				 "the next run does", f->name, err);
+			FREE_AND_NULL(err);
+		}
+		for (i = 0; i < g->n; i++)
+			g->c[i]->new_uid = found[i];
+		free(ids);
+		free(found);
+		free(taken);
+	}
+	free(srcs);
+	free(dsts);
+	return 0;
+}
+
+/* Record the pairs the group made; one whose UID is not known keeps its
+ * journal entry for the next run's recovery. */
+static int push_record(struct worker *w, struct folder *f,
+		       struct push_group *g)
+{
+	size_t i;
+
+	if (state_begin(w->st) < 0)
+		return -1;
+	for (i = 0; i < g->n; i++) {
+		struct copy_in *c = g->c[i];
+		struct state_msg m = { 0 };
+
+		if (c->new_uid == 0) {
+			f->incomplete = true;
+			continue;
+		}
+		m.uid = c->new_uid;
+		m.base = f->lents[c->lidx].base;
+		m.flags = c->flags;
+		m.size = c->id.size;
+		m.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
+		memcpy(m.hhash, c->id.hhash, 16);
+		m.have_hhash = true;
+		if (state_msg_put(w->st, f->sf.id, &m) < 0 ||
+		    state_journal_remove(w->st, c->jid) < 0) {
+			(void)state_rollback(w->st);
+			return -1;
+		}
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	for (i = 0; i < g->n; i++) {
+		if (g->c[i]->new_uid == 0)
+			continue;
+		g->c[i]->done = true;
+		f->stats.pushed_copies++;
+		engine_progress(w->e, f, 1, 0);
+	}
+	sync_crash_point("server copies committed");
+	return 0;
+}
+
+/* A copied file whose flags are not its source's: the copy on the server
+ * gets the file's (f selected). A failure leaves it to the next run's
+ * comparison, which sees the file's flags changed against the pair. */
+static void push_flags(struct worker *w, struct folder *f)
+{
+	size_t i;
+	char *err = NULL;
+
+	for (i = 0; i < f->n_copies; i++) {
+		struct copy_in *c = &f->copies[i];
+		unsigned lf = c->push ? f->lents[c->lidx].flags : 0;
+		struct imap_store_op ops[2];
+		char set[16];
+		size_t n = 0;
+
+		if (!c->push || !c->done || c->new_uid == 0 || lf == c->flags)
+			continue;
+		snprintf(set, sizeof(set), "%u", c->new_uid);
+		if (lf & ~c->flags)
+			ops[n++] = (struct imap_store_op){ set, true,
+							   lf & ~c->flags, 0 };
+		if (c->flags & ~lf)
+			ops[n++] = (struct imap_store_op){ set, false,
+							   c->flags & ~lf, 0 };
+		if (w->r->ops->store(w->r, ops, n, &err) < 0) {
+			log_warn("%s: cannot store the flags of a copy: %s",
+				 f->name, err);
+			free(err);
+			return;
+		}
+		if (state_msg_set_flags(w->st, f->sf.id, c->new_uid, lf) < 0) {
+			log_warn("%s: %s", f->name, state_error(w->st));
+			return;
+		}
+		c->flags = lf;
+	}
+}
+
+/*
+ * Copies on the server, grouped by source folder (one SELECT and one UID
+ * COPY each). The pair records the flags the copy has on the server (its
+ * source's) until push_flags() gave it the file's.
+ */
+static int execute_pushes(struct worker *w, struct folder *f)
+{
+	struct copy_in **order;
+	size_t i, j, n = 0;
+	bool any = false;
+	char *err = NULL;
+	int ret = 0;
+
+	order = xcalloc(f->n_copies + 1, sizeof(*order));
+	for (i = 0; i < f->n_copies; i++)
+		if (f->copies[i].push && f->copies[i].uid != 0)
+			order[n++] = &f->copies[i];   /* 0: uploaded instead */
+	qsort(order, n, sizeof(*order), cmp_copy_src);
+	for (i = 0; i < n && ret == 0 && !w->e->fatal; i = j) {
+		struct push_group g;
+		int r;
+
+		for (j = i + 1; j < n; j++)
+			if (strcmp(order[j]->src_name, order[i]->src_name) != 0)
+				break;
+		g.c = &order[i];
+		g.n = j - i;
+		if (journal_pushes(w, f, &g) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			ret = -1;
+			break;
+		}
+		any = true;
+		r = push_transfer(w, f, &g);
+		if (r == 1) {
+			if (unjournal(w, &g) < 0) {
+				folder_fail(f, SYNC_EXIT_FAIL, "%s",
+					    state_error(w->st));
+				ret = -1;
+			}
+			continue;
+		}
+		if (r < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL,
+				    "%s: server copy failed; the next run "
+				    "finishes it", f->name);
+			ret = -1;
+			break;
+		}
+		if (push_record(w, f, &g) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			ret = -1;
+		}
+	}
+	free(order);
+	drop_uploads(f);
+	/* back to the target for the steps that follow */
+	if (ret == 0 && any && worker_select(w, f, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+		free(err);
+		ret = -1;
+	}
+	if (ret == 0 && any)
+		push_flags(w, f);
+	return ret;
+}
+
+int copies_execute(struct worker *w, struct folder *f)
+{
+	size_t i;
+	bool pulls = false, pushes = false;
+
+	for (i = 0; i < f->n_copies; i++) {
+		if (f->copies[i].push)
+			pushes = true;
+		else if (!f->copies[i].deferred)
+			pulls = true;
+	}
+	if (pulls && f->md != NULL && execute_pulls(w, f, false) < 0)
+		return -1;
+	if (pushes && execute_pushes(w, f) < 0)
+		return -1;
+	return 0;
+}
+
+bool copies_pending(const struct folder *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_copies; i++)
+		if (f->copies[i].deferred && !f->copies[i].tried)
+			return true;
+	return false;
+}
+
+/*
+ * After the execute phase (main thread): the deferred copies, each made
+ * from the file its first copy was downloaded to. One whose source is not
+ * there (its download failed) is left for the next run, which compares
+ * the folder in full: its bookmark was held back for them.
+ */
+void copies_execute_deferred(struct engine *e, struct worker *w0)
+{
+	size_t i, j;
+
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *f = e->folders[i];
+		bool any = false;
+
+		for (j = 0; j < f->n_copies; j++) {
+			struct copy_in *c = &f->copies[j];
+			struct pull_match pm = { e, NULL, NULL, 0 };
+
+			if (!c->deferred)
+				continue;
+			c->tried = true;
+			if (f->status != FOLDER_OK || f->md == NULL || e->fatal)
+				continue;
+			if (state_msgs_each_content(w0->st, c->id.hhash,
+						    c->id.size, pull_source,
+						    &pm) <= 0)
+				continue;
+			c->src_path = xstrdup(pm.src->path);
+			c->src_base = pm.base;
+			any = true;
+		}
+		if (any)
+			(void)execute_pulls(w0, f, true);
+		if (f->status == FOLDER_OK &&
+		    atomic_load(&f->moves_out_done) != f->moves_out)
+			log_info("%s: some copies are left for the next run",
+				 f->name);
+	}
+}
