@@ -86,3 +86,7 @@ EXTRA_DIST += \
 	tests/integration/t-moves-crash.sh \
 	tests/integration/t-renames.sh \
 	tests/integration/crash-lib.sh
+
+# Round trips: the run after a push sends no SELECT (issue 12).
+TESTS += tests/integration/t-no-echo.sh
+EXTRA_DIST += tests/integration/t-no-echo.sh

@@ -11,6 +11,7 @@
  */
 #include "common.h"
 #include "imap/client-private.h"
+#include "imap/track.h"
 #include "imap/utf7.h"
 #include "net/conn.h"
 #include "util/flags.h"
@@ -58,6 +59,8 @@ struct imap_op {
 	struct buf *modified;
 	/* IDLE */
 	bool changed;
+	/* UIDs our own STORE / expunge / MOVE change (imap/track.h) */
+	const struct imap_uidranges *own;
 };
 
 enum client_state {
@@ -103,6 +106,7 @@ struct imap_client {
 	char *bye_text;                 /* owned */
 	/* PREAUTH greeting */
 	bool preauth;
+	struct imap_track trk;          /* the selected mailbox vs. our changes */
 };
 
 static int client_fail(struct imap_client *c, enum imap_failure f,
@@ -238,6 +242,8 @@ static int handle_fetch(struct imap_client *c, const struct imap_response *r)
 		return client_fail(c, IMAP_FAIL_PROTO, "bad FETCH response: %s",
 				   err);
 	op->changed = true;
+	imap_track_fetch(&c->trk, c->label, &f, op->own,
+			 op->fcb != NULL || op->bh != NULL);
 	if (op->cb_failed)
 		return 0;
 	if (f.has_body && op->bh != NULL) {
@@ -261,6 +267,7 @@ static int handle_vanished(struct imap_client *c,
 		return client_fail(c, IMAP_FAIL_PROTO,
 				   "bad VANISHED response: %s", err);
 	op->changed = true;
+	imap_track_vanished(&c->trk, c->label, set, earlier, op->own);
 	if (!op->cb_failed && op->vcb != NULL && op->vcb(op->ctx, set, earlier) < 0)
 		op->cb_failed = true;
 	return 0;
@@ -464,6 +471,7 @@ static void handle_code(struct imap_client *c, const struct imap_response *r)
 	case IMAP_CODE_HIGHESTMODSEQ:
 		if (sel)
 			sel->highestmodseq = code->num;
+		imap_track_modseq(&c->trk, code->num);
 		break;
 	case IMAP_CODE_NOMODSEQ:
 		if (sel) {
@@ -539,10 +547,12 @@ static int handle_untagged(struct imap_client *c, const struct imap_response *r)
 			c->exists = r->number;
 			if (c->op->sel)
 				c->op->sel->exists = r->number;
+			imap_track_exists(&c->trk, r->number);
 			c->op->changed = true;
 		} else if (strcmp(kw, "EXPUNGE") == 0) {
 			if (c->exists > 0)
 				c->exists--;
+			imap_track_expunge(&c->trk, c->label);
 			c->op->changed = true;
 		} else if (strcmp(kw, "FETCH") == 0) {
 			return handle_fetch(c, r);
@@ -1325,6 +1335,7 @@ void imap_client_free(struct imap_client **cp)
 	net_conn_free(&c->conn);
 	imap_parser_free(&c->parser);
 	imap_rtrace_release(&c->rtrace);
+	imap_track_release(&c->trk);
 	free(c->broken_error);
 	free(c->bye_text);
 	free(c->host);
@@ -1385,6 +1396,12 @@ bool imap_client_condstore(const struct imap_client *c)
 enum imap_failure imap_client_failure(const struct imap_client *c)
 {
 	return c->failure;
+}
+
+bool imap_client_own_state(const struct imap_client *c,
+			   struct imap_own_state *s_r)
+{
+	return !c->broken && imap_track_get(&c->trk, s_r);
 }
 
 bool imap_client_broken(const struct imap_client *c)
@@ -1638,7 +1655,9 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 {
 	struct imap_cmd *cmd;
 	struct imap_op op;
+	int r;
 
+	imap_track_off(&c->trk, c->label, NULL);
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	memset(sel_r, 0, sizeof(*sel_r));
@@ -1664,7 +1683,10 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 	}
 	queue_cmd(c, cmd, NULL, NULL, 0);
 	c->exists = 0;
-	return op_end(c, &op, run(c), error_r);
+	r = op_end(c, &op, run(c), error_r);
+	if (r == 0 && !readonly)
+		imap_track_selected(&c->trk, wire, c->qresync, sel_r);
+	return r;
 }
 
 static int fetch_run(struct imap_client *c, struct imap_op *op,
@@ -1743,6 +1765,7 @@ int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
 struct append_ctx {
 	struct imap_append_msg *msgs;
 	uint32_t uidvalidity;
+	const char *wire;
 };
 
 static void append_done(struct imap_client *c, struct imap_cmd *cmd,
@@ -1768,13 +1791,14 @@ static void append_done(struct imap_client *c, struct imap_cmd *cmd,
 			a->uidvalidity = r->code.uidvalidity;
 		}
 	}
+	imap_track_appended(&c->trk, c->label, a->wire, m->uid_r);
 }
 
 int imap_append_batch(struct imap_client *c, const char *wire,
 		      struct imap_append_msg *msgs, size_t n,
 		      uint32_t *uidvalidity_r, char **error_r)
 {
-	struct append_ctx a = { .msgs = msgs };
+	struct append_ctx a = { .msgs = msgs, .wire = wire };
 	struct imap_op op;
 	int r;
 
@@ -1828,11 +1852,34 @@ static void queue_store(struct imap_client *c, const char *uidset, bool add,
 	queue_cmd(c, cmd, NULL, NULL, 0);
 }
 
+/* The UID sets of a STORE batch as one set (for imap/track.h). */
+static char *uidsets_join(const struct imap_store_op *ops, size_t n)
+{
+	size_t len = 1, i;
+	char *s, *p;
+
+	for (i = 0; i < n; i++)
+		len += strlen(ops[i].uidset) + 1;
+	p = s = xmalloc(len);
+	for (i = 0; i < n; i++) {
+		size_t k = strlen(ops[i].uidset);
+
+		if (p != s)
+			*p++ = ',';
+		memcpy(p, ops[i].uidset, k);
+		p += k;
+	}
+	*p = '\0';
+	return s;
+}
+
 int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
 		     size_t n, char **modified_r, char **error_r)
 {
 	struct buf mod = BUF_INIT_MAX(MODIFIED_MAX);
 	struct imap_op op;
+	struct imap_uidranges own;
+	char *sets;
 	int r;
 
 	if (modified_r)
@@ -1848,6 +1895,10 @@ int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
 		}
 	}
 	op.modified = &mod;
+	sets = uidsets_join(ops, n);
+	imap_uidranges_parse(&own, sets);
+	free(sets);
+	op.own = &own;
 	for (size_t i = 0; i < n; i++) {
 		if ((ops[i].flags & MF_ALL) == 0)
 			continue;
@@ -1855,6 +1906,7 @@ int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
 			    ops[i].unchangedsince);
 	}
 	r = run(c);
+	imap_uidranges_release(&own);
 	if (modified_r && mod.len > 0 && r == 0)
 		*modified_r = buf_take(&mod, NULL);
 	buf_release(&mod);
@@ -1902,12 +1954,15 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 	struct imap_cmd *cmd;
 	char *left = NULL, *others;
 	const char *set = uidset;
+	struct imap_uidranges own = { 0 };
 	size_t k = 0;
 
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	if (!uidset_valid(uidset))
 		return bad_uidset(c, &op, uidset, error_r);
+	imap_uidranges_parse(&own, uidset);
+	op.own = &own;
 	queue_store(c, uidset, true, MF_DELETED, 0);
 	if (run(c) < 0 || op.no_error != NULL)
 		goto out;
@@ -1938,6 +1993,7 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 	}
 	/* Without UIDPLUS, EXPUNGE removes every \Deleted message: spare
 	 * the ones somebody else marked by un-marking them around it. */
+	imap_track_off(&c->trk, c->label, "expunge without UIDPLUS");
 	cmd = new_cmd(c, "UID SEARCH");
 	imap_cmd_add(cmd, " DELETED", 8);
 	if (run_one(c, &op, cmd, true) < 0)
@@ -1964,6 +2020,7 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 	free(others);
 out:
 	search_reset(&op);
+	imap_uidranges_release(&own);
 	free(left);
 	return op_end(c, &op, c->broken ? -1 : 0, error_r);
 }
@@ -1981,6 +2038,8 @@ static int copy_or_move(struct imap_client *c, const char *verb,
 {
 	struct imap_cmd *cmd;
 	struct imap_op op;
+	struct imap_uidranges own;
+	int r;
 
 	if (map_r)
 		memset(map_r, 0, sizeof(*map_r));
@@ -1989,11 +2048,15 @@ static int copy_or_move(struct imap_client *c, const char *verb,
 	if (!uidset_valid(uidset))
 		return bad_uidset(c, &op, uidset, error_r);
 	op.cu = map_r;
+	imap_uidranges_parse(&own, uidset);
+	op.own = &own;
 	cmd = new_cmd(c, verb);
 	imap_cmd_addf(cmd, " %s ", uidset);
 	imap_cmd_add_astring(cmd, dest, strlen(dest));
 	queue_cmd(c, cmd, NULL, NULL, 0);
-	return op_end(c, &op, run(c), error_r);
+	r = op_end(c, &op, run(c), error_r);
+	imap_uidranges_release(&own);
+	return r;
 }
 
 int imap_copy(struct imap_client *c, const char *uidset, const char *dest,

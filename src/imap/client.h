@@ -167,6 +167,21 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 		imap_vanished_cb *vcb, void *ctx, struct imap_selected *sel_r,
 		char **error_r);
 
+/* The selected folder as this connection's own changes left it: the
+ * SELECT's values (base_*) and the ones after our STOREs, expunges,
+ * MOVEs and APPENDs, as the server reported them. */
+struct imap_own_state {
+	uint32_t uidvalidity, uidnext, exists;
+	uint64_t highestmodseq;
+	uint32_t base_uidnext, base_exists;
+	uint64_t base_modseq;
+};
+/* true with *s_r when, since the last SELECT (under QRESYNC), the server
+ * reported no change but this connection's own: a bookmark made of *s_r
+ * hides nobody else's change (imap/track.h says how). */
+bool imap_client_own_state(const struct imap_client *c,
+			   struct imap_own_state *s_r);
+
 /* UID FETCH uidset (UID FLAGS [MODSEQ]) [(CHANGEDSINCE n [VANISHED])].
  * changedsince 0: no modifier. vanished needs QRESYNC. */
 int imap_fetch_flags(struct imap_client *c, const char *uidset,

@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,8 +32,18 @@ static long crash_at = -1;
 
 void sync_crash_point(const char *what)
 {
+	static const char *stop_at;
 	long n;
 
+	/* tests: TWINBOX_STOP_AT=<what> stops the process (SIGSTOP) at that
+	 * point, so that a test can change the server under a run */
+	if (stop_at == NULL) {
+		stop_at = getenv("TWINBOX_STOP_AT");
+		if (stop_at == NULL)
+			stop_at = "";
+	}
+	if (*stop_at != '\0' && strcmp(stop_at, what) == 0)
+		(void)raise(SIGSTOP);
 	if (crash_at < 0) {
 		const char *s = getenv("TWINBOX_CRASH_AT");
 

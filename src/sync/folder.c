@@ -1804,6 +1804,8 @@ int folder_execute(struct worker *w, struct folder *f)
 		ret = -1;
 	if (ret == 0 && f->n_ul > 0 && execute_uploads(w, f) < 0)
 		ret = -1;
+	if (ret == 0)
+		bookmark_own_changes(w, f);
 	if (save_folder_row(w, f, ret == 0 && f->status == FOLDER_OK &&
 			    !f->incomplete) < 0)
 		ret = -1;

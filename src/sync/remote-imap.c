@@ -74,6 +74,10 @@ static bool ri_qresync(struct remote *r) { return imap_client_qresync(RI(r)->c);
 static bool ri_condstore(struct remote *r) { return imap_client_condstore(RI(r)->c); }
 static enum imap_failure ri_failure(struct remote *r) { return imap_client_failure(RI(r)->c); }
 static bool ri_broken(struct remote *r) { return imap_client_broken(RI(r)->c); }
+static bool ri_own_state(struct remote *r, struct imap_own_state *s_r)
+{
+	return imap_client_own_state(RI(r)->c, s_r);
+}
 static uint64_t ri_bytes_in(struct remote *r) { return imap_client_bytes_in(RI(r)->c); }
 static uint64_t ri_bytes_out(struct remote *r) { return imap_client_bytes_out(RI(r)->c); }
 
@@ -348,6 +352,7 @@ static const struct remote_ops remote_imap_ops = {
 	.move = ri_move,
 	.copy = ri_copy,
 	.search_msgid = ri_search_msgid,
+	.own_state = ri_own_state,
 	.bytes_in = ri_bytes_in,
 	.bytes_out = ri_bytes_out,
 	.close = ri_close,

@@ -87,6 +87,10 @@ struct remote_ops {
 	int (*search_msgid)(struct remote *r, uint32_t min_uid,
 			    const char *msgid, uint32_t **uids_r, size_t *n_r,
 			    char **error_r);
+	/* optional: the selected folder after this connection's own
+	 * changes; false when the server reported another change since
+	 * the SELECT (imap_client_own_state()) */
+	bool (*own_state)(struct remote *r, struct imap_own_state *s_r);
 	/* Bytes of message data moved so far (for --json). */
 	uint64_t (*bytes_in)(struct remote *r);
 	uint64_t (*bytes_out)(struct remote *r);

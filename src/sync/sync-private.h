@@ -259,6 +259,11 @@ int worker_select_keep(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
 		       char **error_r);
 
+/* bookmark.c: after a folder's server work on w's connection, move its
+ * server bookmark past the run's own changes when the server reported
+ * no other change (the next run then finds it unchanged) */
+void bookmark_own_changes(struct worker *w, struct folder *f);
+
 /* late.c: late copies of uploads a killed run sent */
 int late_load(struct worker *w, struct folder *f);
 void late_plan(struct folder *f);
