@@ -49,7 +49,9 @@ TB_SCENARIOS = \
 	tests/script/63-bye-during-list.scn \
 	tests/script/client/expunge-ordered.scn \
 	tests/script/client/expunge-retry.scn \
-	tests/script/client/expunge-stuck.scn
+	tests/script/client/expunge-stuck.scn \
+	tests/script/client/expunge-vanished.scn \
+	tests/script/client/expunge-vanished-part.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.

@@ -59,8 +59,10 @@ struct imap_op {
 	struct buf *modified;
 	/* IDLE */
 	bool changed;
-	/* UIDs our own STORE / expunge / MOVE change (imap/track.h) */
+	/* UIDs our own STORE / expunge / MOVE change (imap/track.h), and
+	 * how many of them VANISHED reported gone */
 	const struct imap_uidranges *own;
+	uint64_t own_gone;
 };
 
 enum client_state {
@@ -268,6 +270,8 @@ static int handle_vanished(struct imap_client *c,
 				   "bad VANISHED response: %s", err);
 	op->changed = true;
 	imap_track_vanished(&c->trk, c->label, set, earlier, op->own);
+	if (op->own != NULL && !earlier)
+		op->own_gone += imap_uidranges_count_in(op->own, set, NULL);
 	if (!op->cb_failed && op->vcb != NULL && op->vcb(op->ctx, set, earlier) < 0)
 		op->cb_failed = true;
 	return 0;
@@ -1954,7 +1958,7 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 	struct imap_cmd *cmd;
 	char *left = NULL, *others;
 	const char *set = uidset;
-	struct imap_uidranges own = { 0 };
+	struct imap_uidranges own = { 0 }, round_own = { 0 };
 	size_t k = 0;
 
 	if (op_begin(c, &op, error_r) < 0)
@@ -1970,7 +1974,17 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		for (int round = 0;; round++) {
 			cmd = new_cmd(c, "UID EXPUNGE");
 			imap_cmd_addf(cmd, " %s", set);
+			imap_uidranges_release(&round_own);
+			imap_uidranges_parse(&round_own, set);
+			op.own = &round_own;
+			op.own_gone = 0;
 			if (run_one(c, &op, cmd, false) < 0)
+				break;
+			/* VANISHED (QRESYNC) named every one of them gone:
+			 * nothing to check (RFC 7162 3.2.10) */
+			if (op.own_gone > 0 &&
+			    op.own_gone == imap_uidranges_count_in(&round_own,
+								   set, NULL))
 				break;
 			/* check that they are gone; expunge what is left */
 			cmd = new_cmd(c, "UID SEARCH");
@@ -2021,6 +2035,7 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 out:
 	search_reset(&op);
 	imap_uidranges_release(&own);
+	imap_uidranges_release(&round_own);
 	free(left);
 	return op_end(c, &op, c->broken ? -1 : 0, error_r);
 }

@@ -180,7 +180,8 @@ dovecot_stop
 # ---- UID EXPUNGE: one command at a time, and checked (scripted server) ----
 FAKEIMAPD=${FAKEIMAPD:-$TOP_BUILDDIR/tests/script/fakeimapd}
 printf 'x\n' >"$TEST_TMP/pass"
-for want in ordered:ok:1,5 retry:ok:2:4 stuck:fail:3; do
+for want in ordered:ok:1,5 retry:ok:2:4 stuck:fail:3 vanished:ok:2:4 \
+	    vanished-part:ok:2:4; do
 	IFS=: read -r scn res set_lo set_hi <<<"$want"
 	set=$set_lo${set_hi:+:$set_hi}
 	rm -f "$TEST_TMP/port"
