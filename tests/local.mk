@@ -51,7 +51,8 @@ TB_SCENARIOS = \
 	tests/script/client/expunge-retry.scn \
 	tests/script/client/expunge-stuck.scn \
 	tests/script/client/expunge-vanished.scn \
-	tests/script/client/expunge-vanished-part.scn
+	tests/script/client/expunge-vanished-part.scn \
+	tests/script/client/copy-refused.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.

@@ -2080,6 +2080,64 @@ int imap_copy(struct imap_client *c, const char *uidset, const char *dest,
 	return copy_or_move(c, "UID COPY", uidset, dest, map_r, error_r);
 }
 
+struct copy_batch {
+	struct imap_copyuid *maps;
+	bool *ok;
+	char *refused;                  /* first refusal; malloc'ed */
+};
+
+static void copy_batch_done(struct imap_client *c, struct imap_cmd *cmd,
+			    const struct imap_response *r)
+{
+	struct copy_batch *b = cmd->ctx;
+
+	(void)c;
+	if (r->status != IMAP_STATUS_OK) {
+		if (b->refused == NULL)
+			b->refused = xasprintf("UID COPY failed: %s",
+					       r->text && *r->text ? r->text
+								   : "refused");
+		return;
+	}
+	b->ok[cmd->index] = true;
+	if (r->code.code == IMAP_CODE_COPYUID)
+		copyuid_set(&b->maps[cmd->index], &r->code);
+}
+
+int imap_copy_batch(struct imap_client *c, const char *const *uidsets,
+		    const char *const *dests, size_t n,
+		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r)
+{
+	struct copy_batch b = { .maps = maps_r, .ok = ok_r };
+	struct imap_op op;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		memset(&maps_r[i], 0, sizeof(maps_r[i]));
+		ok_r[i] = false;
+	}
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!uidset_valid(uidsets[i]))
+			return bad_uidset(c, &op, uidsets[i], error_r);
+	for (i = 0; i < n; i++) {
+		struct imap_cmd *cmd = new_cmd(c, "UID COPY");
+
+		imap_cmd_addf(cmd, " %s ", uidsets[i]);
+		imap_cmd_add_astring(cmd, dests[i], strlen(dests[i]));
+		queue_cmd(c, cmd, copy_batch_done, &b, i);
+	}
+	r = op_end(c, &op, run(c), error_r);
+	if (r == 0 && b.refused != NULL && error_r != NULL) {
+		*error_r = b.refused;
+		b.refused = NULL;
+	}
+	free(b.refused);
+	return r;
+}
+
 int imap_move(struct imap_client *c, const char *uidset, const char *dest,
 	      struct imap_copyuid *map_r, char **error_r)
 {

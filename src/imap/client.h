@@ -265,6 +265,14 @@ int imap_move(struct imap_client *c, const char *uidset, const char *dest,
 int imap_copy(struct imap_client *c, const char *uidset, const char *dest,
 	      struct imap_copyuid *map_r, char **error_r);
 
+/* n UID COPYs (uidsets[i] to dests[i]) in one flight. ok_r[i] and
+ * maps_r[i] (COPYUID, release each) per command; a refused one clears
+ * only its ok_r[i] and leaves the first refusal in *error_r (0 is still
+ * returned). -1 when the connection failed. */
+int imap_copy_batch(struct imap_client *c, const char *const *uidsets,
+		    const char *const *dests, size_t n,
+		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
+
 /* UID SEARCH with the given criteria (already IMAP syntax; use
  * imap_quote() for strings). Result sorted ascending. */
 int imap_search(struct imap_client *c, const char *criteria,

@@ -82,6 +82,12 @@ struct remote_ops {
 	 * each, then expunge once: see moves_out_execute()) */
 	int (*copy)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
+	/* optional: n UID COPYs in one flight (imap_copy_batch()): a
+	 * refused one clears only its ok_r[i] */
+	int (*copy_batch)(struct remote *r, const char *const *uidsets,
+			  const char *const *dests, size_t n,
+			  struct imap_copyuid *maps_r, bool *ok_r,
+			  char **error_r);
 	/* UIDs >= min_uid in the selected folder whose Message-ID header
 	 * contains msgid (msgid NULL: all UIDs >= min_uid), ascending. */
 	int (*search_msgid)(struct remote *r, uint32_t min_uid,
