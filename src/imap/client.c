@@ -109,6 +109,9 @@ struct imap_client {
 	/* PREAUTH greeting */
 	bool preauth;
 	struct imap_track trk;          /* the selected mailbox vs. our changes */
+	/* round trips: waits for the server after sending (for -vv) */
+	unsigned waits;
+	bool sent_since_wait;
 };
 
 static int client_fail(struct imap_client *c, enum imap_failure f,
@@ -588,6 +591,7 @@ static int send_bytes(struct imap_client *c, const void *p, size_t n)
 
 	if (net_conn_write(c->conn, p, n, &err) < 0)
 		return client_fail_net(c, err);
+	c->sent_since_wait = true;
 	return 0;
 }
 
@@ -852,6 +856,10 @@ static int read_one(struct imap_client *c, const struct imap_response **r_r)
 			net_conn_consume(c->conn, used);
 			if (ret == 1)
 				return 0;
+		}
+		if (c->sent_since_wait) {
+			c->waits++;
+			c->sent_since_wait = false;
 		}
 		if (net_conn_read_more(c->conn, &err) < 0)
 			return client_fail_net(c, err);
@@ -1355,6 +1363,8 @@ void imap_client_close(struct imap_client **cp)
 
 	if (c == NULL)
 		return;
+	log_debug("%s: %u round trips after the greeting", c->label,
+		  c->waits);
 	if (!c->broken && c->conn != NULL) {
 		client_set_state(c, CS_LOGOUT);
 		if (c->flight == NULL && c->queue == NULL) {
