@@ -1961,8 +1961,8 @@ static int run_one(struct imap_client *c, struct imap_op *op,
  * STORE of \Deleted before it finds nothing to remove; the messages then
  * stay on the server, marked \Deleted (seen in the benchmark under load).
  */
-int imap_expunge_uids(struct imap_client *c, const char *uidset,
-		      char **error_r)
+static int expunge_uids(struct imap_client *c, const char *uidset,
+			bool marked, char **error_r)
 {
 	struct imap_op op;
 	struct imap_cmd *cmd;
@@ -1977,9 +1977,11 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		return bad_uidset(c, &op, uidset, error_r);
 	imap_uidranges_parse(&own, uidset);
 	op.own = &own;
-	queue_store(c, uidset, true, MF_DELETED, 0);
-	if (run(c) < 0 || op.no_error != NULL)
-		goto out;
+	if (!marked) {
+		queue_store(c, uidset, true, MF_DELETED, 0);
+		if (run(c) < 0 || op.no_error != NULL)
+			goto out;
+	}
 	if (c->caps & IMAP_CAP_UIDPLUS) {
 		for (int round = 0;; round++) {
 			cmd = new_cmd(c, "UID EXPUNGE");
@@ -2048,6 +2050,19 @@ out:
 	imap_uidranges_release(&round_own);
 	free(left);
 	return op_end(c, &op, c->broken ? -1 : 0, error_r);
+}
+
+int imap_expunge_uids(struct imap_client *c, const char *uidset,
+		      char **error_r)
+{
+	return expunge_uids(c, uidset, false, error_r);
+}
+
+int imap_expunge_marked(struct imap_client *c, const char *uidset,
+			char **error_r)
+{
+	return expunge_uids(c, uidset, (c->caps & IMAP_CAP_UIDPLUS) != 0,
+			    error_r);
 }
 
 void imap_copyuid_release(struct imap_copyuid *cu)

@@ -251,6 +251,13 @@ int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
 int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		      char **error_r);
 
+/* The same for messages the caller marked \Deleted itself, in an
+ * earlier flight of STOREs (UID STORE +FLAGS.SILENT (\Deleted) answered
+ * OK): UID EXPUNGE and its check only. Without UIDPLUS this is
+ * imap_expunge_uids(). */
+int imap_expunge_marked(struct imap_client *c, const char *uidset,
+			char **error_r);
+
 /* Copy mapping from COPYUID (RFC 4315). */
 struct imap_copyuid {
 	uint32_t uidvalidity;  /* 0: the server sent no COPYUID */

@@ -1360,12 +1360,33 @@ struct store_plan {
 	size_t n[MF_COUNT][2], a[MF_COUNT][2];
 };
 
-static int execute_flags(struct worker *w, struct folder *f)
+/* UIDs of the pairs to delete on the server, as a set (NULL: none). */
+static char *server_deletions(const struct folder *f)
+{
+	uint32_t *uids = xcalloc(f->n_pairs + 1, sizeof(uint32_t));
+	size_t n = 0, i;
+	char *set = NULL;
+
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].act == ACT_DEL_SERVER)
+			uids[n++] = f->pairs[i].m.uid;
+	if (n > 0)
+		set = imap_uidset_make(uids, n);
+	free(uids);
+	return set;
+}
+
+/* Server flags, then local renames and the state. With mark_del the
+ * messages to delete on the server are marked \Deleted in the same
+ * flight of STOREs (execute_deletions() then only expunges them): one
+ * round trip less. A run killed in between finds them marked, which the
+ * plan takes for the deletion it is. */
+static int execute_flags(struct worker *w, struct folder *f, bool mark_del)
 {
 	struct store_plan sp;
-	struct imap_store_op ops[MF_COUNT * 2];
-	char *sets[MF_COUNT * 2];
-	size_t n_ops = 0, i, b;
+	struct imap_store_op ops[MF_COUNT * 2 + 1];
+	char *sets[MF_COUNT * 2 + 1];
+	size_t n_ops = 0, n_flag_ops, i, b;
 	char *err = NULL;
 	bool any = false;
 	int ret = 0;
@@ -1405,6 +1426,14 @@ static int execute_flags(struct worker *w, struct folder *f)
 			n_ops++;
 		}
 	}
+	n_flag_ops = n_ops;
+	if (mark_del && (sets[n_ops] = server_deletions(f)) != NULL) {
+		ops[n_ops].uidset = sets[n_ops];
+		ops[n_ops].add = true;
+		ops[n_ops].flags = MF_DELETED;
+		ops[n_ops].unchangedsince = 0;
+		n_ops++;
+	}
 	if (n_ops > 0 &&
 	    w->r->ops->store(w->r, ops, n_ops, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot store flags: %s",
@@ -1420,7 +1449,7 @@ static int execute_flags(struct worker *w, struct folder *f)
 	}
 	if (ret < 0)
 		return -1;
-	if (n_ops > 0)
+	if (n_flag_ops > 0)
 		sync_crash_point("server flags stored");
 
 	/* local renames, then the new common state */
@@ -1507,18 +1536,18 @@ fail:
 	return -1;
 }
 
-static int execute_deletions(struct worker *w, struct folder *f)
+static int execute_deletions(struct worker *w, struct folder *f, bool marked)
 {
-	uint32_t *uids = xcalloc(f->n_pairs + 1, sizeof(uint32_t));
+	char *set = server_deletions(f);
 	size_t n = 0, i;
 	char *err = NULL;
 
 	for (i = 0; i < f->n_pairs; i++)
 		if (f->pairs[i].act == ACT_DEL_SERVER)
-			uids[n++] = f->pairs[i].m.uid;
-	if (n > 0) {
-		char *set = imap_uidset_make(uids, n);
-		int r = w->r->ops->expunge(w->r, set, &err);
+			n++;
+	if (set != NULL) {
+		int r = marked ? w->r->ops->expunge_marked(w->r, set, &err)
+			       : w->r->ops->expunge(w->r, set, &err);
 
 		free(set);
 		if (r < 0) {
@@ -1526,13 +1555,11 @@ static int execute_deletions(struct worker *w, struct folder *f)
 				    "%s: cannot delete messages on the server: %s",
 				    f->name, err);
 			free(err);
-			free(uids);
 			return -1;
 		}
 		f->stats.pushed_deletions += (unsigned)n;
 		sync_crash_point("server messages expunged");
 	}
-	free(uids);
 	for (i = 0; i < f->n_pairs; i++) {
 		struct pair *p = &f->pairs[i];
 		int r;
@@ -1765,7 +1792,7 @@ int folder_execute(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
 	char *err = NULL;
-	bool server_work;
+	bool server_work, mark_del;
 	size_t i;
 	int ret = 0;
 
@@ -1795,9 +1822,13 @@ int folder_execute(struct worker *w, struct folder *f)
 	}
 	if (folder_ensure_row(w, f) < 0)
 		return -1;
+	/* the \Deleted of the server deletions rides with the flags */
+	mark_del = server_work && w->r != NULL &&
+		   w->r->ops->expunge_marked != NULL &&
+		   (w->r->ops->caps(w->r) & IMAP_CAP_UIDPLUS);
 	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
-	    execute_flags(w, f) < 0 ||
-	    execute_deletions(w, f) < 0)
+	    execute_flags(w, f, mark_del) < 0 ||
+	    execute_deletions(w, f, mark_del) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_dl > 0 &&
 	    execute_downloads(w, f, f->dl_uids, f->n_dl) < 0)

@@ -276,6 +276,12 @@ static int ri_expunge(struct remote *r, const char *uidset, char **error_r)
 	return imap_expunge_uids(RI(r)->c, uidset, error_r);
 }
 
+static int ri_expunge_marked(struct remote *r, const char *uidset,
+			     char **error_r)
+{
+	return imap_expunge_marked(RI(r)->c, uidset, error_r);
+}
+
 static int ri_move(struct remote *r, const char *uidset, const char *dest,
 		   struct imap_copyuid *map_r, char **error_r)
 {
@@ -365,6 +371,7 @@ static const struct remote_ops remote_imap_ops = {
 	.append = ri_append,
 	.store = ri_store,
 	.expunge = ri_expunge,
+	.expunge_marked = ri_expunge_marked,
 	.move = ri_move,
 	.copy = ri_copy,
 	.copy_batch = ri_copy_batch,

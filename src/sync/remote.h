@@ -76,6 +76,10 @@ struct remote_ops {
 	int (*store)(struct remote *r, const struct imap_store_op *ops, size_t n,
 		     char **error_r);
 	int (*expunge)(struct remote *r, const char *uidset, char **error_r);
+	/* optional: expunge messages already marked \Deleted by a store()
+	 * (imap_expunge_marked()) */
+	int (*expunge_marked)(struct remote *r, const char *uidset,
+			      char **error_r);
 	int (*move)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
 	/* optional: UID COPY (moves out of one folder into several copy to

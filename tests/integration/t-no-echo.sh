@@ -40,6 +40,20 @@ sync_ok() {	# sync_ok NAME
 
 selects() { rawlog_commands | grep -cE '^(SELECT|EXAMINE)$'; }
 
+# Per session that marked messages \Deleted: how many UID STOREs reached
+# the server before it answered the first one, of how many ("3/3": all
+# in one flight).
+stores_in_first_flight() {
+	local f t a
+	for f in "$DOVECOT_DIR"/rawlog/*.in; do
+		grep -q 'UID STORE .*Deleted' "$f" || continue
+		t=$(awk '$3 == "UID" && $4 == "STORE" { print $2; exit }' "$f")
+		a=$(awk -v t="$t" '$2 == t { print $1; exit }' "${f%.in}.out")
+		awk -v a="$a" '$3 == "UID" && $4 == "STORE" { m++; if ($1 <= a) n++ }
+			       END { print n + 0 "/" m + 0 }' "$f"
+	done
+}
+
 # Run a sync stopped at crash point $1 (SIGSTOP); run "$2" while it is
 # stopped, then let it finish.
 sync_with_change_at() {
@@ -102,6 +116,12 @@ rawlog_reset
 sync_ok "push flags, a deletion and a new message"
 like "$(rawlog_commands | tr '\n' ' ')" "APPEND" "the new message went out"
 like "$(rawlog_commands | tr '\n' ' ')" "UID EXPUNGE" "the deletions went out"
+flights=$(stores_in_first_flight | tr '\n' ' ')
+is "$(printf '%s\n' $flights | awk -F/ '$1 != $2 || $2 < 2' | wc -l)/$(printf '%s\n' $flights | wc -l)" "0/2" \
+	"the flags and the \\Deleted went out in one flight of STOREs per folder" ||
+	diag "$flights"
+unlike "$(rawlog_commands | tr '\n' ' ')" "UID SEARCH" \
+	"no UID SEARCH checks the expunge (VANISHED said it)"
 check_same "$U" INBOX "$M/INBOX" "INBOX in step after the push"
 check_same "$U" Work "$M/Work" "Work in step after the push"
 rawlog_reset
