@@ -1418,6 +1418,13 @@ bool imap_client_own_state(const struct imap_client *c,
 	return !c->broken && imap_track_get(&c->trk, s_r);
 }
 
+void imap_client_expect_gone(struct imap_client *c, const char *wire,
+			     const char *uidset)
+{
+	if (c->trk.on && strcmp(c->trk.wire, wire) == 0)
+		imap_track_expect_gone(&c->trk, uidset);
+}
+
 bool imap_client_broken(const struct imap_client *c)
 {
 	return c->broken;

@@ -181,6 +181,11 @@ struct imap_own_state {
  * hides nobody else's change (imap/track.h says how). */
 bool imap_client_own_state(const struct imap_client *c,
 			   struct imap_own_state *s_r);
+/* The UIDs of uidset in the selected mailbox wire were expunged (moved
+ * away) by this program on another connection: not somebody else's
+ * change for imap_client_own_state(). */
+void imap_client_expect_gone(struct imap_client *c, const char *wire,
+			     const char *uidset);
 
 /* UID FETCH uidset (UID FLAGS [MODSEQ]) [(CHANGEDSINCE n [VANISHED])].
  * changedsince 0: no modifier. vanished needs QRESYNC. */

@@ -10,6 +10,7 @@
 
 void imap_track_release(struct imap_track *t)
 {
+	imap_uidranges_release(&t->gone_ok);
 	free(t->wire);
 	memset(t, 0, sizeof(*t));
 }
@@ -74,7 +75,8 @@ void imap_track_vanished(struct imap_track *t, const char *label,
 		imap_track_off(t, label, "unexpected VANISHED (EARLIER)");
 		return;
 	}
-	ours = imap_uidranges_count_in(own, set, &total);
+	ours = imap_uidranges_count_in(own, set, &total) +
+	       imap_uidranges_count_in(&t->gone_ok, set, NULL);
 	if (ours != total || total == 0) {
 		imap_track_off(t, label, "messages expunged by another client");
 		return;
@@ -84,6 +86,14 @@ void imap_track_vanished(struct imap_track *t, const char *label,
 	t->s.exists = t->s.exists > total ? t->s.exists - (uint32_t)total : 0;
 	t->expect_exists = t->expect_exists > total
 				   ? t->expect_exists - (uint32_t)total : 0;
+}
+
+void imap_track_expect_gone(struct imap_track *t, const char *set)
+{
+	if (!t->on)
+		return;
+	imap_uidranges_release(&t->gone_ok);
+	imap_uidranges_parse(&t->gone_ok, set);
 }
 
 void imap_track_exists(struct imap_track *t, uint32_t n)

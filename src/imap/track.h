@@ -50,6 +50,7 @@ struct imap_track {
 	char *wire;                     /* its name; owned */
 	struct imap_own_state s;
 	uint32_t expect_exists;         /* base count +ours appended -ours gone */
+	struct imap_uidranges gone_ok;  /* expunged by our other connections */
 };
 
 /* A SELECT completed (qresync: QRESYNC is enabled on the connection). */
@@ -69,6 +70,9 @@ void imap_track_fetch(struct imap_track *t, const char *label,
 void imap_track_vanished(struct imap_track *t, const char *label,
 			 const char *set, bool earlier,
 			 const struct imap_uidranges *own);
+/* UIDs of the selected mailbox that this run expunged or moved away on
+ * another connection: their VANISHED is ours too. */
+void imap_track_expect_gone(struct imap_track *t, const char *set);
 void imap_track_exists(struct imap_track *t, uint32_t n);
 void imap_track_expunge(struct imap_track *t, const char *label);
 void imap_track_modseq(struct imap_track *t, uint64_t modseq);

@@ -1792,7 +1792,7 @@ int folder_execute(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
 	char *err = NULL;
-	bool server_work, mark_del;
+	bool server_work, mark_del, moved = false;
 	size_t i;
 	int ret = 0;
 
@@ -1807,19 +1807,27 @@ int folder_execute(struct worker *w, struct folder *f)
 	server_work = folder_server_work(f);
 	/* messages moved in by another connection in the moves phase are
 	 * not in this connection's view of the folder until it selects it
-	 * again */
-	if (server_work && w->selected != NULL &&
-	    strcmp(w->selected, f->name) == 0)
-		for (i = 0; i < f->n_pairs; i++)
-			if (f->pairs[i].mv == MV_SERVER && f->pairs[i].done) {
-				FREE_AND_NULL(w->selected);
-				break;
-			}
-	if (server_work && worker_select(w, f, &err) < 0) {
+	 * again; bookmark_select() does, and moves the bookmark past them
+	 * (and past the ones moved out, unless this connection moved them
+	 * and has the folder selected still) */
+	for (i = 0; i < f->n_pairs && !moved; i++)
+		moved = f->pairs[i].mv == MV_SERVER && f->pairs[i].done &&
+			f->pairs[i].m.uid != 0;
+	if (!moved && f->n_outs > 0 &&
+	    (w->selected == NULL || strcmp(w->selected, f->name) != 0))
+		for (i = 0; i < f->n_outs && !moved; i++)
+			moved = f->outs[i].t->pairs[f->outs[i].pi].done;
+	if (moved && bookmark_select(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
 		return -1;
 	}
+	if (!moved && server_work && worker_select(w, f, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+		free(err);
+		return -1;
+	}
+	bookmark_moved_out(w, f);
 	if (folder_ensure_row(w, f) < 0)
 		return -1;
 	/* the \Deleted of the server deletions rides with the flags */

@@ -78,6 +78,16 @@ static bool ri_own_state(struct remote *r, struct imap_own_state *s_r)
 {
 	return imap_client_own_state(RI(r)->c, s_r);
 }
+static void ri_expect_gone(struct remote *r, const char *name,
+			   const char *uidset)
+{
+	char *err = NULL, *w = wire(RI(r), name, &err);
+
+	if (w != NULL)
+		imap_client_expect_gone(RI(r)->c, w, uidset);
+	free(w);
+	free(err);
+}
 static uint64_t ri_bytes_in(struct remote *r) { return imap_client_bytes_in(RI(r)->c); }
 static uint64_t ri_bytes_out(struct remote *r) { return imap_client_bytes_out(RI(r)->c); }
 
@@ -377,6 +387,7 @@ static const struct remote_ops remote_imap_ops = {
 	.copy_batch = ri_copy_batch,
 	.search_msgid = ri_search_msgid,
 	.own_state = ri_own_state,
+	.expect_gone = ri_expect_gone,
 	.bytes_in = ri_bytes_in,
 	.bytes_out = ri_bytes_out,
 	.close = ri_close,

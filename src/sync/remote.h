@@ -101,6 +101,10 @@ struct remote_ops {
 	 * changes; false when the server reported another change since
 	 * the SELECT (imap_client_own_state()) */
 	bool (*own_state)(struct remote *r, struct imap_own_state *s_r);
+	/* optional: the selected folder's UIDs this run moved away on
+	 * another connection (imap_client_expect_gone()) */
+	void (*expect_gone)(struct remote *r, const char *name,
+			    const char *uidset);
 	/* Bytes of message data moved so far (for --json). */
 	uint64_t (*bytes_in)(struct remote *r);
 	uint64_t (*bytes_out)(struct remote *r);

@@ -105,15 +105,17 @@ sync_ok "sync after the push"
 is "$(selects)" 0 "the sync after a pushed flag selects nothing"
 is "$(rawlog_commands | sort)" "$NOOP" "... and sends what a no-op sends"
 
-# --- flags, a deletion and a new message, in two folders ----------------
+# --- flags, a deletion, a new message and a move each way, two folders ---
 set_local_flags INBOX 2 RS
 set_local_flags INBOX 3 ""
 delete_local INBOX 4
 new_local INBOX upload1
 set_local_flags Work w.1 FRS
 delete_local Work w.2
+x=$(cl_local_file "$M" INBOX "$(mid 11)") && mv "$x" "$M/Work/cur/"
+x=$(cl_local_file "$M" Work "$(mid w.3)") && mv "$x" "$M/INBOX/cur/"
 rawlog_reset
-sync_ok "push flags, a deletion and a new message"
+sync_ok "push flags, a deletion, a new message and moves"
 like "$(rawlog_commands | tr '\n' ' ')" "APPEND" "the new message went out"
 like "$(rawlog_commands | tr '\n' ' ')" "UID EXPUNGE" "the deletions went out"
 flights=$(stores_in_first_flight | tr '\n' ' ')
@@ -126,7 +128,7 @@ check_same "$U" INBOX "$M/INBOX" "INBOX in step after the push"
 check_same "$U" Work "$M/Work" "Work in step after the push"
 rawlog_reset
 sync_ok "sync after the push"
-is "$(selects)" 0 "the sync after STORE, EXPUNGE and APPEND selects nothing"
+is "$(selects)" 0 "the sync after STORE, EXPUNGE, APPEND and MOVE selects nothing"
 is "$(rawlog_commands | sort)" "$NOOP" "... and sends what a no-op sends"
 
 # --- somebody else's change during the push is not skipped --------------
