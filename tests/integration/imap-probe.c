@@ -525,6 +525,8 @@ static void copy_batch(struct imap_client *c, const char *folder,
 		printf("# error: %s\n", err);
 	ok((err != NULL) == (k == n && memchr(wants, 0, n) != NULL),
 	   "a refusal is reported as an error text, and only then");
+	free(err);
+	err = NULL;
 	for (i = 0; i < n && i < k; i++) {
 		ok(oks[i] == wants[i], "copy %zu to %s: %s", i + 1, dests[i],
 		   wants[i] ? "done" : "refused");
