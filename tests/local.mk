@@ -49,7 +49,10 @@ TB_SCENARIOS = \
 	tests/script/63-bye-during-list.scn \
 	tests/script/client/expunge-ordered.scn \
 	tests/script/client/expunge-retry.scn \
-	tests/script/client/expunge-stuck.scn
+	tests/script/client/expunge-stuck.scn \
+	tests/script/client/expunge-vanished.scn \
+	tests/script/client/expunge-vanished-part.scn \
+	tests/script/client/copy-refused.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.
@@ -104,3 +107,6 @@ EXTRA_DIST += $(TB_WATCH_TESTS) tests/integration/watch-lib.sh
 # t-watch-net.sh takes the network away and gives it back through this relay.
 check_PROGRAMS += tests/integration/tcp-proxy
 tests_integration_tcp_proxy_SOURCES = tests/integration/tcp-proxy.c
+# Round trips: the run after a push sends no SELECT (issue 12).
+TESTS += tests/integration/t-no-echo.sh
+EXTRA_DIST += tests/integration/t-no-echo.sh

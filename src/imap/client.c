@@ -11,6 +11,7 @@
  */
 #include "common.h"
 #include "imap/client-private.h"
+#include "imap/track.h"
 #include "imap/utf7.h"
 #include "net/conn.h"
 #include "util/flags.h"
@@ -58,6 +59,10 @@ struct imap_op {
 	struct buf *modified;
 	/* IDLE */
 	bool changed;
+	/* UIDs our own STORE / expunge / MOVE change (imap/track.h), and
+	 * how many of them VANISHED reported gone */
+	const struct imap_uidranges *own;
+	uint64_t own_gone;
 };
 
 enum client_state {
@@ -106,6 +111,10 @@ struct imap_client {
 	char *bye_text;                 /* owned */
 	/* PREAUTH greeting */
 	bool preauth;
+	struct imap_track trk;          /* the selected mailbox vs. our changes */
+	/* round trips: waits for the server after sending (for -vv) */
+	unsigned waits;
+	bool sent_since_wait;
 };
 
 static int client_fail(struct imap_client *c, enum imap_failure f,
@@ -242,6 +251,8 @@ static int handle_fetch(struct imap_client *c, const struct imap_response *r)
 		return client_fail(c, IMAP_FAIL_PROTO, "bad FETCH response: %s",
 				   err);
 	op->changed = true;
+	imap_track_fetch(&c->trk, c->label, &f, op->own,
+			 op->fcb != NULL || op->bh != NULL);
 	if (op->cb_failed)
 		return 0;
 	if (f.has_body && op->bh != NULL) {
@@ -265,6 +276,9 @@ static int handle_vanished(struct imap_client *c,
 		return client_fail(c, IMAP_FAIL_PROTO,
 				   "bad VANISHED response: %s", err);
 	op->changed = true;
+	imap_track_vanished(&c->trk, c->label, set, earlier, op->own);
+	if (op->own != NULL && !earlier)
+		op->own_gone += imap_uidranges_count_in(op->own, set, NULL);
 	if (!op->cb_failed && op->vcb != NULL && op->vcb(op->ctx, set, earlier) < 0)
 		op->cb_failed = true;
 	return 0;
@@ -482,6 +496,7 @@ static void handle_code(struct imap_client *c, const struct imap_response *r)
 	case IMAP_CODE_HIGHESTMODSEQ:
 		if (sel)
 			sel->highestmodseq = code->num;
+		imap_track_modseq(&c->trk, code->num);
 		break;
 	case IMAP_CODE_NOMODSEQ:
 		if (sel) {
@@ -557,10 +572,12 @@ static int handle_untagged(struct imap_client *c, const struct imap_response *r)
 			c->exists = r->number;
 			if (c->op->sel)
 				c->op->sel->exists = r->number;
+			imap_track_exists(&c->trk, r->number);
 			c->op->changed = true;
 		} else if (strcmp(kw, "EXPUNGE") == 0) {
 			if (c->exists > 0)
 				c->exists--;
+			imap_track_expunge(&c->trk, c->label);
 			c->op->changed = true;
 		} else if (strcmp(kw, "FETCH") == 0) {
 			return handle_fetch(c, r);
@@ -592,6 +609,7 @@ static int send_bytes(struct imap_client *c, const void *p, size_t n)
 
 	if (net_conn_write(c->conn, p, n, &err) < 0)
 		return client_fail_net(c, err);
+	c->sent_since_wait = true;
 	return 0;
 }
 
@@ -856,6 +874,10 @@ static int read_one(struct imap_client *c, const struct imap_response **r_r)
 			net_conn_consume(c->conn, used);
 			if (ret == 1)
 				return 0;
+		}
+		if (c->sent_since_wait) {
+			c->waits++;
+			c->sent_since_wait = false;
 		}
 		if (net_conn_read_more(c->conn, &err) < 0)
 			return client_fail_net(c, err);
@@ -1343,6 +1365,7 @@ void imap_client_free(struct imap_client **cp)
 	net_conn_free(&c->conn);
 	imap_parser_free(&c->parser);
 	imap_rtrace_release(&c->rtrace);
+	imap_track_release(&c->trk);
 	free(c->broken_error);
 	free(c->bye_text);
 	free(c->host);
@@ -1358,6 +1381,8 @@ void imap_client_close(struct imap_client **cp)
 
 	if (c == NULL)
 		return;
+	log_debug("%s: %u round trips after the greeting", c->label,
+		  c->waits);
 	if (!c->broken && c->conn != NULL) {
 		client_set_state(c, CS_LOGOUT);
 		if (c->flight == NULL && c->queue == NULL) {
@@ -1403,6 +1428,19 @@ bool imap_client_condstore(const struct imap_client *c)
 enum imap_failure imap_client_failure(const struct imap_client *c)
 {
 	return c->failure;
+}
+
+bool imap_client_own_state(const struct imap_client *c,
+			   struct imap_own_state *s_r)
+{
+	return !c->broken && imap_track_get(&c->trk, s_r);
+}
+
+void imap_client_expect_gone(struct imap_client *c, const char *wire,
+			     const char *uidset)
+{
+	if (c->trk.on && strcmp(c->trk.wire, wire) == 0)
+		imap_track_expect_gone(&c->trk, uidset);
 }
 
 bool imap_client_broken(const struct imap_client *c)
@@ -1656,7 +1694,9 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 {
 	struct imap_cmd *cmd;
 	struct imap_op op;
+	int r;
 
+	imap_track_off(&c->trk, c->label, NULL);
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	memset(sel_r, 0, sizeof(*sel_r));
@@ -1682,7 +1722,10 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 	}
 	queue_cmd(c, cmd, NULL, NULL, 0);
 	c->exists = 0;
-	return op_end(c, &op, run(c), error_r);
+	r = op_end(c, &op, run(c), error_r);
+	if (r == 0 && !readonly)
+		imap_track_selected(&c->trk, wire, c->qresync, sel_r);
+	return r;
 }
 
 static int fetch_run(struct imap_client *c, struct imap_op *op,
@@ -1761,6 +1804,7 @@ int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
 struct append_ctx {
 	struct imap_append_msg *msgs;
 	uint32_t uidvalidity;
+	const char *wire;
 };
 
 static void append_done(struct imap_client *c, struct imap_cmd *cmd,
@@ -1786,13 +1830,14 @@ static void append_done(struct imap_client *c, struct imap_cmd *cmd,
 			a->uidvalidity = r->code.uidvalidity;
 		}
 	}
+	imap_track_appended(&c->trk, c->label, a->wire, m->uid_r);
 }
 
 int imap_append_batch(struct imap_client *c, const char *wire,
 		      struct imap_append_msg *msgs, size_t n,
 		      uint32_t *uidvalidity_r, char **error_r)
 {
-	struct append_ctx a = { .msgs = msgs };
+	struct append_ctx a = { .msgs = msgs, .wire = wire };
 	struct imap_op op;
 	int r;
 
@@ -1846,11 +1891,34 @@ static void queue_store(struct imap_client *c, const char *uidset, bool add,
 	queue_cmd(c, cmd, NULL, NULL, 0);
 }
 
+/* The UID sets of a STORE batch as one set (for imap/track.h). */
+static char *uidsets_join(const struct imap_store_op *ops, size_t n)
+{
+	size_t len = 1, i;
+	char *s, *p;
+
+	for (i = 0; i < n; i++)
+		len += strlen(ops[i].uidset) + 1;
+	p = s = xmalloc(len);
+	for (i = 0; i < n; i++) {
+		size_t k = strlen(ops[i].uidset);
+
+		if (p != s)
+			*p++ = ',';
+		memcpy(p, ops[i].uidset, k);
+		p += k;
+	}
+	*p = '\0';
+	return s;
+}
+
 int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
 		     size_t n, char **modified_r, char **error_r)
 {
 	struct buf mod = BUF_INIT_MAX(MODIFIED_MAX);
 	struct imap_op op;
+	struct imap_uidranges own;
+	char *sets;
 	int r;
 
 	if (modified_r)
@@ -1866,6 +1934,10 @@ int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
 		}
 	}
 	op.modified = &mod;
+	sets = uidsets_join(ops, n);
+	imap_uidranges_parse(&own, sets);
+	free(sets);
+	op.own = &own;
 	for (size_t i = 0; i < n; i++) {
 		if ((ops[i].flags & MF_ALL) == 0)
 			continue;
@@ -1873,6 +1945,7 @@ int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
 			    ops[i].unchangedsince);
 	}
 	r = run(c);
+	imap_uidranges_release(&own);
 	if (modified_r && mod.len > 0 && r == 0)
 		*modified_r = buf_take(&mod, NULL);
 	buf_release(&mod);
@@ -1913,27 +1986,42 @@ static int run_one(struct imap_client *c, struct imap_op *op,
  * STORE of \Deleted before it finds nothing to remove; the messages then
  * stay on the server, marked \Deleted (seen in the benchmark under load).
  */
-int imap_expunge_uids(struct imap_client *c, const char *uidset,
-		      char **error_r)
+static int expunge_uids(struct imap_client *c, const char *uidset,
+			bool marked, char **error_r)
 {
 	struct imap_op op;
 	struct imap_cmd *cmd;
 	char *left = NULL, *others;
 	const char *set = uidset;
+	struct imap_uidranges own = { 0 }, round_own = { 0 };
 	size_t k = 0;
 
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	if (!uidset_valid(uidset))
 		return bad_uidset(c, &op, uidset, error_r);
-	queue_store(c, uidset, true, MF_DELETED, 0);
-	if (run(c) < 0 || op.no_error != NULL)
-		goto out;
+	imap_uidranges_parse(&own, uidset);
+	op.own = &own;
+	if (!marked) {
+		queue_store(c, uidset, true, MF_DELETED, 0);
+		if (run(c) < 0 || op.no_error != NULL)
+			goto out;
+	}
 	if (c->caps & IMAP_CAP_UIDPLUS) {
 		for (int round = 0;; round++) {
 			cmd = new_cmd(c, "UID EXPUNGE");
 			imap_cmd_addf(cmd, " %s", set);
+			imap_uidranges_release(&round_own);
+			imap_uidranges_parse(&round_own, set);
+			op.own = &round_own;
+			op.own_gone = 0;
 			if (run_one(c, &op, cmd, false) < 0)
+				break;
+			/* VANISHED (QRESYNC) named every one of them gone:
+			 * nothing to check (RFC 7162 3.2.10) */
+			if (op.own_gone > 0 &&
+			    op.own_gone == imap_uidranges_count_in(&round_own,
+								   set, NULL))
 				break;
 			/* check that they are gone; expunge what is left */
 			cmd = new_cmd(c, "UID SEARCH");
@@ -1956,6 +2044,7 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 	}
 	/* Without UIDPLUS, EXPUNGE removes every \Deleted message: spare
 	 * the ones somebody else marked by un-marking them around it. */
+	imap_track_off(&c->trk, c->label, "expunge without UIDPLUS");
 	cmd = new_cmd(c, "UID SEARCH");
 	imap_cmd_add(cmd, " DELETED", 8);
 	if (run_one(c, &op, cmd, true) < 0)
@@ -1982,8 +2071,23 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 	free(others);
 out:
 	search_reset(&op);
+	imap_uidranges_release(&own);
+	imap_uidranges_release(&round_own);
 	free(left);
 	return op_end(c, &op, c->broken ? -1 : 0, error_r);
+}
+
+int imap_expunge_uids(struct imap_client *c, const char *uidset,
+		      char **error_r)
+{
+	return expunge_uids(c, uidset, false, error_r);
+}
+
+int imap_expunge_marked(struct imap_client *c, const char *uidset,
+			char **error_r)
+{
+	return expunge_uids(c, uidset, (c->caps & IMAP_CAP_UIDPLUS) != 0,
+			    error_r);
 }
 
 void imap_copyuid_release(struct imap_copyuid *cu)
@@ -1999,6 +2103,8 @@ static int copy_or_move(struct imap_client *c, const char *verb,
 {
 	struct imap_cmd *cmd;
 	struct imap_op op;
+	struct imap_uidranges own;
+	int r;
 
 	if (map_r)
 		memset(map_r, 0, sizeof(*map_r));
@@ -2007,17 +2113,79 @@ static int copy_or_move(struct imap_client *c, const char *verb,
 	if (!uidset_valid(uidset))
 		return bad_uidset(c, &op, uidset, error_r);
 	op.cu = map_r;
+	imap_uidranges_parse(&own, uidset);
+	op.own = &own;
 	cmd = new_cmd(c, verb);
 	imap_cmd_addf(cmd, " %s ", uidset);
 	imap_cmd_add_astring(cmd, dest, strlen(dest));
 	queue_cmd(c, cmd, NULL, NULL, 0);
-	return op_end(c, &op, run(c), error_r);
+	r = op_end(c, &op, run(c), error_r);
+	imap_uidranges_release(&own);
+	return r;
 }
 
 int imap_copy(struct imap_client *c, const char *uidset, const char *dest,
 	      struct imap_copyuid *map_r, char **error_r)
 {
 	return copy_or_move(c, "UID COPY", uidset, dest, map_r, error_r);
+}
+
+struct copy_batch {
+	struct imap_copyuid *maps;
+	bool *ok;
+	char *refused;                  /* first refusal; malloc'ed */
+};
+
+static void copy_batch_done(struct imap_client *c, struct imap_cmd *cmd,
+			    const struct imap_response *r)
+{
+	struct copy_batch *b = cmd->ctx;
+
+	(void)c;
+	if (r->status != IMAP_STATUS_OK) {
+		if (b->refused == NULL)
+			b->refused = xasprintf("UID COPY failed: %s",
+					       r->text && *r->text ? r->text
+								   : "refused");
+		return;
+	}
+	b->ok[cmd->index] = true;
+	if (r->code.code == IMAP_CODE_COPYUID)
+		copyuid_set(&b->maps[cmd->index], &r->code);
+}
+
+int imap_copy_batch(struct imap_client *c, const char *const *uidsets,
+		    const char *const *dests, size_t n,
+		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r)
+{
+	struct copy_batch b = { .maps = maps_r, .ok = ok_r };
+	struct imap_op op;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		memset(&maps_r[i], 0, sizeof(maps_r[i]));
+		ok_r[i] = false;
+	}
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!uidset_valid(uidsets[i]))
+			return bad_uidset(c, &op, uidsets[i], error_r);
+	for (i = 0; i < n; i++) {
+		struct imap_cmd *cmd = new_cmd(c, "UID COPY");
+
+		imap_cmd_addf(cmd, " %s ", uidsets[i]);
+		imap_cmd_add_astring(cmd, dests[i], strlen(dests[i]));
+		queue_cmd(c, cmd, copy_batch_done, &b, i);
+	}
+	r = op_end(c, &op, run(c), error_r);
+	if (r == 0 && b.refused != NULL && error_r != NULL) {
+		*error_r = b.refused;
+		b.refused = NULL;
+	}
+	free(b.refused);
+	return r;
 }
 
 int imap_move(struct imap_client *c, const char *uidset, const char *dest,

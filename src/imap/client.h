@@ -168,6 +168,26 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 		imap_vanished_cb *vcb, void *ctx, struct imap_selected *sel_r,
 		char **error_r);
 
+/* The selected folder as this connection's own changes left it: the
+ * SELECT's values (base_*) and the ones after our STOREs, expunges,
+ * MOVEs and APPENDs, as the server reported them. */
+struct imap_own_state {
+	uint32_t uidvalidity, uidnext, exists;
+	uint64_t highestmodseq;
+	uint32_t base_uidnext, base_exists;
+	uint64_t base_modseq;
+};
+/* true with *s_r when, since the last SELECT (under QRESYNC), the server
+ * reported no change but this connection's own: a bookmark made of *s_r
+ * hides nobody else's change (imap/track.h says how). */
+bool imap_client_own_state(const struct imap_client *c,
+			   struct imap_own_state *s_r);
+/* The UIDs of uidset in the selected mailbox wire were expunged (moved
+ * away) by this program on another connection: not somebody else's
+ * change for imap_client_own_state(). */
+void imap_client_expect_gone(struct imap_client *c, const char *wire,
+			     const char *uidset);
+
 /* UID FETCH uidset (UID FLAGS [MODSEQ]) [(CHANGEDSINCE n [VANISHED])].
  * changedsince 0: no modifier. vanished needs QRESYNC. */
 int imap_fetch_flags(struct imap_client *c, const char *uidset,
@@ -237,6 +257,13 @@ int imap_store_batch(struct imap_client *c, const struct imap_store_op *ops,
 int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		      char **error_r);
 
+/* The same for messages the caller marked \Deleted itself, in an
+ * earlier flight of STOREs (UID STORE +FLAGS.SILENT (\Deleted) answered
+ * OK): UID EXPUNGE and its check only. Without UIDPLUS this is
+ * imap_expunge_uids(). */
+int imap_expunge_marked(struct imap_client *c, const char *uidset,
+			char **error_r);
+
 /* Copy mapping from COPYUID (RFC 4315). */
 struct imap_copyuid {
 	uint32_t uidvalidity;  /* 0: the server sent no COPYUID */
@@ -250,6 +277,14 @@ int imap_move(struct imap_client *c, const char *uidset, const char *dest,
 	      struct imap_copyuid *map_r, char **error_r);
 int imap_copy(struct imap_client *c, const char *uidset, const char *dest,
 	      struct imap_copyuid *map_r, char **error_r);
+
+/* n UID COPYs (uidsets[i] to dests[i]) in one flight. ok_r[i] and
+ * maps_r[i] (COPYUID, release each) per command; a refused one clears
+ * only its ok_r[i] and leaves the first refusal in *error_r (0 is still
+ * returned). -1 when the connection failed. */
+int imap_copy_batch(struct imap_client *c, const char *const *uidsets,
+		    const char *const *dests, size_t n,
+		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
 
 /* UID SEARCH with the given criteria (already IMAP syntax; use
  * imap_quote() for strings). Result sorted ascending. */

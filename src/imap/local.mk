@@ -28,7 +28,8 @@ endif
 # --- IMAP client: command queue, authentication, operations ---
 libtwinbox_a_SOURCES += \
 	src/imap/client.c src/imap/client.h src/imap/client-private.h \
-	src/imap/cmd.c
+	src/imap/cmd.c \
+	src/imap/track.c src/imap/track.h
 
 check_PROGRAMS += tests/unit/t-imap-client tests/integration/imap-probe
 TESTS += tests/unit/t-imap-client tests/integration/t-client.sh

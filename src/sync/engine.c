@@ -38,8 +38,18 @@ void sync_request_stop(void)
 
 void sync_crash_point(const char *what)
 {
+	static const char *stop_at;
 	long n;
 
+	/* tests: TWINBOX_STOP_AT=<what> stops the process (SIGSTOP) at that
+	 * point, so that a test can change the server under a run */
+	if (stop_at == NULL) {
+		stop_at = getenv("TWINBOX_STOP_AT");
+		if (stop_at == NULL)
+			stop_at = "";
+	}
+	if (*stop_at != '\0' && strcmp(stop_at, what) == 0)
+		(void)raise(SIGSTOP);
 	if (stop_requested) {
 		log_info("stopping at a safe point (%s); the next run "
 			 "finishes the sync", what);

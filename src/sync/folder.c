@@ -1362,12 +1362,33 @@ struct store_plan {
 	size_t n[MF_COUNT][2], a[MF_COUNT][2];
 };
 
-static int execute_flags(struct worker *w, struct folder *f)
+/* UIDs of the pairs to delete on the server, as a set (NULL: none). */
+static char *server_deletions(const struct folder *f)
+{
+	uint32_t *uids = xcalloc(f->n_pairs + 1, sizeof(uint32_t));
+	size_t n = 0, i;
+	char *set = NULL;
+
+	for (i = 0; i < f->n_pairs; i++)
+		if (f->pairs[i].act == ACT_DEL_SERVER)
+			uids[n++] = f->pairs[i].m.uid;
+	if (n > 0)
+		set = imap_uidset_make(uids, n);
+	free(uids);
+	return set;
+}
+
+/* Server flags, then local renames and the state. With mark_del the
+ * messages to delete on the server are marked \Deleted in the same
+ * flight of STOREs (execute_deletions() then only expunges them): one
+ * round trip less. A run killed in between finds them marked, which the
+ * plan takes for the deletion it is. */
+static int execute_flags(struct worker *w, struct folder *f, bool mark_del)
 {
 	struct store_plan sp;
-	struct imap_store_op ops[MF_COUNT * 2];
-	char *sets[MF_COUNT * 2];
-	size_t n_ops = 0, i, b;
+	struct imap_store_op ops[MF_COUNT * 2 + 1];
+	char *sets[MF_COUNT * 2 + 1];
+	size_t n_ops = 0, n_flag_ops, i, b;
 	char *err = NULL;
 	bool any = false;
 	int ret = 0;
@@ -1407,6 +1428,14 @@ static int execute_flags(struct worker *w, struct folder *f)
 			n_ops++;
 		}
 	}
+	n_flag_ops = n_ops;
+	if (mark_del && (sets[n_ops] = server_deletions(f)) != NULL) {
+		ops[n_ops].uidset = sets[n_ops];
+		ops[n_ops].add = true;
+		ops[n_ops].flags = MF_DELETED;
+		ops[n_ops].unchangedsince = 0;
+		n_ops++;
+	}
 	if (n_ops > 0 &&
 	    w->r->ops->store(w->r, ops, n_ops, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot store flags: %s",
@@ -1422,7 +1451,7 @@ static int execute_flags(struct worker *w, struct folder *f)
 	}
 	if (ret < 0)
 		return -1;
-	if (n_ops > 0)
+	if (n_flag_ops > 0)
 		sync_crash_point("server flags stored");
 
 	/* local renames, then the new common state */
@@ -1509,18 +1538,18 @@ fail:
 	return -1;
 }
 
-static int execute_deletions(struct worker *w, struct folder *f)
+static int execute_deletions(struct worker *w, struct folder *f, bool marked)
 {
-	uint32_t *uids = xcalloc(f->n_pairs + 1, sizeof(uint32_t));
+	char *set = server_deletions(f);
 	size_t n = 0, i;
 	char *err = NULL;
 
 	for (i = 0; i < f->n_pairs; i++)
 		if (f->pairs[i].act == ACT_DEL_SERVER)
-			uids[n++] = f->pairs[i].m.uid;
-	if (n > 0) {
-		char *set = imap_uidset_make(uids, n);
-		int r = w->r->ops->expunge(w->r, set, &err);
+			n++;
+	if (set != NULL) {
+		int r = marked ? w->r->ops->expunge_marked(w->r, set, &err)
+			       : w->r->ops->expunge(w->r, set, &err);
 
 		free(set);
 		if (r < 0) {
@@ -1528,13 +1557,11 @@ static int execute_deletions(struct worker *w, struct folder *f)
 				    "%s: cannot delete messages on the server: %s",
 				    f->name, err);
 			free(err);
-			free(uids);
 			return -1;
 		}
 		f->stats.pushed_deletions += (unsigned)n;
 		sync_crash_point("server messages expunged");
 	}
-	free(uids);
 	for (i = 0; i < f->n_pairs; i++) {
 		struct pair *p = &f->pairs[i];
 		int r;
@@ -1767,7 +1794,7 @@ int folder_execute(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
 	char *err = NULL;
-	bool server_work;
+	bool server_work, mark_del, moved = false;
 	size_t i;
 	int ret = 0;
 
@@ -1782,24 +1809,36 @@ int folder_execute(struct worker *w, struct folder *f)
 	server_work = folder_server_work(f);
 	/* messages moved in by another connection in the moves phase are
 	 * not in this connection's view of the folder until it selects it
-	 * again */
-	if (server_work && w->selected != NULL &&
-	    strcmp(w->selected, f->name) == 0)
-		for (i = 0; i < f->n_pairs; i++)
-			if (f->pairs[i].mv == MV_SERVER && f->pairs[i].done) {
-				FREE_AND_NULL(w->selected);
-				break;
-			}
-	if (server_work && worker_select(w, f, &err) < 0) {
+	 * again; bookmark_select() does, and moves the bookmark past them
+	 * (and past the ones moved out, unless this connection moved them
+	 * and has the folder selected still) */
+	for (i = 0; i < f->n_pairs && !moved; i++)
+		moved = f->pairs[i].mv == MV_SERVER && f->pairs[i].done &&
+			f->pairs[i].m.uid != 0;
+	if (!moved && f->n_outs > 0 &&
+	    (w->selected == NULL || strcmp(w->selected, f->name) != 0))
+		for (i = 0; i < f->n_outs && !moved; i++)
+			moved = f->outs[i].t->pairs[f->outs[i].pi].done;
+	if (moved && bookmark_select(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
 		return -1;
 	}
+	if (!moved && server_work && worker_select(w, f, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+		free(err);
+		return -1;
+	}
+	bookmark_moved_out(w, f);
 	if (folder_ensure_row(w, f) < 0)
 		return -1;
+	/* the \Deleted of the server deletions rides with the flags */
+	mark_del = server_work && w->r != NULL &&
+		   w->r->ops->expunge_marked != NULL &&
+		   (w->r->ops->caps(w->r) & IMAP_CAP_UIDPLUS);
 	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
-	    execute_flags(w, f) < 0 ||
-	    execute_deletions(w, f) < 0)
+	    execute_flags(w, f, mark_del) < 0 ||
+	    execute_deletions(w, f, mark_del) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_copies > 0 && copies_execute(w, f) < 0)
 		ret = -1;
@@ -1808,6 +1847,8 @@ int folder_execute(struct worker *w, struct folder *f)
 		ret = -1;
 	if (ret == 0 && f->n_ul > 0 && execute_uploads(w, f) < 0)
 		ret = -1;
+	if (ret == 0)
+		bookmark_own_changes(w, f);
 	if (save_folder_row(w, f, ret == 0 && f->status == FOLDER_OK &&
 			    !f->incomplete) < 0)
 		ret = -1;

@@ -4,4 +4,5 @@ libtwinbox_a_SOURCES += \
 	src/sync/remote.h src/sync/remote-imap.h src/sync/remote-imap.c \
 	src/sync/engine.c src/sync/folder.c src/sync/recover.c src/sync/moves.c \
 	src/sync/renames.c src/sync/late.c src/sync/copies.c \
-	src/sync/report.c
+	src/sync/report.c \
+	src/sync/bookmark.c

@@ -616,6 +616,9 @@ static int group_begin(struct worker *w, struct move_group *g)
 	return r;
 }
 
+static void group_learn(struct worker *w, struct move_group *g,
+			struct imap_copyuid *map, bool copy);
+
 /* UID MOVE (or, with copy, UID COPY) the group's messages with src
  * selected, and learn their UIDs in the target. Touches only the
  * group's pairs of the target, and its own fields under the lock. */
@@ -624,8 +627,6 @@ static int group_transfer(struct worker *w, struct folder *src,
 {
 	struct engine *e = w->e;
 	struct folder *f = g->t;
-	size_t n = g->n, i, k;
-	uint32_t *srcs = NULL, *dsts = NULL;
 	struct imap_copyuid map = { 0 };
 	struct imap_selected sel;
 	char *err = NULL;
@@ -651,16 +652,31 @@ static int group_transfer(struct worker *w, struct folder *src,
 	}
 	g->sent = true;
 	sync_crash_point(copy ? "server copy done" : "server move done");
-	if (map.uidvalidity != 0 && map.src && map.dst) {
+	group_learn(w, g, &map, copy);
+	return 0;
+}
+
+/* After the group's COPY or MOVE: its UIDs in the target, from COPYUID
+ * (map, released here) or found again by content. */
+static void group_learn(struct worker *w, struct move_group *g,
+			struct imap_copyuid *map, bool copy)
+{
+	struct folder *f = g->t;
+	size_t n = g->n, i, k;
+	uint32_t *srcs = NULL, *dsts = NULL;
+	struct imap_selected sel;
+	char *err = NULL;
+
+	if (map->uidvalidity != 0 && map->src && map->dst) {
 		srcs = xcalloc(n, sizeof(uint32_t));
 		dsts = xcalloc(n, sizeof(uint32_t));
-		if (expand_set(map.src, srcs, n) != n ||
-		    expand_set(map.dst, dsts, n) != n) {
+		if (expand_set(map->src, srcs, n) != n ||
+		    expand_set(map->dst, dsts, n) != n) {
 			FREE_AND_NULL(srcs);
 			FREE_AND_NULL(dsts);
 		}
 	}
-	imap_copyuid_release(&map);
+	imap_copyuid_release(map);
 	for (i = 0; i < n; i++) {
 		struct pair *q = &f->pairs[g->refs[i].pi];
 
@@ -713,7 +729,6 @@ static int group_transfer(struct worker *w, struct folder *src,
 	}
 	free(srcs);
 	free(dsts);
-	return 0;
 }
 
 /* Record where the group's messages went: the pairs move to the target
@@ -771,6 +786,62 @@ state_fail:
 }
 
 /*
+ * The copies to every target in one flight: all of them journaled first,
+ * then a UID COPY per target, pipelined. A target the server refuses
+ * (NO) fails alone; the others are recorded.
+ */
+static void copy_flight(struct worker *w, struct folder *src,
+			struct move_group *gs, size_t ng)
+{
+	struct engine *e = w->e;
+	const char **sets = xcalloc(ng + 1, sizeof(*sets));
+	const char **dests = xcalloc(ng + 1, sizeof(*dests));
+	struct imap_copyuid *maps = xcalloc(ng + 1, sizeof(*maps));
+	bool *ok = xcalloc(ng + 1, sizeof(*ok));
+	size_t *which = xcalloc(ng + 1, sizeof(*which));
+	struct imap_selected sel;
+	char *err = NULL;
+	size_t i, m = 0;
+	int r;
+
+	for (i = 0; i < ng && !e->fatal; i++) {
+		if (gs[i].t->status != FOLDER_OK || group_begin(w, &gs[i]) < 0)
+			continue;
+		sets[m] = gs[i].set;
+		dests[m] = gs[i].t->name;
+		which[m++] = i;
+	}
+	r = m == 0 ? 0
+		   : worker_select_keep(w, src->name,
+					src->selected ? src->sel.uidvalidity
+						      : src->sf.uidvalidity,
+					&sel, &err);
+	if (r >= 0 && m > 0)
+		r = w->r->ops->copy_batch(w->r, sets, dests, m, maps, ok, &err);
+	for (i = 0; i < m; i++) {
+		struct move_group *g = &gs[which[i]];
+
+		if (r < 0 || !ok[i]) {
+			target_fail(e, g->t,
+				    xasprintf("cannot copy messages from '%s': %s",
+					      src->name,
+					      err ? err : "refused"));
+			imap_copyuid_release(&maps[i]);
+			continue;
+		}
+		g->sent = true;
+		sync_crash_point("server copy done");
+		group_learn(w, g, &maps[i], true);
+	}
+	free(err);
+	free(sets);
+	free(dests);
+	free(maps);
+	free(ok);
+	free(which);
+}
+
+/*
  * Moves out of a source into several targets are copied to each, then
  * expunged from the source at once: on Dovecot's Maildir every UID MOVE
  * re-syncs the source folder (measured: 20 single moves out of a folder
@@ -792,13 +863,17 @@ static void copy_groups(struct worker *w, struct folder *src,
 		n += gs[i].n;
 	uids = xcalloc(n + 1, sizeof(uint32_t));
 	n = 0;
-	for (i = 0; i < ng && !w->e->fatal; i++) {
-		if (gs[i].t->status != FOLDER_OK || group_begin(w, &gs[i]) < 0 ||
-		    group_transfer(w, src, &gs[i], true) < 0)
-			continue;
-		for (j = 0; j < gs[i].n; j++)
-			uids[n++] = gs[i].src_uids[j];
+	if (w->r->ops->copy_batch != NULL) {
+		copy_flight(w, src, gs, ng);
+	} else {
+		for (i = 0; i < ng && !w->e->fatal; i++)
+			if (gs[i].t->status == FOLDER_OK &&
+			    group_begin(w, &gs[i]) == 0)
+				(void)group_transfer(w, src, &gs[i], true);
 	}
+	for (i = 0; i < ng; i++)
+		for (j = 0; gs[i].sent && j < gs[i].n; j++)
+			uids[n++] = gs[i].src_uids[j];
 	if (n == 0) {
 		free(uids);
 		return;

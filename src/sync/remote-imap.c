@@ -74,6 +74,20 @@ static bool ri_qresync(struct remote *r) { return imap_client_qresync(RI(r)->c);
 static bool ri_condstore(struct remote *r) { return imap_client_condstore(RI(r)->c); }
 static enum imap_failure ri_failure(struct remote *r) { return imap_client_failure(RI(r)->c); }
 static bool ri_broken(struct remote *r) { return imap_client_broken(RI(r)->c); }
+static bool ri_own_state(struct remote *r, struct imap_own_state *s_r)
+{
+	return imap_client_own_state(RI(r)->c, s_r);
+}
+static void ri_expect_gone(struct remote *r, const char *name,
+			   const char *uidset)
+{
+	char *err = NULL, *w = wire(RI(r), name, &err);
+
+	if (w != NULL)
+		imap_client_expect_gone(RI(r)->c, w, uidset);
+	free(w);
+	free(err);
+}
 static uint64_t ri_bytes_in(struct remote *r) { return imap_client_bytes_in(RI(r)->c); }
 static uint64_t ri_bytes_out(struct remote *r) { return imap_client_bytes_out(RI(r)->c); }
 
@@ -272,6 +286,12 @@ static int ri_expunge(struct remote *r, const char *uidset, char **error_r)
 	return imap_expunge_uids(RI(r)->c, uidset, error_r);
 }
 
+static int ri_expunge_marked(struct remote *r, const char *uidset,
+			     char **error_r)
+{
+	return imap_expunge_marked(RI(r)->c, uidset, error_r);
+}
+
 static int ri_move(struct remote *r, const char *uidset, const char *dest,
 		   struct imap_copyuid *map_r, char **error_r)
 {
@@ -282,6 +302,22 @@ static int ri_copy(struct remote *r, const char *uidset, const char *dest,
 		   struct imap_copyuid *map_r, char **error_r)
 {
 	WITH_WIRE(dest, imap_copy(RI(r)->c, uidset, w_, map_r, error_r));
+}
+
+static int ri_copy_batch(struct remote *r, const char *const *uidsets,
+			 const char *const *dests, size_t n,
+			 struct imap_copyuid *maps_r, bool *ok_r,
+			 char **error_r)
+{
+	char **w = wires_of(r, dests, n, error_r);
+	int ret;
+
+	if (w == NULL)
+		return -1;
+	ret = imap_copy_batch(RI(r)->c, uidsets, (const char *const *)w, n,
+			      maps_r, ok_r, error_r);
+	wires_free(w, n);
+	return ret;
 }
 
 static int ri_search_msgid(struct remote *r, uint32_t min_uid,
@@ -345,9 +381,13 @@ static const struct remote_ops remote_imap_ops = {
 	.append = ri_append,
 	.store = ri_store,
 	.expunge = ri_expunge,
+	.expunge_marked = ri_expunge_marked,
 	.move = ri_move,
 	.copy = ri_copy,
+	.copy_batch = ri_copy_batch,
 	.search_msgid = ri_search_msgid,
+	.own_state = ri_own_state,
+	.expect_gone = ri_expect_gone,
 	.bytes_in = ri_bytes_in,
 	.bytes_out = ri_bytes_out,
 	.close = ri_close,

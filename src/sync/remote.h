@@ -76,17 +76,35 @@ struct remote_ops {
 	int (*store)(struct remote *r, const struct imap_store_op *ops, size_t n,
 		     char **error_r);
 	int (*expunge)(struct remote *r, const char *uidset, char **error_r);
+	/* optional: expunge messages already marked \Deleted by a store()
+	 * (imap_expunge_marked()) */
+	int (*expunge_marked)(struct remote *r, const char *uidset,
+			      char **error_r);
 	int (*move)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
 	/* optional: UID COPY (moves out of one folder into several copy to
 	 * each, then expunge once: see moves_out_execute()) */
 	int (*copy)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
+	/* optional: n UID COPYs in one flight (imap_copy_batch()): a
+	 * refused one clears only its ok_r[i] */
+	int (*copy_batch)(struct remote *r, const char *const *uidsets,
+			  const char *const *dests, size_t n,
+			  struct imap_copyuid *maps_r, bool *ok_r,
+			  char **error_r);
 	/* UIDs >= min_uid in the selected folder whose Message-ID header
 	 * contains msgid (msgid NULL: all UIDs >= min_uid), ascending. */
 	int (*search_msgid)(struct remote *r, uint32_t min_uid,
 			    const char *msgid, uint32_t **uids_r, size_t *n_r,
 			    char **error_r);
+	/* optional: the selected folder after this connection's own
+	 * changes; false when the server reported another change since
+	 * the SELECT (imap_client_own_state()) */
+	bool (*own_state)(struct remote *r, struct imap_own_state *s_r);
+	/* optional: the selected folder's UIDs this run moved away on
+	 * another connection (imap_client_expect_gone()) */
+	void (*expect_gone)(struct remote *r, const char *name,
+			    const char *uidset);
 	/* Bytes of message data moved so far (for --json). */
 	uint64_t (*bytes_in)(struct remote *r);
 	uint64_t (*bytes_out)(struct remote *r);

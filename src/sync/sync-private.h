@@ -307,6 +307,16 @@ void copies_execute_deferred(struct engine *e, struct worker *w0);
 /* Whether deferred copies into f are still to be tried (report later). */
 bool copies_pending(const struct folder *f);
 void copies_free(struct folder *f);
+/* bookmark.c: after a folder's server work on w's connection, move its
+ * server bookmark past the run's own changes when the server reported
+ * no other change (the next run then finds it unchanged) */
+void bookmark_own_changes(struct worker *w, struct folder *f);
+/* Select a folder this run moved messages into for its execute phase
+ * (like worker_select()); when nothing but those messages changed it
+ * since the plan's view, that view moves past them. */
+int bookmark_select(struct worker *w, struct folder *f, char **error_r);
+/* Tell w's connection which of f's UIDs this run moved away. */
+void bookmark_moved_out(struct worker *w, struct folder *f);
 
 /* late.c: late copies of uploads a killed run sent */
 int late_load(struct worker *w, struct folder *f);

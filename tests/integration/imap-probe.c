@@ -8,6 +8,7 @@
  *              [--folder NAME] [--depth N] [--trace]
  *              [--expect-fail auth|tls|net [--expect-error TEXT]]
  *              [--expunge UIDSET --expect ok|fail]
+ *              [--copy-batch 'SET>DEST;SET>DEST...' --expect ok,no,...]
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
  * (created, used, deleted): list, status, select (QRESYNC/CONDSTORE),
@@ -16,6 +17,8 @@
  * fails with that class (and message text). With --expunge it selects
  * --folder and expunges UIDSET, nothing else (against tests/script/client
  * scenarios), and checks that this succeeds or fails as --expect says.
+ * With --copy-batch it selects --folder and sends the UID COPYs in one
+ * flight (imap_copy_batch); --expect lists which the server accepts.
  */
 #include "common.h"
 #include "imap/client.h"
@@ -487,13 +490,64 @@ static int scenario(struct imap_client *c, const char *folder)
 	return 0;
 }
 
+/* --copy-batch: "SET>DEST;SET>DEST..." in one flight; want "ok,no,..." */
+static void copy_batch(struct imap_client *c, const char *folder,
+		       const char *spec, const char *want)
+{
+	char *sp = xstrdup(spec), *wn = xstrdup(want), *p, *q, *save = NULL;
+	const char *sets[16], *dests[16];
+	struct imap_copyuid maps[16];
+	bool oks[16], wants[16];
+	struct imap_selected sel;
+	size_t n = 0, k = 0, i;
+	char *err = NULL;
+	int r;
+
+	for (p = strtok_r(sp, ";", &save); p && n < 16;
+	     p = strtok_r(NULL, ";", &save)) {
+		q = strchr(p, '>');
+		if (q == NULL)
+			continue;
+		*q = '\0';
+		sets[n] = p;
+		dests[n++] = q + 1;
+	}
+	save = NULL;
+	for (p = strtok_r(wn, ",", &save); p && k < 16;
+	     p = strtok_r(NULL, ",", &save))
+		wants[k++] = strcmp(p, "ok") == 0;
+	r = imap_select(c, folder, false, NULL, NULL, NULL, NULL, &sel, &err);
+	report("select", r, err);
+	err = NULL;
+	r = imap_copy_batch(c, sets, dests, n, maps, oks, &err);
+	ok(r == 0, "copy batch of %zu: the connection stays usable", n);
+	if (err)
+		printf("# error: %s\n", err);
+	ok((err != NULL) == (k == n && memchr(wants, 0, n) != NULL),
+	   "a refusal is reported as an error text, and only then");
+	free(err);
+	err = NULL;
+	for (i = 0; i < n && i < k; i++) {
+		ok(oks[i] == wants[i], "copy %zu to %s: %s", i + 1, dests[i],
+		   wants[i] ? "done" : "refused");
+		if (wants[i])
+			ok(maps[i].uidvalidity != 0 && maps[i].dst != NULL,
+			   "copy %zu: its COPYUID is kept", i + 1);
+		imap_copyuid_release(&maps[i]);
+	}
+	r = imap_noop(c, &err);
+	report("NOOP after the batch", r, err);
+	free(sp);
+	free(wn);
+}
+
 int main(int argc, char **argv)
 {
 	struct imap_client_settings set = { .port = 143, .tls = IMAP_TLS_STARTTLS,
 					    .label = "probe" };
 	const char *pwfile = NULL, *expect = NULL, *expect_err = NULL;
 	const char *folder = "probe";
-	const char *expunge = NULL, *expect_exp = "ok";
+	const char *expunge = NULL, *expect_exp = "ok", *copies = NULL;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -541,6 +595,8 @@ int main(int argc, char **argv)
 			expect_err = v;
 		else if (strcmp(a, "--expunge") == 0)
 			expunge = v;
+		else if (strcmp(a, "--copy-batch") == 0)
+			copies = v;
 		else if (strcmp(a, "--expect") == 0)
 			expect_exp = v;
 		else {
@@ -599,6 +655,12 @@ int main(int argc, char **argv)
 			ok(err != NULL && strstr(err, "Deleted") != NULL,
 			   "the error says the server keeps \\Deleted messages");
 		free(err);
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
+	if (copies != NULL) {
+		copy_batch(c, folder, copies, expect_exp);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();
