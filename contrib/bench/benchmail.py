@@ -535,14 +535,27 @@ def cmd_local_changes(a):
           % (a.root, len(flag), a.new, len(exp), len(mov)))
 
 
+def one_per_mid(items, key):
+    """ITEMS with each Message-ID (KEY) once: the first in sort order. An
+    earlier run's copies are in several folders, and two of them must not
+    end up in one target folder."""
+    seen = set()
+    out = []
+    for x in items:
+        if x[key] not in seen:
+            seen.add(x[key])
+            out.append(x)
+    return out
+
+
 def cmd_copies(a):
     rng = random.Random(a.seed)
     # Server: N messages from the other folders, none already in the
     # target, copied by "doveadm copy" (Dovecot's UID COPY), by folder.
     srv = server_list(a.doveadm_conf, a.user)
     have = set(x[3] for x in srv if x[0] == a.server_to)
-    cand = sorted((x for x in srv if x[0] != a.server_to and x[3] not in have),
-                  key=lambda x: (x[0], x[3]))
+    cand = one_per_mid(sorted((x for x in srv if x[0] != a.server_to and
+                               x[3] not in have), key=lambda x: (x[0], x[3])), 3)
     shuffle(rng, cand)
     byf = defaultdict(list)
     for folder, uid, _, _ in cand[:a.server]:
@@ -556,8 +569,9 @@ def cmd_copies(a):
         die("no local folder " + a.local_to)
     loc = local_list(a.root, a.layout)
     have = set(x[5] for x in loc if x[0] == a.local_to)
-    cand = sorted((x for x in loc if x[0] != a.local_to and x[5] not in have),
-                  key=lambda x: (x[0], x[5], x[3]))
+    cand = one_per_mid(sorted((x for x in loc if x[0] != a.local_to and
+                               x[5] not in have),
+                              key=lambda x: (x[0], x[5], x[3])), 5)
     shuffle(rng, cand)
     n = 0
     for i, (folder, path, sub, name, letters, _) in enumerate(cand[:a.local]):
