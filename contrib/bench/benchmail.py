@@ -15,13 +15,21 @@
   benchmail.py local-changes --root DIR --layout verbatim|dot --seed S ...
       The same kinds of changes made in a client's Maildir: rename files
       (flags), add files, delete files, move files between folder dirs.
+  benchmail.py copies --user U --doveadm-conf C --root DIR
+               --layout verbatim|dot --seed S [--server N] [--local N]
+               [--server-to F] [--local-to F]
+      Copy N server messages (from every other folder) into the server
+      folder F with "doveadm copy" (a UID COPY), and N local files into the
+      local folder F (content and mtime kept, a new file name, as a mail
+      reader or cp to a new name makes it).
   benchmail.py verify --user U --doveadm-conf C --root DIR
                --layout verbatim|dot [--report FILE]
       Compare the local Maildir with "doveadm fetch": per folder the same
-      Message-IDs with the same flags, no duplicate Message-ID on either
-      side. Prints "yes" or "no" (details in --report).
+      Message-IDs with the same flags, no duplicate Message-ID in a folder
+      on either side (a copy in another folder is no duplicate). Prints "yes" or "no" (details in --report).
   benchmail.py report --runs CSV --csv OUT.csv --md OUT.md [--title T]
-      Medians over the runs of each step and peer, ratios to twinbox.
+      Medians over the runs of each step and peer, ratios to twinbox;
+      round trips and bytes as the delay proxy counted them, if it ran.
 
 Everything random comes from random.Random(seed) so two runs with the same
 parameters write byte-identical files; the server changes pick messages by
@@ -527,6 +535,58 @@ def cmd_local_changes(a):
           % (a.root, len(flag), a.new, len(exp), len(mov)))
 
 
+def one_per_mid(items, key):
+    """ITEMS with each Message-ID (KEY) once: the first in sort order. An
+    earlier run's copies are in several folders, and two of them must not
+    end up in one target folder."""
+    seen = set()
+    out = []
+    for x in items:
+        if x[key] not in seen:
+            seen.add(x[key])
+            out.append(x)
+    return out
+
+
+def cmd_copies(a):
+    rng = random.Random(a.seed)
+    # Server: N messages from the other folders, none already in the
+    # target, copied by "doveadm copy" (Dovecot's UID COPY), by folder.
+    srv = server_list(a.doveadm_conf, a.user)
+    have = set(x[3] for x in srv if x[0] == a.server_to)
+    cand = one_per_mid(sorted((x for x in srv if x[0] != a.server_to and
+                               x[3] not in have), key=lambda x: (x[0], x[3])), 3)
+    shuffle(rng, cand)
+    byf = defaultdict(list)
+    for folder, uid, _, _ in cand[:a.server]:
+        byf[folder].append(uid)
+    doveadm_batch(a.doveadm_conf, a.user,
+                  [["copy", a.server_to, "mailbox", f, "uid", uidset(u)]
+                   for f, u in sorted(byf.items())])
+    # Local: N files from the other folders into the target's cur/.
+    dirs = local_folders(a.root, a.layout)
+    if a.local_to not in dirs:
+        die("no local folder " + a.local_to)
+    loc = local_list(a.root, a.layout)
+    have = set(x[5] for x in loc if x[0] == a.local_to)
+    cand = one_per_mid(sorted((x for x in loc if x[0] != a.local_to and
+                               x[5] not in have),
+                              key=lambda x: (x[0], x[5], x[3])), 5)
+    shuffle(rng, cand)
+    n = 0
+    for i, (folder, path, sub, name, letters, _) in enumerate(cand[:a.local]):
+        with open(path, "rb") as f:
+            data = f.read()
+        ts = os.stat(path).st_mtime
+        write_file(os.path.join(dirs[a.local_to], "cur",
+                                "%d.M%dP%d.localcopy:2,%s" % (ts, i, a.seed, letters)),
+                   data, ts, None)
+        n += 1
+    print("server %s: %d copied into %s; local %s: %d copied into %s"
+          % (a.user, sum(len(u) for u in byf.values()), a.server_to, a.root,
+             n, a.local_to))
+
+
 def cmd_verify(a):
     srv = server_list(a.doveadm_conf, a.user)
     loc = local_list(a.root, a.layout)
@@ -537,10 +597,12 @@ def cmd_verify(a):
         s_by[folder][(mid, fl)] += 1
     for folder, _, _, _, fl, mid in loc:
         l_by[folder][(mid, fl)] += 1
-    for side, lst in (("server", [x[3] for x in srv]), ("local", [x[5] for x in loc])):
+    for side, lst in (("server", [(x[0], x[3]) for x in srv]),
+                      ("local", [(x[0], x[5]) for x in loc])):
         dup = [m for m, c in Counter(lst).items() if c > 1]
         if dup:
-            problems.append("%s: %d duplicate Message-IDs, e.g. %s" % (side, len(dup), dup[0]))
+            problems.append("%s: %d duplicate Message-IDs in a folder, e.g. %s in %s"
+                            % (side, len(dup), dup[0][1], dup[0][0]))
     for folder in sorted(set(s_by) | set(l_by)):
         s, l = s_by.get(folder, Counter()), l_by.get(folder, Counter())
         ns, nl = sum(s.values()), sum(l.values())
@@ -569,6 +631,7 @@ STEPS = {
     "d": "(d) after local changes",
     "e0": "(e0) initial pull, big folder",
     "e": "(e) no-op, big folder",
+    "f": "(f) after copies",
 }
 PEERS = ["twinbox", "mbsync", "offlineimap"]
 
@@ -622,7 +685,10 @@ def cmd_report(a):
                 "wall": m("wall"), "cpu": m("cpu"), "rss": m("maxrss_kb", 1024.0),
                 "up": m("bytes_up", 1048576.0), "down": m("bytes_down", 1048576.0),
                 "agree": "%d/%d" % (sum(1 for r in rs if r["agree"] == "yes"), len(rs)),
+                "rt": None,
             }
+            if ok and not failed and all(r.get("round_trips") for r in ok):
+                e["rt"] = statistics.median(float(r["round_trips"]) for r in ok)
             med[peer] = e
             summary.append(e)
         tb = med.get("twinbox")
@@ -634,26 +700,33 @@ def cmd_report(a):
         w = csv.writer(f)
         w.writerow(["step", "peer", "runs", "failed_runs", "wall_s", "cpu_s",
                     "peak_rss_mib", "sent_mib", "received_mib", "agreed",
-                    "wall_ratio_vs_twinbox", "cpu_ratio_vs_twinbox"])
+                    "wall_ratio_vs_twinbox", "cpu_ratio_vs_twinbox",
+                    "round_trips"])
         for e in summary:
             w.writerow([e["step"], e["peer"], e["runs"], e["failed"]] +
                        ["fail" if e[k] is None else "%.4f" % e[k]
                         for k in ("wall", "cpu", "rss", "up", "down")] +
                        [e["agree"]] +
                        ["" if e[k] is None else "%.3f" % e[k]
-                        for k in ("wall_ratio", "cpu_ratio")])
+                        for k in ("wall_ratio", "cpu_ratio")] +
+                       ["" if e["rt"] is None else "%g" % e["rt"]])
     lines = []
     if a.title:
         lines += [a.title, ""]
+    has_rt = any(r.get("round_trips") for r in rows)
     lines.append("| step | peer | wall s | CPU s | peak RSS MiB | sent MiB | received MiB "
-                 "| agreed | wall ÷ twinbox | CPU ÷ twinbox |")
-    lines.append("|---|---|--:|--:|--:|--:|--:|:-:|--:|--:|")
+                 + ("| round trips " if has_rt else "")
+                 + "| agreed | wall ÷ twinbox | CPU ÷ twinbox |")
+    lines.append("|---|---|--:|--:|--:|--:|--:|" + ("--:|" if has_rt else "")
+                 + ":-:|--:|--:|")
     for e in summary:
         ratio = lambda k: "—" if e["peer"] == "twinbox" else (
             "n/a" if e[k] is None else "%.2f" % e[k])
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        rt = ("| %s " % ("fail" if e["rt"] is None else "%g" % e["rt"])
+              if has_rt else "")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s %s| %s | %s | %s |" % (
             STEPS[e["step"]], e["peer"], fmt_sig(e["wall"]), fmt(e["cpu"]),
-            fmt(e["rss"], 1), fmt(e["up"]), fmt(e["down"]), e["agree"],
+            fmt(e["rss"], 1), fmt(e["up"]), fmt(e["down"]), rt, e["agree"],
             ratio("wall_ratio"), ratio("cpu_ratio")))
     text = "\n".join(lines) + "\n"
     with open(a.md, "w") as f:
@@ -685,6 +758,16 @@ def main():
         else:
             c.add_argument("--root", required=True)
             c.add_argument("--layout", choices=["verbatim", "dot"], required=True)
+    c = sp.add_parser("copies")
+    c.add_argument("--user", required=True)
+    c.add_argument("--doveadm-conf", required=True)
+    c.add_argument("--root", required=True)
+    c.add_argument("--layout", choices=["verbatim", "dot"], required=True)
+    c.add_argument("--seed", type=int, required=True)
+    c.add_argument("--server", type=int, default=1000)
+    c.add_argument("--local", type=int, default=200)
+    c.add_argument("--server-to", default="Archive")
+    c.add_argument("--local-to", default="Work")
     v = sp.add_parser("verify")
     v.add_argument("--user", required=True)
     v.add_argument("--doveadm-conf", required=True)
@@ -698,7 +781,8 @@ def main():
     r.add_argument("--title")
     a = p.parse_args()
     {"gen": cmd_gen, "server-changes": cmd_server_changes,
-     "local-changes": cmd_local_changes, "verify": cmd_verify,
+     "local-changes": cmd_local_changes, "copies": cmd_copies,
+     "verify": cmd_verify,
      "report": cmd_report}[a.cmd](a)
 
 
