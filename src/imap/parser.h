@@ -223,6 +223,10 @@ int imap_response_esearch(const struct imap_response *r, struct imap_esearch *e_
  * or on a malformed set (*bad_r set). "*" is not accepted (server sets
  * never contain it). Ranges may be descending (12:9). */
 bool imap_uidset_next(const char *set, size_t *pos, uint32_t *lo_r, uint32_t *hi_r, bool *bad_r);
+/* The UIDs of a set, in the order it names them, into out[max]: how many,
+ * or 0 for a malformed set. Used to pair COPYUID's source and destination
+ * sets one to one. */
+size_t imap_uidset_expand(const char *set, uint32_t *out, size_t max);
 
 /* Bytes the parser currently holds on the heap (arena, token buffer,
  * argument vectors); for tests that check memory stays bounded. */

@@ -537,3 +537,19 @@ bad:
 	*bad_r = true;
 	return false;
 }
+
+size_t imap_uidset_expand(const char *set, uint32_t *out, size_t max)
+{
+	size_t pos = 0, n = 0;
+	uint32_t lo, hi, u;
+	bool bad = false;
+
+	while (n < max && imap_uidset_next(set, &pos, &lo, &hi, &bad)) {
+		for (u = lo; n < max; u++) {
+			out[n++] = u;
+			if (u == hi)
+				break;
+		}
+	}
+	return bad ? 0 : n;
+}

@@ -643,23 +643,6 @@ state_fail:
 	return -1;
 }
 
-/* Expand a COPYUID set into at most max UIDs, in order. */
-static size_t expand_set(const char *set, uint32_t *out, size_t max)
-{
-	size_t pos = 0, n = 0;
-	uint32_t lo, hi, u;
-	bool bad = false;
-
-	while (n < max && imap_uidset_next(set, &pos, &lo, &hi, &bad)) {
-		for (u = lo; n < max; u = lo <= hi ? u + 1 : u - 1) {
-			out[n++] = u;
-			if (u == hi)
-				break;
-		}
-	}
-	return bad ? 0 : n;
-}
-
 /* The server copies of one source folder: c[0..n) of f->copies. */
 struct push_group {
 	struct copy_in **c;
@@ -793,8 +776,8 @@ static int push_transfer(struct worker *w, struct folder *f,
 	if (map.uidvalidity != 0 && map.src && map.dst) {
 		srcs = xcalloc(g->n, sizeof(uint32_t));
 		dsts = xcalloc(g->n, sizeof(uint32_t));
-		if (expand_set(map.src, srcs, g->n) != g->n ||
-		    expand_set(map.dst, dsts, g->n) != g->n)
+		if (imap_uidset_expand(map.src, srcs, g->n) != g->n ||
+		    imap_uidset_expand(map.dst, dsts, g->n) != g->n)
 			FREE_AND_NULL(srcs);
 	}
 	imap_copyuid_release(&map);

@@ -541,31 +541,6 @@ state_fail:
 	return -1;
 }
 
-/* Expand a COPYUID set into n UIDs, in order. */
-static size_t expand_set(const char *set, uint32_t *out, size_t max)
-{
-	size_t pos = 0, n = 0;
-	uint32_t lo, hi, u;
-	bool bad = false;
-
-	while (n < max && imap_uidset_next(set, &pos, &lo, &hi, &bad)) {
-		if (lo <= hi) {
-			for (u = lo; n < max; u++) {
-				out[n++] = u;
-				if (u == hi)
-					break;
-			}
-		} else {
-			for (u = lo; n < max; u--) {
-				out[n++] = u;
-				if (u == hi)
-					break;
-			}
-		}
-	}
-	return bad ? 0 : n;
-}
-
 /* A folder another worker may be handling too: its flags and counters
  * change under the engine lock. Takes msg. */
 static void target_fail(struct engine *e, struct folder *f, char *msg)
@@ -670,8 +645,8 @@ static void group_learn(struct worker *w, struct move_group *g,
 	if (map->uidvalidity != 0 && map->src && map->dst) {
 		srcs = xcalloc(n, sizeof(uint32_t));
 		dsts = xcalloc(n, sizeof(uint32_t));
-		if (expand_set(map->src, srcs, n) != n ||
-		    expand_set(map->dst, dsts, n) != n) {
+		if (imap_uidset_expand(map->src, srcs, n) != n ||
+		    imap_uidset_expand(map->dst, dsts, n) != n) {
 			FREE_AND_NULL(srcs);
 			FREE_AND_NULL(dsts);
 		}

@@ -897,6 +897,23 @@ static void test_uidset(void)
 	}
 }
 
+static void test_uidset_expand(void)
+{
+	uint32_t out[8];
+
+	is_int(imap_uidset_expand("3:5,9,4294967295", out, 8), 5,
+	       "uidset expand: how many");
+	ok(out[0] == 3 && out[1] == 4 && out[2] == 5 && out[3] == 9 &&
+	   out[4] == 4294967295u, "uidset expand: in the set's order");
+	is_int(imap_uidset_expand("1:100", out, 3), 3,
+	       "uidset expand: stops at max");
+	ok(out[2] == 3, "uidset expand: the first max of a range");
+	is_int(imap_uidset_expand("1,x", out, 8), 0,
+	       "uidset expand: a malformed set gives 0");
+	is_int(imap_uidset_expand("", out, 8), 0,
+	       "uidset expand: an empty set gives 0");
+}
+
 static void test_accessors(void)
 {
 	struct imap_parser *p = imap_parser_new(NULL);
@@ -1015,6 +1032,7 @@ int main(void)
 	test_status();
 	test_vanished_esearch();
 	test_uidset();
+	test_uidset_expand();
 	test_accessors();
 	test_literal_fails_early();
 	test_memory_released();
