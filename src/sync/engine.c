@@ -803,7 +803,7 @@ static void *preconnect_main(void *arg)
 	pthread_mutex_unlock(&e->pre_lock);
 	if (atomic_load(&e->precheck_done))
 		return NULL;
-	for (i = 1; i < e->n_workers; i++) {
+	for (i = 1; i < e->pre_n; i++) {
 		struct worker *w = &e->workers[i];
 
 		w->pre_started = pthread_create(&w->pre_thread, NULL,
@@ -812,9 +812,45 @@ static void *preconnect_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Connections where they pay. `connections` is a maximum: a login costs
+ * the server a process (about 20 ms of CPU against Dovecot's stock
+ * model) and the client several round trips (TCP, TLS, LOGIN), while a
+ * folder with a few changes costs one flight. So a run opens one
+ * connection per FOLDERS_PER_LOGIN folders that need the server, and
+ * one per such folder for an initial pull (folders the state does not
+ * know yet) or big transfers (MSGS_PER_LOGIN messages or more to move),
+ * where the transfers, not the logins, take the time. workers_open()
+ * caps it at `connections`.
+ */
+#define FOLDERS_PER_LOGIN 4
+#define MSGS_PER_LOGIN 64
+
+static size_t conns_paying(size_t busy, size_t n_new, size_t n_msgs)
+{
+	size_t want = (busy + FOLDERS_PER_LOGIN - 1) / FOLDERS_PER_LOGIN;
+
+	if (n_new > 0 || n_msgs >= MSGS_PER_LOGIN)
+		want = busy;
+	return want;
+}
+
 static void preconnect(struct engine *e, int64_t login_ns)
 {
+	struct state_folder *sfs = NULL;
+	size_t n_sfs = 0;
+
 	if (e->n_workers < 2)
+		return;
+	/* ahead of the precheck only as many as the folders the state
+	 * knows could use, were all of them changed */
+	if (state_folder_list(e->workers[0].st, &sfs, &n_sfs) < 0)
+		n_sfs = 0;
+	state_folders_free(sfs, n_sfs);
+	e->pre_n = conns_paying(n_sfs, 0, 0);
+	if (e->pre_n > e->n_workers)
+		e->pre_n = e->n_workers;
+	if (e->pre_n < 2)
 		return;
 	e->pre_wait_ns = login_ns > 5000000 ? login_ns : 5000000;
 	e->pre_waiter_started = pthread_create(&e->pre_waiter, NULL,
@@ -1023,7 +1059,7 @@ int sync_account_run(const struct sync_account *a,
 	struct worker *w0;
 	int lock_fd = -1, r;
 	char *err = NULL;
-	size_t i, busy = 0;
+	size_t i, busy = 0, n_new = 0, n_msgs = 0;
 	int64_t pre_ns;
 
 	memset(&e, 0, sizeof(e));
@@ -1117,10 +1153,13 @@ int sync_account_run(const struct sync_account *a,
 	for (i = 0; i < e.n_folders; i++) {
 		struct folder *f = e.folders[i];
 
-		if (f->status == FOLDER_OK && !folder_check_untouched(&e, f))
+		if (f->status == FOLDER_OK && !folder_check_untouched(&e, f)) {
 			busy++;
+			if (!f->in_state)
+				n_new++;
+		}
 	}
-	e.n_workers = workers_open(&e, busy);
+	e.n_workers = workers_open(&e, conns_paying(busy, n_new, 0));
 
 	run_phase(&e, 1);
 	log_debug("%s: plan", a->name);
@@ -1137,7 +1176,9 @@ int sync_account_run(const struct sync_account *a,
 		engine_progress_total(&e, f->n_dl + f->n_ul);
 	}
 	busy = exec_queue(&e);
-	e.n_workers = workers_open(&e, busy);
+	for (i = 0; i < e.n_folders; i++)
+		n_msgs += e.folders[i]->n_dl + e.folders[i]->n_ul;
+	e.n_workers = workers_open(&e, conns_paying(busy, n_new, n_msgs));
 	if (!o->dry_run && !e.fatal && (busy = moves_collect(&e, w0)) > 0) {
 		size_t n = e.n_workers;
 

@@ -236,6 +236,7 @@ struct engine {
 	 * connect anyway */
 	atomic_bool precheck_done;
 	int64_t pre_wait_ns;
+	size_t pre_n;               /* workers preconnect() may open */
 	pthread_t pre_waiter;
 	bool pre_waiter_started;
 	pthread_mutex_t pre_lock;
