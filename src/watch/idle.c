@@ -229,9 +229,10 @@ int watch_idle_service(struct watch_account *wa, int64_t now)
 		if (wi->c != NULL && now >= wi->renew_at) {
 			bool changed = false;
 
-			/* NEEDSWORK: a NOTIFY event that comes during the
-			 * NOOP is not passed on (it is rare: once in 25
-			 * minutes, for a few milliseconds) */
+			/* a notice that comes between DONE and the next
+			 * IDLE is not passed on, so every renewal is
+			 * followed by a sync of what this connection
+			 * watches: one incremental sync per WATCH_RENEW_MS */
 			log_debug("%s: %s: renewing IDLE", wa->a->name,
 				  label(wi));
 			if (imap_idle_end(wi->c, &changed, &err) < 0 ||
@@ -242,9 +243,9 @@ int watch_idle_service(struct watch_account *wa, int64_t now)
 				continue;
 			}
 			wi->renew_at = now + WATCH_RENEW_MS;
-			if (changed)
-				watch_mark_due(wa, wi->folder,
-					       WATCH_DEBOUNCE_SERVER_MS);
+			(void)changed;
+			watch_mark_due(wa, wi->folder,
+				       WATCH_DEBOUNCE_SERVER_MS);
 		}
 		if (wi->c != NULL || now < wi->retry_at)
 			continue;
