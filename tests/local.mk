@@ -95,14 +95,18 @@ EXTRA_DIST += \
 	tests/integration/crash-lib.sh
 
 # sync --watch (tests/integration/watch-lib.sh): IDLE, inotify, signals.
+# t-watch-long.sh and t-watch.sh spend minutes waiting: Makefile.am starts
+# them before every other test.
+TB_FIRST_TESTS = \
+	tests/integration/t-watch-long.sh \
+	tests/integration/t-watch.sh
 TB_WATCH_TESTS = \
-	tests/integration/t-watch.sh \
 	tests/integration/t-watch-idle.sh \
 	tests/integration/t-watch-net.sh \
-	tests/integration/t-watch-long.sh \
 	tests/integration/t-watch-crash.sh
 TESTS += $(TB_WATCH_TESTS)
-EXTRA_DIST += $(TB_WATCH_TESTS) tests/integration/watch-lib.sh
+EXTRA_DIST += $(TB_FIRST_TESTS) $(TB_WATCH_TESTS) \
+	tests/integration/watch-lib.sh
 
 # t-watch-net.sh takes the network away and gives it back through this relay.
 check_PROGRAMS += tests/integration/tcp-proxy
