@@ -43,14 +43,20 @@ selects() { rawlog_commands | grep -cE '^(SELECT|EXAMINE)$'; }
 # Per session that marked messages \Deleted: how many UID STOREs reached
 # the server before it answered the first one, of how many ("3/3": all
 # in one flight).
-stores_in_first_flight() {
-	local f t a
+stores_in_first_flight() {	# one "n/m" per selected folder with STOREs
+	local f
+	# A connection may hold several folders in turn: each SELECT starts a
+	# folder's flight, whose first UID STORE's reply ends it.
 	for f in "$DOVECOT_DIR"/rawlog/*.in; do
 		grep -q 'UID STORE .*Deleted' "$f" || continue
-		t=$(awk '$3 == "UID" && $4 == "STORE" { print $2; exit }' "$f")
-		a=$(awk -v t="$t" '$2 == t { print $1; exit }' "${f%.in}.out")
-		awk -v a="$a" '$3 == "UID" && $4 == "STORE" { m++; if ($1 <= a) n++ }
-			       END { print n + 0 "/" m + 0 }' "$f"
+		awk 'NR == FNR { if ($2 != "*" && !($2 in t)) t[$2] = $1 + 0; next }
+		     $3 == "SELECT" || $3 == "EXAMINE" {
+			if (m) print n + 0 "/" m
+			m = n = 0; a = ""; next }
+		     $3 == "UID" && $4 == "STORE" {
+			if (a == "") a = t[$2]
+			m++; if ($1 + 0 <= a) n++ }
+		     END { if (m) print n + 0 "/" m }' "${f%.in}.out" "$f"
 	done
 }
 
