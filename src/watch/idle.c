@@ -13,8 +13,10 @@
  * without a word (a cut cable, a suspended NAT); every WATCH_RENEW_MS the
  * IDLE is ended with DONE, a NOOP must be answered within
  * WATCH_IO_TIMEOUT, and IDLE starts again. A connection that fails is
- * retried with a backoff doubling up to WATCH_BACKOFF_MAX_MS; the log gets
- * one line when it is lost and one when it is back, not one per retry.
+ * retried with a backoff doubling up to WATCH_BACKOFF_MAX_MS, which a
+ * change of the network or SIGUSR1 cuts short (watch_idle_kick()); the
+ * log gets one line when it is lost and one when it is back, not one per
+ * retry. (watch_tune holds these intervals.)
  */
 #include "common.h"
 #include "watch/watch-private.h"
@@ -67,7 +69,7 @@ void watch_idle_setup(struct watch_account *wa)
 		wa->notify = NOTIFY_NO;
 	}
 	wa->idles[0].wa = wa;
-	wa->idles[0].backoff_ms = WATCH_BACKOFF_FIRST_MS;
+	wa->idles[0].backoff_ms = watch_tune.backoff_first_ms;
 	wa->idles[0].retry_at = wa->notify == NOTIFY_NO ? INT64_MAX :
 				watch_now_ms();
 	wa->n_idles = 1;
@@ -85,7 +87,7 @@ void watch_idle_setup(struct watch_account *wa)
 		wi = &wa->idles[wa->n_idles++];
 		wi->wa = wa;
 		wi->folder = xstrdup(a->watch[i]);
-		wi->backoff_ms = WATCH_BACKOFF_FIRST_MS;
+		wi->backoff_ms = watch_tune.backoff_first_ms;
 		wi->retry_at = watch_now_ms();
 	}
 }
@@ -132,8 +134,7 @@ static void lost(struct watch_idle *wi, const char *why, int64_t now)
 			  wi->backoff_ms / 1000);
 	}
 	wi->retry_at = now + wi->backoff_ms;
-	wi->backoff_ms = wi->backoff_ms >= WATCH_BACKOFF_MAX_MS / 2 ?
-			 WATCH_BACKOFF_MAX_MS : wi->backoff_ms * 2;
+	wi->backoff_ms = watch_backoff_next(wi->backoff_ms);
 }
 
 static void notice(void *ctx, const char *name)
@@ -242,8 +243,10 @@ int watch_idle_service(struct watch_account *wa, int64_t now)
 				free(err);
 				continue;
 			}
-			wi->renew_at = now + WATCH_RENEW_MS;
-			(void)changed;
+			wi->renew_at = now + watch_tune.renew_ms;
+			if (changed)
+				log_debug("%s: %s: server change", wa->a->name,
+					  label(wi));
 			watch_mark_due(wa, wi->folder,
 				       WATCH_DEBOUNCE_SERVER_MS);
 		}
@@ -282,8 +285,8 @@ int watch_idle_service(struct watch_account *wa, int64_t now)
 			free(err);
 			continue;
 		}
-		wi->backoff_ms = WATCH_BACKOFF_FIRST_MS;
-		wi->renew_at = now + WATCH_RENEW_MS;
+		wi->backoff_ms = watch_tune.backoff_first_ms;
+		wi->renew_at = now + watch_tune.renew_ms;
 		if (wi->down_logged)
 			log_warn("%s: %s: connection is back", wa->a->name,
 				 label(wi));
@@ -332,9 +335,42 @@ void watch_idle_reset(struct watch_account *wa, int64_t now)
 		if (wi->retry_at == INT64_MAX && wi->c == NULL)
 			continue;
 		drop(wi, false);
-		wi->backoff_ms = WATCH_BACKOFF_FIRST_MS;
+		wi->backoff_ms = watch_tune.backoff_first_ms;
 		wi->retry_at = now;
 	}
+}
+
+/* Down, and not for good (no IDLE) nor waiting for NOTIFY's verdict. */
+static bool idle_waiting(const struct watch_idle *wi)
+{
+	return wi->c == NULL && wi->retry_at != INT64_MAX &&
+	       (wi->folder == NULL || wi->wa->notify == NOTIFY_NO);
+}
+
+size_t watch_idle_kick(struct watch_account *wa, int64_t now)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < wa->n_idles; i++) {
+		struct watch_idle *wi = &wa->idles[i];
+
+		if (!idle_waiting(wi))
+			continue;
+		wi->backoff_ms = watch_tune.backoff_first_ms;
+		wi->retry_at = now;
+		n++;
+	}
+	return n;
+}
+
+bool watch_idle_waiting(const struct watch_account *wa)
+{
+	size_t i;
+
+	for (i = 0; i < wa->n_idles; i++)
+		if (idle_waiting(&wa->idles[i]))
+			return true;
+	return false;
 }
 
 int64_t watch_idle_next(const struct watch_account *wa)

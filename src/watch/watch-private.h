@@ -31,6 +31,26 @@
 /* Reconnect backoff: doubles from the first to the last. */
 #define WATCH_BACKOFF_FIRST_MS 1000
 #define WATCH_BACKOFF_MAX_MS (5 * 60 * 1000)
+/* A change of links, addresses or routes while a connection is down
+ * retries it this long after the last change of a burst (an interface
+ * coming up brings its address and routes a moment later). */
+#define WATCH_NET_DEBOUNCE_MS 1000
+
+/* The intervals above as this watcher uses them: the defaults, or for
+ * the tests (only for them: they are not a configuration) what these
+ * variables say, read once by watch_tune_load():
+ *   TWINBOX_WATCH_RENEW=MS          IDLE renewal (WATCH_RENEW_MS)
+ *   TWINBOX_WATCH_NOOP=SECONDS      reply deadline (WATCH_IO_TIMEOUT)
+ *   TWINBOX_WATCH_BACKOFF_MS=FIRST[,MAX]   reconnect backoff */
+struct watch_tune {
+	int64_t renew_ms;
+	unsigned io_timeout;
+	unsigned backoff_first_ms, backoff_max_ms;
+};
+extern struct watch_tune watch_tune;
+void watch_tune_load(void);
+/* The backoff after one of ms. */
+unsigned watch_backoff_next(unsigned ms);
 
 struct watch;
 struct watch_account;
@@ -89,6 +109,8 @@ struct watch {
 	struct watch_account *accounts; /* owned */
 	size_t n_accounts;
 	int ino_fd;
+	int nl_fd;                      /* rtnetlink; -1: none */
+	int64_t net_at;                 /* retry what is down then; 0: no */
 	struct watch_wd *wds;           /* owned */
 	size_t n_wds, alloc_wds;
 	int exit_code;                  /* >= 0: stop with it */
@@ -111,6 +133,11 @@ int watch_idle_service(struct watch_account *wa, int64_t now);
 void watch_idle_input(struct watch_idle *wi, int64_t now);
 /* Drop every connection and reconnect at once (suspend/resume). */
 void watch_idle_reset(struct watch_account *wa, int64_t now);
+/* Connections that are down retry now, their backoff starts over (the
+ * network changed, SIGUSR1). How many there were. */
+size_t watch_idle_kick(struct watch_account *wa, int64_t now);
+/* Some connection of the account is down and waits for its retry. */
+bool watch_idle_waiting(const struct watch_account *wa);
 /* A connection of the account is lost and not back yet: syncs wait for
  * it (they would fail, and log, at every retry). */
 bool watch_idle_down(const struct watch_account *wa);

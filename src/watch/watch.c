@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * watch.c - sync --watch: the event loop, signals, the pause detector and
- * the scheduler that turns notices into syncs of just the folders that
- * changed (see watch-private.h).
+ * watch.c - sync --watch: the event loop, signals, the pause detector,
+ * the network change listener (rtnetlink) and the scheduler that turns
+ * notices into syncs of just the folders that changed (see
+ * watch-private.h).
  */
 #include "common.h"
 #include "watch/watch.h"
@@ -13,8 +14,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +43,64 @@ static int64_t clock_ms(clockid_t id)
 int64_t watch_now_ms(void)
 {
 	return clock_ms(CLOCK_MONOTONIC);
+}
+
+/* ---- intervals ---- */
+
+struct watch_tune watch_tune = {
+	WATCH_RENEW_MS, WATCH_IO_TIMEOUT,
+	WATCH_BACKOFF_FIRST_MS, WATCH_BACKOFF_MAX_MS,
+};
+
+/* A positive number from the environment, or 0. */
+static unsigned long env_number(const char *name, const char **rest_r)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long n;
+
+	if (v == NULL || *v < '0' || *v > '9')
+		return 0;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || n > 24UL * 3600 * 1000)
+		return 0;
+	if (rest_r != NULL)
+		*rest_r = end;
+	else if (*end != '\0')
+		return 0;
+	return n;
+}
+
+/* Test hooks (see watch-private.h): shorter intervals, so that a renewal,
+ * a NOOP deadline or a long backoff happen within a test's minute. */
+void watch_tune_load(void)
+{
+	const char *rest = NULL;
+	unsigned long n;
+
+	if ((n = env_number("TWINBOX_WATCH_RENEW", NULL)) > 0)
+		watch_tune.renew_ms = (int64_t)n;
+	if ((n = env_number("TWINBOX_WATCH_NOOP", NULL)) > 0)
+		watch_tune.io_timeout = (unsigned)n;
+	if ((n = env_number("TWINBOX_WATCH_BACKOFF_MS", &rest)) > 0) {
+		watch_tune.backoff_first_ms = (unsigned)n;
+		watch_tune.backoff_max_ms = (unsigned)n;
+		if (*rest == ',' && rest[1] >= '0' && rest[1] <= '9') {
+			n = strtoul(rest + 1, NULL, 10);
+			if (n >= watch_tune.backoff_first_ms &&
+			    n <= 24UL * 3600 * 1000)
+				watch_tune.backoff_max_ms = (unsigned)n;
+		}
+	}
+}
+
+unsigned watch_backoff_next(unsigned ms)
+{
+	if (ms == 0)
+		return watch_tune.backoff_first_ms;
+	return ms >= watch_tune.backoff_max_ms / 2 ?
+	       watch_tune.backoff_max_ms : ms * 2;
 }
 
 static void on_alarm(int signo)
@@ -197,9 +259,7 @@ static void account_run(struct watch *w, struct watch_account *wa)
 		return;
 	case TB_EXIT_FAILED:
 		/* the engine said why; try everything again, later */
-		wa->retry_ms = wa->retry_ms == 0 ? WATCH_BACKOFF_FIRST_MS :
-			       wa->retry_ms >= WATCH_BACKOFF_MAX_MS / 2 ?
-			       WATCH_BACKOFF_MAX_MS : wa->retry_ms * 2;
+		wa->retry_ms = watch_backoff_next(wa->retry_ms);
 		log_debug("%s: sync failed; again in %u s", a->name,
 			  wa->retry_ms / 1000);
 		watch_mark_due(wa, NULL, wa->retry_ms);
@@ -270,7 +330,7 @@ static int account_setup(struct watch *w, struct watch_account *wa,
 		return TB_EXIT_USAGE;
 	}
 	wa->set = wa->ac.set;
-	wa->set.io_timeout = WATCH_IO_TIMEOUT;
+	wa->set.io_timeout = watch_tune.io_timeout;
 	wa->set.connect_timeout = WATCH_CONNECT_TIMEOUT;
 	watch_idle_setup(wa);
 	wa->rescan = true;
@@ -366,6 +426,119 @@ static void reload(struct watch *w)
 		w->exit_code = r;
 }
 
+/* ---- network changes ----
+ *
+ * A laptop that comes back to a network would otherwise wait for the
+ * next retry, up to WATCH_BACKOFF_MAX_MS away. The kernel tells every
+ * listener on an rtnetlink socket when a link goes up or down and when an
+ * address or a route comes or goes; when that happens while a connection
+ * is down (or a sync failed and waits), it is retried at once, with its
+ * backoff started over. Only the message types are looked at: which
+ * interface changed does not matter, the retry finds out whether the
+ * server can be reached now. */
+
+static int netlink_open(void)
+{
+	struct sockaddr_nl snl;
+	int fd;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    NETLINK_ROUTE);
+	if (fd < 0) {
+		log_info("no network change notices (netlink: %s)",
+			 strerror(errno));
+		return -1;
+	}
+	memset(&snl, 0, sizeof(snl));
+	snl.nl_family = AF_NETLINK;
+	snl.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+			RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+	if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) < 0) {
+		log_info("no network change notices (netlink: %s)",
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Read what the kernel reported: true when a link, an address or a
+ * route changed (or notices were lost: the socket's buffer overflowed). */
+static bool netlink_input(int fd)
+{
+	/* aligned for struct nlmsghdr */
+	union {
+		struct nlmsghdr h;
+		char buf[8192];
+	} u;
+	bool changed = false;
+
+	for (;;) {
+		struct sockaddr_nl from;
+		socklen_t flen = sizeof(from);
+		const struct nlmsghdr *h;
+		ssize_t r;
+		size_t left;
+
+		r = recvfrom(fd, u.buf, sizeof(u.buf), MSG_DONTWAIT,
+			     (struct sockaddr *)&from, &flen);
+		if (r < 0) {
+			if (errno == ENOBUFS) {
+				changed = true;
+				continue;
+			}
+			break;  /* EAGAIN: all read */
+		}
+		if (r == 0)
+			break;
+		if (flen != sizeof(from) || from.nl_pid != 0)
+			continue;  /* not from the kernel */
+		left = (size_t)r;
+		for (h = &u.h; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			switch (h->nlmsg_type) {
+			case RTM_NEWLINK: case RTM_DELLINK:
+			case RTM_NEWADDR: case RTM_DELADDR:
+			case RTM_NEWROUTE: case RTM_DELROUTE:
+				changed = true;
+				break;
+			}
+		}
+	}
+	return changed;
+}
+
+/* Something waits for a retry: a connection that is down, or a sync that
+ * failed. */
+static bool any_waiting(const struct watch *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_accounts; i++)
+		if (watch_idle_waiting(&w->accounts[i]) ||
+		    w->accounts[i].retry_ms != 0)
+			return true;
+	return false;
+}
+
+/* Retry now what is down or failed, with the backoff started over. */
+static size_t kick_all(struct watch *w)
+{
+	int64_t now = watch_now_ms();
+	size_t i, n = 0;
+
+	for (i = 0; i < w->n_accounts; i++) {
+		struct watch_account *wa = &w->accounts[i];
+
+		n += watch_idle_kick(wa, now);
+		if (wa->retry_ms != 0) {
+			wa->retry_ms = 0;
+			watch_mark_due(wa, NULL, 0);
+			n++;
+		}
+	}
+	return n;
+}
+
 /* ---- the loop ---- */
 
 struct pause_clock {
@@ -434,9 +607,18 @@ static void loop(struct watch *w)
 		}
 		if (sig_usr1) {
 			sig_usr1 = 0;
-			log_info("SIGUSR1: syncing every folder");
+			if (kick_all(w) > 0)
+				log_info("SIGUSR1: reconnecting now and "
+					 "syncing every folder");
+			else
+				log_info("SIGUSR1: syncing every folder");
 			for (i = 0; i < w->n_accounts; i++)
 				watch_mark_due(&w->accounts[i], NULL, 0);
+		}
+		if (w->net_at != 0 && watch_now_ms() >= w->net_at) {
+			w->net_at = 0;
+			if (kick_all(w) > 0)
+				log_info("the network changed: reconnecting now");
 		}
 		gap = pause_detect(&pc);
 		if (sig_cont) {
@@ -469,7 +651,9 @@ static void loop(struct watch *w)
 
 		now = watch_now_ms();
 		next = now + WATCH_TICK_MS;
-		n = 2;
+		if (w->net_at != 0 && w->net_at < next)
+			next = w->net_at;
+		n = 3;
 		for (i = 0; i < w->n_accounts; i++) {
 			struct watch_account *wa = &w->accounts[i];
 			int64_t t = watch_idle_next(wa);
@@ -489,7 +673,9 @@ static void loop(struct watch *w)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = w->ino_fd;
 		pfd[1].events = POLLIN;
-		n = 2;
+		pfd[2].fd = w->nl_fd;  /* -1: ignored by poll */
+		pfd[2].events = POLLIN;
+		n = 3;
 		for (i = 0; i < w->n_accounts; i++) {
 			struct watch_account *wa = &w->accounts[i];
 
@@ -515,7 +701,15 @@ static void loop(struct watch *w)
 		if (pfd[1].revents)
 			watch_local_input(w);
 		now = watch_now_ms();
-		for (i = 2; i < n; i++)
+		/* the first change of a burst sets the time: a flapping
+		 * link cannot put the retry off forever */
+		if (pfd[2].revents && netlink_input(w->nl_fd) &&
+		    w->net_at == 0 && any_waiting(w)) {
+			log_debug("the network changed; retrying in %d ms",
+				  WATCH_NET_DEBOUNCE_MS);
+			w->net_at = now + WATCH_NET_DEBOUNCE_MS;
+		}
+		for (i = 3; i < n; i++)
 			if (pfd[i].revents)
 				watch_idle_input(pidle[i], now);
 	}
@@ -537,8 +731,10 @@ int watch_run(const struct config *c, const struct global_opts *g,
 	w.o = o;
 	w.ino_fd = -1;
 	w.exit_code = -1;
+	watch_tune_load();
 	if (signals_install() < 0)
 		return TB_EXIT_FAILED;
+	w.nl_fd = netlink_open();
 	code = setup_all(&w, NULL, 0);
 	if (code == TB_EXIT_OK) {
 		log_info("watching %zu account%s", w.n_accounts,
@@ -549,6 +745,8 @@ int watch_run(const struct config *c, const struct global_opts *g,
 			log_info("stopped by a signal");
 	}
 	release_all(&w, NULL);
+	if (w.nl_fd >= 0)
+		close(w.nl_fd);
 	config_free(&w.owned_config);
 	return code;
 }

@@ -8,7 +8,12 @@
  * Relays every connection to LISTEN_PORT to 127.0.0.1:TARGET_PORT.
  * SIGUSR1: the network goes away: every relayed connection is cut (both
  * ends closed) and new ones are refused (the listener is closed).
- * SIGUSR2: the network is back (listening again). SIGTERM: exit.
+ * SIGHUP: the network goes silent (a suspended NAT, a dead link): every
+ * connection stays open, but nothing is read or forwarded and nothing new
+ * is accepted (the kernel still completes handshakes into the backlog,
+ * whose greetings then never come).
+ * SIGUSR2: the network is back (listening and forwarding again, and what
+ * waited in the buffers flows). SIGTERM: exit.
  * Prints "ready" on stdout once it listens.
  */
 #include "common.h"
@@ -23,12 +28,14 @@
 
 #define MAX_PAIRS 64
 
-static volatile sig_atomic_t want_down, want_up;
+static volatile sig_atomic_t want_down, want_up, want_freeze;
 
 static void on_signal(int signo)
 {
 	if (signo == SIGUSR1)
 		want_down = 1;
+	else if (signo == SIGHUP)
+		want_freeze = 1;
 	else
 		want_up = 1;
 }
@@ -77,7 +84,9 @@ int main(int argc, char **argv)
 	size_t n = 0, i;
 	unsigned lport, tport;
 	int lfd;
+	bool frozen = false;
 	struct sigaction sa;
+	sigset_t block, waitmask;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: tcp-proxy LISTEN_PORT TARGET_PORT\n");
@@ -89,7 +98,15 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* the signals arrive only inside ppoll(): none is lost between
+	 * looking at the flags and going to sleep */
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
 	lfd = listen_on(lport);
 	if (lfd < 0) {
 		perror("tcp-proxy: listen");
@@ -112,10 +129,20 @@ int main(int argc, char **argv)
 				close(lfd);
 			lfd = -1;
 		}
+		if (want_freeze) {
+			want_freeze = 0;
+			frozen = true;
+		}
 		if (want_up) {
 			want_up = 0;
+			frozen = false;
 			if (lfd < 0)
 				lfd = listen_on(lport);
+		}
+		if (frozen) {
+			/* nothing moves until a signal */
+			(void)ppoll(NULL, 0, NULL, &waitmask);
+			continue;
 		}
 		pfd[k].fd = lfd;
 		pfd[k++].events = POLLIN;
@@ -126,7 +153,7 @@ int main(int argc, char **argv)
 			pfd[k++].events = POLLIN;
 		}
 		polled = n;
-		if (poll(pfd, k, -1) < 0) {
+		if (ppoll(pfd, k, NULL, &waitmask) < 0) {
 			if (errno == EINTR)
 				continue;
 			perror("tcp-proxy: poll");
