@@ -95,20 +95,25 @@ EXTRA_DIST += \
 	tests/integration/crash-lib.sh
 
 # sync --watch (tests/integration/watch-lib.sh): IDLE, inotify, signals.
-# t-watch-long.sh and t-watch.sh spend minutes waiting: Makefile.am starts
-# them before every other test.
+# t-watch-long.sh, t-watch.sh and t-watch-renew.sh spend minutes waiting:
+# Makefile.am starts them before every other test.
 TB_FIRST_TESTS = \
 	tests/integration/t-watch-long.sh \
-	tests/integration/t-watch.sh
+	tests/integration/t-watch.sh \
+	tests/integration/t-watch-renew.sh
 TB_WATCH_TESTS = \
 	tests/integration/t-watch-idle.sh \
 	tests/integration/t-watch-net.sh \
+	tests/integration/t-watch-reconnect.sh \
+	tests/integration/t-watch-stop.sh \
+	tests/integration/t-watch-accounts.sh \
 	tests/integration/t-watch-crash.sh
 TESTS += $(TB_WATCH_TESTS)
 EXTRA_DIST += $(TB_FIRST_TESTS) $(TB_WATCH_TESTS) \
 	tests/integration/watch-lib.sh
 
-# t-watch-net.sh takes the network away and gives it back through this relay.
+# t-watch-net.sh and t-watch-reconnect.sh take the network away (or freeze
+# it) and give it back through this relay.
 check_PROGRAMS += tests/integration/tcp-proxy
 tests_integration_tcp_proxy_SOURCES = tests/integration/tcp-proxy.c
 # Round trips: the run after a push sends no SELECT (issue 12).

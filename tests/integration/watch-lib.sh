@@ -25,6 +25,12 @@
 #   p95 FILE                      the 95th percentile of the numbers in FILE
 #   settled                       wait until the watcher has been quiet for
 #                                 half a second (no new lines in WATCH_ERR)
+#   skip WHY                      a TAP case that did not run
+#   log_count REGEX               lines of WATCH_ERR that match REGEX
+#   log_more REGEX N              more than N lines match
+#   proxy_start                   a tcp-proxy in front of Dovecot's IMAP
+#                                 port: PROXY (pid), PROXY_PORT; SIGUSR1
+#                                 cuts, SIGHUP freezes, SIGUSR2 restores
 
 WATCH_PID=
 WATCH_ERR=$TEST_TMP/watch.err
@@ -118,4 +124,27 @@ settled() {	# settled: quiet for half a second (up to 20 s)
 		n=$m
 	done
 	return 1
+}
+
+skip() {	# skip "why": a TAP test case that did not run
+	TAP_N=$((TAP_N + 1))
+	printf 'ok %d # SKIP %s\n' "$TAP_N" "$*"
+}
+
+log_count() {	# log_count REGEX: lines of WATCH_ERR that match
+	grep -cE -- "$1" "$WATCH_ERR"
+}
+
+log_more() {	# log_more REGEX N: more than N lines of WATCH_ERR match
+	[ "$(log_count "$1")" -gt "$2" ]
+}
+
+proxy_start() {	# proxy_start: tcp-proxy to Dovecot's IMAP port (PROXY_PORT, PROXY)
+	PROXY_PORT=$(tb_free_port)
+	"$TOP_BUILDDIR/tests/integration/tcp-proxy" "$PROXY_PORT" "$IMAP_PORT" \
+		>"$TEST_TMP/proxy.out" 2>&1 &
+	PROXY=$!
+	tb_on_exit "kill $PROXY 2>/dev/null"
+	wait_until 5 grep -q ready "$TEST_TMP/proxy.out" ||
+		bail_out "tcp-proxy did not start"
 }
