@@ -363,6 +363,19 @@ size_t watch_idle_kick(struct watch_account *wa, int64_t now)
 	return n;
 }
 
+size_t watch_idle_probe(struct watch_account *wa, int64_t now)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < wa->n_idles; i++) {
+		if (wa->idles[i].c == NULL)
+			continue;
+		wa->idles[i].renew_at = now;
+		n++;
+	}
+	return n;
+}
+
 bool watch_idle_waiting(const struct watch_account *wa)
 {
 	size_t i;

@@ -111,6 +111,7 @@ struct watch {
 	int ino_fd;
 	int nl_fd;                      /* rtnetlink; -1: none */
 	int64_t net_at;                 /* retry what is down then; 0: no */
+	bool net_gone;                  /* and check what is up */
 	struct watch_wd *wds;           /* owned */
 	size_t n_wds, alloc_wds;
 	int exit_code;                  /* >= 0: stop with it */
@@ -136,6 +137,9 @@ void watch_idle_reset(struct watch_account *wa, int64_t now);
 /* Connections that are down retry now, their backoff starts over (the
  * network changed, SIGUSR1). How many there were. */
 size_t watch_idle_kick(struct watch_account *wa, int64_t now);
+/* Connections that are up renew their IDLE now: a NOOP that gets no
+ * answer in time finds one that died silently. How many there were. */
+size_t watch_idle_probe(struct watch_account *wa, int64_t now);
 /* Some connection of the account is down and waits for its retry. */
 bool watch_idle_waiting(const struct watch_account *wa);
 /* A connection of the account is lost and not back yet: syncs wait for

@@ -432,10 +432,20 @@ static void reload(struct watch *w)
  * next retry, up to WATCH_BACKOFF_MAX_MS away. The kernel tells every
  * listener on an rtnetlink socket when a link goes up or down and when an
  * address or a route comes or goes; when that happens while a connection
- * is down (or a sync failed and waits), it is retried at once, with its
+ * is down (or a failed sync waits), it is retried at once, with its
  * backoff started over. Only the message types are looked at: which
  * interface changed does not matter, the retry finds out whether the
- * server can be reached now. */
+ * server can be reached now.
+ *
+ * A link or an address that went away may have carried connections that
+ * look up but are dead (a laptop moved to another network): those are
+ * checked at once with an IDLE renewal (DONE, a NOOP that must be
+ * answered, IDLE), rather than found by TCP keepalive minutes later.
+ * Addresses and links that come, and routes, are not worth it: IPv6
+ * router advertisements refresh addresses every few minutes. */
+
+#define NET_CHANGED 1   /* a link, address or route came, went or changed */
+#define NET_GONE 2      /* a link or an address went away */
 
 static int netlink_open(void)
 {
@@ -462,16 +472,16 @@ static int netlink_open(void)
 	return fd;
 }
 
-/* Read what the kernel reported: true when a link, an address or a
- * route changed (or notices were lost: the socket's buffer overflowed). */
-static bool netlink_input(int fd)
+/* Read what the kernel reported: NET_* bits (both when notices were lost:
+ * the socket's buffer overflowed). */
+static int netlink_input(int fd)
 {
 	/* aligned for struct nlmsghdr */
 	union {
 		struct nlmsghdr h;
 		char buf[8192];
 	} u;
-	bool changed = false;
+	int changed = 0;
 
 	for (;;) {
 		struct sockaddr_nl from;
@@ -484,7 +494,7 @@ static bool netlink_input(int fd)
 			     (struct sockaddr *)&from, &flen);
 		if (r < 0) {
 			if (errno == ENOBUFS) {
-				changed = true;
+				changed |= NET_CHANGED | NET_GONE;
 				continue;
 			}
 			break;  /* EAGAIN: all read */
@@ -496,10 +506,12 @@ static bool netlink_input(int fd)
 		left = (size_t)r;
 		for (h = &u.h; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
 			switch (h->nlmsg_type) {
-			case RTM_NEWLINK: case RTM_DELLINK:
-			case RTM_NEWADDR: case RTM_DELADDR:
+			case RTM_DELLINK: case RTM_DELADDR:
+				changed |= NET_GONE;
+				/* fall through */
+			case RTM_NEWLINK: case RTM_NEWADDR:
 			case RTM_NEWROUTE: case RTM_DELROUTE:
-				changed = true;
+				changed |= NET_CHANGED;
 				break;
 			}
 		}
@@ -616,9 +628,18 @@ static void loop(struct watch *w)
 				watch_mark_due(&w->accounts[i], NULL, 0);
 		}
 		if (w->net_at != 0 && watch_now_ms() >= w->net_at) {
+			int64_t t = watch_now_ms();
+			size_t probed = 0;
+
 			w->net_at = 0;
 			if (kick_all(w) > 0)
 				log_info("the network changed: reconnecting now");
+			for (i = 0; w->net_gone && i < w->n_accounts; i++)
+				probed += watch_idle_probe(&w->accounts[i], t);
+			if (probed > 0)
+				log_info("a network link or address went away: "
+					 "checking the connections");
+			w->net_gone = false;
 		}
 		gap = pause_detect(&pc);
 		if (sig_cont) {
@@ -703,11 +724,17 @@ static void loop(struct watch *w)
 		now = watch_now_ms();
 		/* the first change of a burst sets the time: a flapping
 		 * link cannot put the retry off forever */
-		if (pfd[2].revents && netlink_input(w->nl_fd) &&
-		    w->net_at == 0 && any_waiting(w)) {
-			log_debug("the network changed; retrying in %d ms",
-				  WATCH_NET_DEBOUNCE_MS);
-			w->net_at = now + WATCH_NET_DEBOUNCE_MS;
+		if (pfd[2].revents) {
+			int ev = netlink_input(w->nl_fd);
+
+			if (ev & NET_GONE)
+				w->net_gone = true;
+			if (ev != 0 && w->net_at == 0 &&
+			    (w->net_gone || any_waiting(w))) {
+				log_debug("the network changed; acting in %d ms",
+					  WATCH_NET_DEBOUNCE_MS);
+				w->net_at = now + WATCH_NET_DEBOUNCE_MS;
+			}
 		}
 		for (i = 3; i < n; i++)
 			if (pfd[i].revents)
