@@ -36,19 +36,55 @@ bool copies_gmail(struct worker *w)
 }
 
 /* Identities the early downloads of this run took (folder.c downloads a
- * new server message of unknown content while its folder is selected). */
+ * new server message of unknown content while its folder is selected):
+ * a hash set, open addressing with linear probing, kept at most half
+ * full. A first sync of a big Gmail account claims tens of thousands. */
 struct copy_claims {
 	pthread_mutex_t lock;
-	struct msg_ident *v;
-	size_t n, a;
+	struct msg_ident *v;   /* slots; size 0 marks a free one */
+	size_t n, cap;         /* cap: a power of two, or 0 */
 };
+
+/* hhash is a SHA-256 prefix: its first bytes are hash enough. */
+static size_t ident_slot_hash(const struct msg_ident *id)
+{
+	uint64_t h;
+
+	memcpy(&h, id->hhash, sizeof(h));
+	return (size_t)(h ^ (id->size * UINT64_C(0x9e3779b97f4a7c15)));
+}
+
+static struct msg_ident *claims_slot(struct msg_ident *v, size_t cap,
+				     const struct msg_ident *id)
+{
+	size_t i = ident_slot_hash(id) & (cap - 1);
+
+	while (v[i].size != 0 && !ident_equal(&v[i], id))
+		i = (i + 1) & (cap - 1);
+	return &v[i];
+}
+
+static void claims_grow(struct copy_claims *cc)
+{
+	size_t cap = cc->cap ? cc->cap * 2 : 1024, i;
+	struct msg_ident *v = xcalloc(cap, sizeof(*v));
+
+	for (i = 0; i < cc->cap; i++)
+		if (cc->v[i].size != 0)
+			*claims_slot(v, cap, &cc->v[i]) = cc->v[i];
+	free(cc->v);
+	cc->v = v;
+	cc->cap = cap;
+}
 
 bool copies_claim_early(struct engine *e, const struct msg_ident *id)
 {
 	struct copy_claims *cc;
-	size_t i;
-	bool first = true;
+	struct msg_ident *slot;
+	bool first;
 
+	if (id->size == 0)
+		return true;   /* no content to share (and the free mark) */
 	pthread_mutex_lock(&e->lock);
 	if (e->copy_claims == NULL) {
 		e->copy_claims = xcalloc(1, sizeof(*e->copy_claims));
@@ -57,11 +93,13 @@ bool copies_claim_early(struct engine *e, const struct msg_ident *id)
 	cc = e->copy_claims;
 	pthread_mutex_unlock(&e->lock);
 	pthread_mutex_lock(&cc->lock);
-	for (i = 0; i < cc->n && first; i++)
-		first = !ident_equal(&cc->v[i], id);
+	if ((cc->n + 1) * 2 > cc->cap)
+		claims_grow(cc);
+	slot = claims_slot(cc->v, cc->cap, id);
+	first = slot->size == 0;
 	if (first) {
-		ALLOC_GROW(cc->v, cc->n + 1, cc->a);
-		cc->v[cc->n++] = *id;
+		*slot = *id;
+		cc->n++;
 	}
 	pthread_mutex_unlock(&cc->lock);
 	return first;
@@ -78,14 +116,165 @@ static void claims_free(struct engine *e)
 
 /* ---- plan ---- */
 
-static struct folder *folder_by_id(struct engine *e, int64_t id)
+/*
+ * Lookups the plan makes once per candidate, built once per run so that
+ * matching stays O(n log n) in the number of new messages:
+ *   - the folders by state id;
+ *   - the pairs moves_plan() moved in, by (source, source UID, kind);
+ *   - per folder (on demand), its loaded pairs by UID.
+ */
+struct fid_ent {
+	int64_t id;
+	size_t idx;        /* in e->folders */
+};
+
+struct mv_ent {
+	const struct folder *src;
+	uint32_t src_uid;
+	int mv;
+	struct pair *q;
+	struct folder *b;
+};
+
+struct plan_ix {
+	struct engine *e;
+	struct fid_ent *fid;
+	size_t n_fid;
+	struct mv_ent *mv;
+	size_t n_mv, a_mv;
+	struct pair ***byuid;  /* per folder index, or NULL until asked */
+	size_t *n_byuid;
+};
+
+static int cmp_fid(const void *a, const void *b)
+{
+	const struct fid_ent *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int cmp_mv(const void *a, const void *b)
+{
+	const struct mv_ent *x = a, *y = b;
+
+	if (x->src != y->src)
+		return (uintptr_t)x->src < (uintptr_t)y->src ? -1 : 1;
+	if (x->src_uid != y->src_uid)
+		return x->src_uid < y->src_uid ? -1 : 1;
+	return x->mv < y->mv ? -1 : x->mv > y->mv;
+}
+
+static int cmp_pair_uid(const void *a, const void *b)
+{
+	const struct pair *x = *(struct pair *const *)a;
+	const struct pair *y = *(struct pair *const *)b;
+
+	return x->m.uid < y->m.uid ? -1 : x->m.uid > y->m.uid;
+}
+
+static void plan_ix_init(struct plan_ix *ix, struct engine *e)
+{
+	size_t i, j;
+
+	memset(ix, 0, sizeof(*ix));
+	ix->e = e;
+	ix->fid = xcalloc(e->n_folders + 1, sizeof(*ix->fid));
+	ix->byuid = xcalloc(e->n_folders + 1, sizeof(*ix->byuid));
+	ix->n_byuid = xcalloc(e->n_folders + 1, sizeof(*ix->n_byuid));
+	for (i = 0; i < e->n_folders; i++) {
+		struct folder *b = e->folders[i];
+
+		ix->fid[ix->n_fid].id = b->sf.id;
+		ix->fid[ix->n_fid++].idx = i;
+		if (b->status != FOLDER_OK || b->untouched)
+			continue;
+		/* moved-in pairs follow the ones loaded */
+		for (j = b->n_pairs; j-- > 0;) {
+			struct pair *q = &b->pairs[j];
+			struct mv_ent *m;
+
+			if (q->mv == MV_NONE)
+				break;
+			if (q->mv != MV_LOCAL && q->mv != MV_SERVER)
+				continue;
+			ALLOC_GROW(ix->mv, ix->n_mv + 1, ix->a_mv);
+			m = &ix->mv[ix->n_mv++];
+			m->src = q->src;
+			m->src_uid = q->src_uid;
+			m->mv = (int)q->mv;
+			m->q = q;
+			m->b = b;
+		}
+	}
+	qsort(ix->fid, ix->n_fid, sizeof(*ix->fid), cmp_fid);
+	if (ix->n_mv > 1)
+		qsort(ix->mv, ix->n_mv, sizeof(*ix->mv), cmp_mv);
+}
+
+static void plan_ix_release(struct plan_ix *ix)
 {
 	size_t i;
 
-	for (i = 0; i < e->n_folders; i++)
-		if (e->folders[i]->sf.id == id)
-			return e->folders[i];
-	return NULL;
+	for (i = 0; i < ix->e->n_folders; i++)
+		free(ix->byuid[i]);
+	free(ix->byuid);
+	free(ix->n_byuid);
+	free(ix->fid);
+	free(ix->mv);
+}
+
+/* The folder with this state id, and its index in e->folders. */
+static struct folder *folder_by_id(const struct plan_ix *ix, int64_t id,
+				   size_t *idx_r)
+{
+	struct fid_ent key = { id, 0 }, *hit;
+
+	hit = bsearch(&key, ix->fid, ix->n_fid, sizeof(*ix->fid), cmp_fid);
+	if (hit == NULL)
+		return NULL;
+	if (idx_r != NULL)
+		*idx_r = hit->idx;
+	return ix->e->folders[hit->idx];
+}
+
+/* The pair moved in from (s, uid) by moves_plan(), with the folder it is
+ * moved to, or NULL. A copy and a move of one message in one run: the
+ * copy follows the message. */
+static struct pair *moved_to(const struct plan_ix *ix, const struct folder *s,
+			     uint32_t uid, int mv, struct folder **b_r)
+{
+	struct mv_ent key = { s, uid, mv, NULL, NULL }, *hit;
+
+	if (ix->n_mv == 0)
+		return NULL;
+	hit = bsearch(&key, ix->mv, ix->n_mv, sizeof(*ix->mv), cmp_mv);
+	if (hit == NULL)
+		return NULL;
+	*b_r = hit->b;
+	return hit->q;
+}
+
+/* The loaded pair with this UID that moves_plan() left in place, of
+ * e->folders[fi]. */
+static const struct pair *pair_by_uid(struct plan_ix *ix, size_t fi,
+				      uint32_t uid)
+{
+	const struct folder *s = ix->e->folders[fi];
+	struct pair key, *kp = &key, **hit;
+	size_t i, n = 0;
+
+	if (ix->byuid[fi] == NULL) {
+		ix->byuid[fi] = xcalloc(s->n_pairs + 1, sizeof(struct pair *));
+		for (i = 0; i < s->n_pairs; i++)
+			if (s->pairs[i].mv == MV_NONE)
+				ix->byuid[fi][n++] = &s->pairs[i];
+		qsort(ix->byuid[fi], n, sizeof(struct pair *), cmp_pair_uid);
+		ix->n_byuid[fi] = n;
+	}
+	key.m.uid = uid;
+	hit = bsearch(&kp, ix->byuid[fi], ix->n_byuid[fi], sizeof(struct pair *),
+		      cmp_pair_uid);
+	return hit != NULL ? *hit : NULL;
 }
 
 static struct copy_in *copy_add(struct folder *f)
@@ -99,7 +288,7 @@ static struct copy_in *copy_add(struct folder *f)
 }
 
 struct pull_match {
-	struct engine *e;
+	struct plan_ix *ix;
 	struct folder *src;
 	char *base;        /* owned */
 	uint32_t uid;
@@ -109,7 +298,7 @@ struct pull_match {
 static int pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 {
 	struct pull_match *pm = ctx;
-	struct folder *s = folder_by_id(pm->e, folder_id);
+	struct folder *s = folder_by_id(pm->ix, folder_id, NULL);
 
 	if (s == NULL || s->path == NULL || m->base == NULL ||
 	    !(s->on_local || s->create_local))
@@ -118,34 +307,6 @@ static int pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 	pm->base = xstrdup(m->base);
 	pm->uid = m->uid;
 	return 1;
-}
-
-/* The pair moved in from (s, uid) by moves_plan(), with the folder it is
- * moved to, or NULL. A copy and a move of one message in one run: the
- * copy follows the message. */
-static struct pair *moved_to(struct engine *e, const struct folder *s,
-			     uint32_t uid, int mv, struct folder **b_r)
-{
-	size_t i, j;
-
-	for (i = 0; i < e->n_folders; i++) {
-		struct folder *b = e->folders[i];
-
-		if (b->status != FOLDER_OK || b->untouched)
-			continue;
-		/* moved-in pairs follow the ones loaded, sorted by UID */
-		for (j = b->n_pairs; j-- > 0;) {
-			struct pair *q = &b->pairs[j];
-
-			if (q->mv == MV_NONE)
-				break;
-			if ((int)q->mv == mv && q->src == s && q->src_uid == uid) {
-				*b_r = b;
-				return q;
-			}
-		}
-	}
-	return NULL;
 }
 
 static const struct srv_new *snew_of(const struct folder *f, uint32_t uid)
@@ -193,7 +354,7 @@ static int cmp_fresh(const void *a, const void *b)
 	return c;
 }
 
-static void plan_pull(struct engine *e, struct worker *w0, struct folder *f,
+static void plan_pull(struct plan_ix *ix, struct worker *w0, struct folder *f,
 		      struct fresh_list *fl)
 {
 	size_t i;
@@ -202,7 +363,7 @@ static void plan_pull(struct engine *e, struct worker *w0, struct folder *f,
 		return;
 	for (i = 0; i < f->n_dl; i++) {
 		const struct srv_new *sn = snew_of(f, f->dl_uids[i]);
-		struct pull_match pm = { e, NULL, NULL, 0 };
+		struct pull_match pm = { ix, NULL, NULL, 0 };
 		struct copy_in *c;
 		struct folder *b = NULL;
 		int r;
@@ -232,7 +393,7 @@ static void plan_pull(struct engine *e, struct worker *w0, struct folder *f,
 		c->src_path = xstrdup(pm.src->path);
 		c->src_base = pm.base;
 		/* moved locally in this run (the same name in b) */
-		if (moved_to(e, pm.src, pm.uid, MV_LOCAL, &b) != NULL)
+		if (moved_to(ix, pm.src, pm.uid, MV_LOCAL, &b) != NULL)
 			c->alt_path = xstrdup(b->path);
 		log_debug("%s: UID %u is a copy of '%s' in '%s'", f->name,
 			  c->uid, c->src_base, pm.src->name);
@@ -240,7 +401,7 @@ static void plan_pull(struct engine *e, struct worker *w0, struct folder *f,
 }
 
 struct push_match {
-	struct engine *e;
+	struct plan_ix *ix;
 	struct folder *src;
 	uint32_t uid;
 	unsigned sflags;   /* the source's flags on the server */
@@ -248,37 +409,34 @@ struct push_match {
 };
 
 /* A pair the server still holds, and keeps this run; its flags there. */
-static bool pair_stays_on_server(const struct folder *s, uint32_t uid,
+static bool pair_stays_on_server(struct plan_ix *ix, size_t fi, uint32_t uid,
 				 unsigned *sflags)
 {
-	size_t i;
+	const struct folder *s = ix->e->folders[fi];
+	const struct pair *p;
 
 	if (s->untouched)
 		return true;   /* nothing changed there on either side */
-	for (i = 0; i < s->n_pairs; i++) {
-		const struct pair *p = &s->pairs[i];
-
-		if (p->m.uid != uid || p->mv != MV_NONE)
-			continue;
-		*sflags = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
-		return p->sv != SRV_GONE && p->act != ACT_DEL_SERVER &&
-		       p->act != ACT_MOVED_AWAY && p->act != ACT_FORGET;
-	}
-	return false;
+	if ((p = pair_by_uid(ix, fi, uid)) == NULL)
+		return false;
+	*sflags = p->sv == SRV_FLAGS ? p->sflags : p->m.flags;
+	return p->sv != SRV_GONE && p->act != ACT_DEL_SERVER &&
+	       p->act != ACT_MOVED_AWAY && p->act != ACT_FORGET;
 }
 
 static int push_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 {
 	struct push_match *pm = ctx;
-	struct folder *s = folder_by_id(pm->e, folder_id);
+	size_t fi;
+	struct folder *s = folder_by_id(pm->ix, folder_id, &fi);
 
 	if (s == NULL || s->status != FOLDER_OK || !s->on_server ||
 	    s->create_server || s->uidvalidity_changed || m->uid == 0)
 		return 0;
 	pm->sflags = m->flags;
-	if (!pair_stays_on_server(s, m->uid, &pm->sflags)) {
+	if (!pair_stays_on_server(pm->ix, fi, m->uid, &pm->sflags)) {
 		struct folder *b = NULL;
-		struct pair *q = moved_to(pm->e, s, m->uid, MV_SERVER, &b);
+		struct pair *q = moved_to(pm->ix, s, m->uid, MV_SERVER, &b);
 
 		/* moved on the server by this run: copied from where it goes
 		 * once the moves phase put it there */
@@ -293,30 +451,69 @@ static int push_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 	return 1;
 }
 
-/* One COPY of a source message per target: a second file with the same
- * content in the folder is uploaded. */
-static bool copied_already(const struct folder *f, const char *src_name,
-			   uint32_t uid)
+static void copy_release(struct copy_in *c)
 {
-	size_t i;
-
-	for (i = 0; i < f->n_copies; i++)
-		if (f->copies[i].push && f->copies[i].uid == uid &&
-		    strcmp(f->copies[i].src_name, src_name) == 0)
-			return true;
-	return false;
+	free(c->src_path);
+	free(c->alt_path);
+	free(c->src_base);
+	free(c->src_name);
+	free(c->base);
 }
 
-static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
+static int cmp_push_dup(const void *a, const void *b)
 {
-	size_t i;
+	const struct copy_in *x = *(struct copy_in *const *)a;
+	const struct copy_in *y = *(struct copy_in *const *)b;
+	int c = strcmp(x->src_name, y->src_name);
+
+	if (c == 0)
+		c = x->uid < y->uid ? -1 : x->uid > y->uid;
+	if (c == 0)
+		c = x < y ? -1 : x > y;   /* the first planned wins */
+	return c;
+}
+
+/* One COPY of a source message per target: a second file with the same
+ * content in the folder is uploaded. f->copies[from..] are the pushes
+ * plan_push() just added; sorted to find the repeats, not searched. */
+static void drop_repeated_pushes(struct folder *f, size_t from)
+{
+	size_t n = f->n_copies - from, i, k;
+	struct copy_in **v;
+
+	if (n < 2)
+		return;
+	v = xcalloc(n, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = &f->copies[from + i];
+	qsort(v, n, sizeof(*v), cmp_push_dup);
+	for (i = 1; i < n; i++)
+		if (v[i]->uid == v[i - 1]->uid &&
+		    strcmp(v[i]->src_name, v[i - 1]->src_name) == 0)
+			v[i]->push = false;   /* marks it for removal */
+	free(v);
+	for (i = k = from; i < f->n_copies; i++) {
+		if (!f->copies[i].push) {
+			copy_release(&f->copies[i]);
+			continue;
+		}
+		if (k != i)
+			f->copies[k] = f->copies[i];
+		k++;
+	}
+	f->n_copies = k;
+}
+
+static void plan_push(struct plan_ix *ix, struct worker *w0, struct folder *f)
+{
+	size_t i, from = f->n_copies;
 
 	if (f->md == NULL || !f->on_server || w0->r == NULL ||
 	    w0->r->ops->copy == NULL)
 		return;
 	for (i = 0; i < f->n_ul; i++) {
 		size_t li = f->ul_idx[i];
-		struct push_match pm = { e, NULL, 0, 0, NULL };
+		struct push_match pm = { ix, NULL, 0, 0, NULL };
 		struct msg_ident id;
 		struct copy_in *c;
 		char *err = NULL;
@@ -332,7 +529,7 @@ static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
 					    push_source, &pm);
 		if (r < 0)
 			log_debug("%s: %s", f->name, state_error(w0->st));
-		if (r <= 0 || copied_already(f, pm.src->name, pm.uid))
+		if (r <= 0)
 			continue;
 		c = copy_add(f);
 		c->push = true;
@@ -347,13 +544,41 @@ static void plan_push(struct engine *e, struct worker *w0, struct folder *f)
 		log_debug("%s: '%s' is a copy of UID %u in '%s'", f->name,
 			  f->lents[li].base, c->uid, c->src_name);
 	}
+	drop_repeated_pushes(f, from);
+}
+
+/* Remove from f's download list the UIDs of its pull copies that pick()
+ * selects (one pass, a sorted list). */
+static void drop_dl_uids(struct folder *f,
+			 bool (*pick)(const struct copy_in *c))
+{
+	uint32_t *drop = xcalloc(f->n_copies + 1, sizeof(uint32_t));
+	size_t i, k = 0, n = 0;
+
+	for (i = 0; i < f->n_copies; i++)
+		if (!f->copies[i].push && pick(&f->copies[i]))
+			drop[n++] = f->copies[i].uid;
+	if (n > 0) {
+		qsort(drop, n, sizeof(uint32_t), cmp_u32);
+		for (i = 0; i < f->n_dl; i++)
+			if (bsearch(&f->dl_uids[i], drop, n, sizeof(uint32_t),
+				    cmp_u32) == NULL)
+				f->dl_uids[k++] = f->dl_uids[i];
+		f->n_dl = k;
+	}
+	free(drop);
+}
+
+static bool pick_deferred(const struct copy_in *c)
+{
+	return c->deferred;
 }
 
 /* The same new content in several folders: all but the first become
  * deferred copies, out of the downloads. The target's bookmark waits for
  * them (moves_out, as for a move out of the folder): a run killed before
  * they are made compares the folder in full next time. */
-static void plan_deferred(struct fresh_list *fl)
+static void plan_deferred(struct engine *e, struct fresh_list *fl)
 {
 	size_t i, j;
 
@@ -365,22 +590,20 @@ static void plan_deferred(struct fresh_list *fl)
 		     j++) {
 			struct fresh *x = &fl->v[j];
 			struct copy_in *c = copy_add(x->f);
-			size_t k, n = 0;
 
 			c->deferred = true;
 			c->uid = x->uid;
 			c->flags = x->flags;
 			c->id = *x->id;
 			x->f->moves_out++;
-			for (k = 0; k < x->f->n_dl; k++)
-				if (x->f->dl_uids[k] != x->uid)
-					x->f->dl_uids[n++] = x->f->dl_uids[k];
-			x->f->n_dl = n;
 			log_debug("%s: UID %u is a copy of UID %u in '%s', "
 				  "downloaded first", x->f->name, x->uid,
 				  fl->v[i].uid, fl->v[i].f->name);
 		}
 	}
+	for (i = 0; i < e->n_folders; i++)
+		if (e->folders[i]->n_copies > 0)
+			drop_dl_uids(e->folders[i], pick_deferred);
 }
 
 /* Whether the server holds any message the state knows: when it does
@@ -402,36 +625,34 @@ static bool any_known(const struct engine *e)
 void copies_plan(struct engine *e, struct worker *w0)
 {
 	struct fresh_list fl = { 0 };
+	struct plan_ix ix;
 	bool push = (e->dir_new & SYNC_DIR_PUSH) && any_known(e);
 	size_t i;
 
 	claims_free(e);   /* the gather is over */
+	plan_ix_init(&ix, e);
 	for (i = 0; i < e->n_folders && !e->fatal; i++) {
 		struct folder *f = e->folders[i];
 
 		if (f->status != FOLDER_OK || f->untouched)
 			continue;
 		if (f->n_dl > 0 && (e->dir_new & SYNC_DIR_PULL))
-			plan_pull(e, w0, f, &fl);
+			plan_pull(&ix, w0, f, &fl);
 		if (f->n_ul > 0 && push)
-			plan_push(e, w0, f);
+			plan_push(&ix, w0, f);
 	}
 	if (!e->o->dry_run)
-		plan_deferred(&fl);
+		plan_deferred(e, &fl);
 	free(fl.v);
+	plan_ix_release(&ix);
 }
 
 void copies_free(struct folder *f)
 {
 	size_t i;
 
-	for (i = 0; i < f->n_copies; i++) {
-		free(f->copies[i].src_path);
-		free(f->copies[i].alt_path);
-		free(f->copies[i].src_base);
-		free(f->copies[i].src_name);
-		free(f->copies[i].base);
-	}
+	for (i = 0; i < f->n_copies; i++)
+		copy_release(&f->copies[i]);
 	FREE_AND_NULL(f->copies);
 	f->n_copies = f->a_copies = 0;
 }
@@ -458,22 +679,9 @@ void copies_after_moves(struct engine *e)
 	}
 }
 
-/* Remove the UIDs of done pull copies from the download list. */
-static void drop_downloads(struct folder *f)
+static bool pick_done(const struct copy_in *c)
 {
-	uint32_t *done = xcalloc(f->n_copies + 1, sizeof(uint32_t));
-	size_t i, k = 0, n = 0;
-
-	for (i = 0; i < f->n_copies; i++)
-		if (!f->copies[i].push && f->copies[i].done)
-			done[n++] = f->copies[i].uid;
-	qsort(done, n, sizeof(uint32_t), cmp_u32);
-	for (i = 0; i < f->n_dl; i++)
-		if (n == 0 || bsearch(&f->dl_uids[i], done, n, sizeof(uint32_t),
-				      cmp_u32) == NULL)
-			f->dl_uids[k++] = f->dl_uids[i];
-	f->n_dl = k;
-	free(done);
+	return c->done;
 }
 
 /* Remove the files a COPY was sent for from the upload list. */
@@ -634,7 +842,7 @@ static int execute_pulls(struct worker *w, struct folder *f, bool deferred)
 		}
 	}
 	sync_crash_point("local copies committed");
-	drop_downloads(f);
+	drop_dl_uids(f, pick_done);
 	return 0;
 state_fail_rb:
 	(void)state_rollback(w->st);
@@ -736,6 +944,17 @@ static uint32_t *taken_uids(const struct folder *f, size_t *n_r)
 	return t;
 }
 
+struct uid_map {
+	uint32_t src, dst;
+};
+
+static int cmp_uid_map(const void *a, const void *b)
+{
+	const struct uid_map *x = a, *y = b;
+
+	return x->src < y->src ? -1 : x->src > y->src;
+}
+
 /* UID COPY the group's source UIDs into f and learn the new UIDs: from
  * COPYUID, else by content. 0 sent, 1 refused (upload instead), -1 error
  * (the journal stays for the next run). */
@@ -781,10 +1000,23 @@ static int push_transfer(struct worker *w, struct folder *f,
 			FREE_AND_NULL(srcs);
 	}
 	imap_copyuid_release(&map);
-	for (i = 0; srcs != NULL && i < g->n; i++)
-		for (k = 0; k < g->n; k++)
-			if (srcs[k] == g->c[i]->uid)
-				g->c[i]->new_uid = dsts[k];
+	if (srcs != NULL) {
+		/* g->c is sorted by UID: one sorted walk of the pairs */
+		struct uid_map *um = xcalloc(g->n, sizeof(*um));
+
+		for (k = 0; k < g->n; k++) {
+			um[k].src = srcs[k];
+			um[k].dst = dsts[k];
+		}
+		qsort(um, g->n, sizeof(*um), cmp_uid_map);
+		for (i = k = 0; i < g->n; i++) {
+			while (k < g->n && um[k].src < g->c[i]->uid)
+				k++;
+			if (k < g->n && um[k].src == g->c[i]->uid)
+				g->c[i]->new_uid = um[k].dst;
+		}
+		free(um);
+	}
 	if (srcs == NULL) {
 		/* no COPYUID: find them by content, as an upload would */
 		struct msg_ident *ids = xcalloc(g->n, sizeof(*ids));
@@ -999,15 +1231,17 @@ bool copies_pending(const struct folder *f)
  */
 void copies_execute_deferred(struct engine *e, struct worker *w0)
 {
+	struct plan_ix ix;
 	size_t i, j;
 
+	plan_ix_init(&ix, e);
 	for (i = 0; i < e->n_folders; i++) {
 		struct folder *f = e->folders[i];
 		bool any = false;
 
 		for (j = 0; j < f->n_copies; j++) {
 			struct copy_in *c = &f->copies[j];
-			struct pull_match pm = { e, NULL, NULL, 0 };
+			struct pull_match pm = { &ix, NULL, NULL, 0 };
 
 			if (!c->deferred)
 				continue;
@@ -1029,4 +1263,5 @@ void copies_execute_deferred(struct engine *e, struct worker *w0)
 			log_info("%s: some copies are left for the next run",
 				 f->name);
 	}
+	plan_ix_release(&ix);
 }
