@@ -167,6 +167,7 @@ static int execute_pulls(struct worker *w, struct folder *f, bool deferred)
 			m.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
 			memcpy(m.hhash, c->id.hhash, 16);
 			m.have_hhash = true;
+			m.emailid = c->id.sid[0] ? c->id.sid : NULL;
 			if (state_msg_put(w->st, f->sf.id, &m) < 0)
 				goto state_fail_rb;
 		}
@@ -559,6 +560,7 @@ void copies_execute_deferred(struct engine *e, struct worker *w0)
 	struct copies_ix ix;
 	size_t i, j;
 
+	copies_note_identities(e, w0);   /* of this run's downloads */
 	copies_ix_init(&ix, e);
 	for (i = 0; i < e->n_folders; i++) {
 		struct folder *f = e->folders[i];
@@ -566,16 +568,14 @@ void copies_execute_deferred(struct engine *e, struct worker *w0)
 
 		for (j = 0; j < f->n_copies; j++) {
 			struct copy_in *c = &f->copies[j];
-			struct pull_match pm = { &ix, NULL, NULL, 0 };
+			struct pull_match pm = { &ix, NULL, NULL, 0, "" };
 
 			if (!c->deferred)
 				continue;
 			c->tried = true;
 			if (f->status != FOLDER_OK || f->md == NULL || e->fatal)
 				continue;
-			if (state_msgs_each_content(w0->st, c->id.hhash,
-						    c->id.size, copies_pull_source,
-						    &pm) <= 0)
+			if (copies_find_source(w0->st, &c->id, &pm) <= 0)
 				continue;
 			c->src_path = xstrdup(pm.src->path);
 			c->src_base = pm.base;

@@ -42,25 +42,54 @@ bool copies_gmail(struct worker *w)
  * full. A first sync of a big Gmail account claims tens of thousands. */
 struct copy_claims {
 	pthread_mutex_t lock;
-	struct msg_ident *v;   /* slots; size 0 marks a free one */
-	size_t n, cap;         /* cap: a power of two, or 0 */
+	const struct msg_ident **v;   /* slots (borrowed ids), NULL free */
+	size_t n, cap;                /* cap: a power of two, or 0 */
 };
 
-/* hhash is a SHA-256 prefix: its first bytes are hash enough. */
-static size_t ident_slot_hash(const struct msg_ident *id)
+/*
+ * Which new messages are one, to download it once. Gmail's X-GM-MSGID
+ * names a message whatever its labels, and two of them are two messages
+ * even where size and header agree (a draft saved twice): the key is the
+ * X-GM-MSGID. An EMAILID tells less: one EMAILID is one content, but a
+ * server gives a message appended twice two of them, so content decides
+ * (an equal EMAILID implies an equal content anyway).
+ */
+static bool is_gm(const struct msg_ident *id)
+{
+	return strncmp(id->sid, "gm:", 3) == 0;
+}
+
+static bool same_msg(const struct msg_ident *a, const struct msg_ident *b)
+{
+	if (is_gm(a) || is_gm(b))
+		return strcmp(a->sid, b->sid) == 0;
+	return ident_equal(a, b);
+}
+
+/* Consistent with same_msg(). hhash is a SHA-256 prefix: its first
+ * bytes are hash enough; an X-GM-MSGID gets FNV-1a. */
+static size_t msg_hash(const struct msg_ident *id)
 {
 	uint64_t h;
+	const char *p;
 
+	if (is_gm(id)) {
+		h = UINT64_C(0xcbf29ce484222325);
+		for (p = id->sid; *p; p++)
+			h = (h ^ (unsigned char)*p) * UINT64_C(0x100000001b3);
+		return (size_t)(h ^ (h >> 29));
+	}
 	memcpy(&h, id->hhash, sizeof(h));
 	return (size_t)(h ^ (id->size * UINT64_C(0x9e3779b97f4a7c15)));
 }
 
-static struct msg_ident *claims_slot(struct msg_ident *v, size_t cap,
-				     const struct msg_ident *id)
+static const struct msg_ident **claims_slot(const struct msg_ident **v,
+					    size_t cap,
+					    const struct msg_ident *id)
 {
-	size_t i = ident_slot_hash(id) & (cap - 1);
+	size_t i = msg_hash(id) & (cap - 1);
 
-	while (v[i].size != 0 && !ident_equal(&v[i], id))
+	while (v[i] != NULL && !same_msg(v[i], id))
 		i = (i + 1) & (cap - 1);
 	return &v[i];
 }
@@ -68,11 +97,11 @@ static struct msg_ident *claims_slot(struct msg_ident *v, size_t cap,
 static void claims_grow(struct copy_claims *cc)
 {
 	size_t cap = cc->cap ? cc->cap * 2 : 1024, i;
-	struct msg_ident *v = xcalloc(cap, sizeof(*v));
+	const struct msg_ident **v = xcalloc(cap, sizeof(*v));
 
 	for (i = 0; i < cc->cap; i++)
-		if (cc->v[i].size != 0)
-			*claims_slot(v, cap, &cc->v[i]) = cc->v[i];
+		if (cc->v[i] != NULL)
+			*claims_slot(v, cap, cc->v[i]) = cc->v[i];
 	free(cc->v);
 	cc->v = v;
 	cc->cap = cap;
@@ -81,11 +110,9 @@ static void claims_grow(struct copy_claims *cc)
 bool copies_claim_early(struct engine *e, const struct msg_ident *id)
 {
 	struct copy_claims *cc;
-	struct msg_ident *slot;
+	const struct msg_ident **slot;
 	bool first;
 
-	if (id->size == 0)
-		return true;   /* no content to share (and the free mark) */
 	pthread_mutex_lock(&e->lock);
 	if (e->copy_claims == NULL) {
 		e->copy_claims = xcalloc(1, sizeof(*e->copy_claims));
@@ -97,9 +124,9 @@ bool copies_claim_early(struct engine *e, const struct msg_ident *id)
 	if ((cc->n + 1) * 2 > cc->cap)
 		claims_grow(cc);
 	slot = claims_slot(cc->v, cc->cap, id);
-	first = slot->size == 0;
+	first = *slot == NULL;
 	if (first) {
-		*slot = *id;
+		*slot = id;
 		cc->n++;
 	}
 	pthread_mutex_unlock(&cc->lock);
@@ -259,7 +286,7 @@ static struct copy_in *copy_add(struct folder *f)
 }
 
 /* Any pair's file will do: it is looked for when the copy is made. */
-int copies_pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
+static int pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 {
 	struct pull_match *pm = ctx;
 	struct folder *s = folder_by_id(pm->ix, folder_id, NULL);
@@ -267,10 +294,66 @@ int copies_pull_source(void *ctx, int64_t folder_id, const struct state_msg *m)
 	if (s == NULL || s->path == NULL || m->base == NULL ||
 	    !(s->on_local || s->create_local))
 		return 0;
+	/* the same bytes as far as the header tells, but Gmail says it is
+	 * another message: not a copy (see same_msg()) */
+	if (strncmp(pm->sid, "gm:", 3) == 0 && m->emailid != NULL &&
+	    strncmp(m->emailid, "gm:", 3) == 0 &&
+	    strcmp(m->emailid, pm->sid) != 0)
+		return 0;
 	pm->src = s;
 	pm->base = xstrdup(m->base);
 	pm->uid = m->uid;
 	return 1;
+}
+
+int copies_find_source(struct state *st, const struct msg_ident *id,
+		       struct pull_match *pm)
+{
+	int r;
+
+	pm->sid = id->sid;
+	if (id->sid[0] != '\0') {
+		r = state_msgs_each_emailid(st, id->sid, pull_source, pm);
+		if (r != 0)
+			return r;
+	}
+	return state_msgs_each_content(st, id->hhash, id->size, pull_source,
+				       pm);
+}
+
+void copies_note_identities(struct engine *e, struct worker *w0)
+{
+	size_t i, j, n = 0;
+
+	if (e->o->dry_run || state_begin(w0->st) < 0)
+		goto fail;
+	for (i = 0; i < e->n_folders; i++) {
+		const struct folder *f = e->folders[i];
+
+		if (f->sf.id == 0)
+			continue;
+		for (j = 0; j < f->n_snew; j++) {
+			const struct srv_new *sn = &f->snew[j];
+
+			if (!sn->have_id || sn->id->sid[0] == '\0')
+				continue;
+			if (state_msg_set_emailid(w0->st, f->sf.id, sn->uid,
+						  sn->id->sid) < 0) {
+				(void)state_rollback(w0->st);
+				goto fail;
+			}
+			n++;
+		}
+	}
+	if (state_commit(w0->st) < 0) {
+		(void)state_rollback(w0->st);
+		goto fail;
+	}
+	return;
+fail:
+	if (!e->o->dry_run)
+		log_debug("cannot record message identities: %s",
+			  state_error(w0->st));
 }
 
 static const struct srv_new *snew_of(const struct folder *f, uint32_t uid)
@@ -307,8 +390,11 @@ struct fresh_list {
 static int cmp_fresh(const void *a, const void *b)
 {
 	const struct fresh *x = a, *y = b;
-	int c = memcmp(x->id->hhash, y->id->hhash, 16);
+	int c = strcmp(is_gm(x->id) ? x->id->sid : "",
+		       is_gm(y->id) ? y->id->sid : "");
 
+	if (c == 0)
+		c = memcmp(x->id->hhash, y->id->hhash, 16);
 	if (c == 0)
 		c = x->id->size < y->id->size ? -1 : x->id->size > y->id->size;
 	if (c == 0)
@@ -327,15 +413,14 @@ static void plan_pull(struct copies_ix *ix, struct worker *w0, struct folder *f,
 		return;
 	for (i = 0; i < f->n_dl; i++) {
 		const struct srv_new *sn = snew_of(f, f->dl_uids[i]);
-		struct pull_match pm = { ix, NULL, NULL, 0 };
+		struct pull_match pm = { ix, NULL, NULL, 0, "" };
 		struct copy_in *c;
 		struct folder *b = NULL;
 		int r;
 
 		if (sn == NULL || sn->claimed || !sn->have_id)
 			continue;   /* a restore, or no identity: download */
-		r = state_msgs_each_content(w0->st, sn->id->hhash, sn->id->size,
-					    copies_pull_source, &pm);
+		r = copies_find_source(w0->st, sn->id, &pm);
 		if (r < 0) {
 			log_debug("%s: %s", f->name, state_error(w0->st));
 			continue;
@@ -550,7 +635,7 @@ static void plan_deferred(struct engine *e, struct fresh_list *fl)
 		return;
 	qsort(fl->v, fl->n, sizeof(*fl->v), cmp_fresh);
 	for (i = 0; i < fl->n; i = j) {
-		for (j = i + 1; j < fl->n && ident_equal(fl->v[j].id, fl->v[i].id);
+		for (j = i + 1; j < fl->n && same_msg(fl->v[j].id, fl->v[i].id);
 		     j++) {
 			struct fresh *x = &fl->v[j];
 			struct copy_in *c = copy_add(x->f);
@@ -594,6 +679,7 @@ void copies_plan(struct engine *e, struct worker *w0)
 	size_t i;
 
 	claims_free(e);   /* the gather is over */
+	copies_note_identities(e, w0);   /* of the early downloads */
 	copies_ix_init(&ix, e);
 	for (i = 0; i < e->n_folders && !e->fatal; i++) {
 		struct folder *f = e->folders[i];

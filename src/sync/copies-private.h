@@ -42,17 +42,28 @@ struct copies_ix {
 void copies_ix_init(struct copies_ix *ix, struct engine *e);
 void copies_ix_release(struct copies_ix *ix);
 
-/* The local file of a message the state knows, in any folder (a
- * state_msgs_each_* callback; ctx a struct pull_match). */
+/* The local file of a message the state knows, in any folder. */
 struct pull_match {
 	struct copies_ix *ix;
 	struct folder *src;
 	char *base;        /* owned */
 	uint32_t uid;
+	const char *sid;   /* borrowed: the identity looked for, or "" */
 };
 
-int copies_pull_source(void *ctx, int64_t folder_id,
-		       const struct state_msg *m);
+/*
+ * Find a pair of any folder that holds the message id is: by the
+ * server's identity when id has one, else (or when no pair has it yet)
+ * by content among the pairs whose identity is not known to differ.
+ * 1 found (pm->src, pm->base, pm->uid), 0 not, -1 database error.
+ */
+int copies_find_source(struct state *st, const struct msg_ident *id,
+		       struct pull_match *pm);
+
+/* Give the pairs of the run's new server messages the identity the
+ * server gave (downloads record none): one transaction. A failure is
+ * logged; matching then falls back to content. */
+void copies_note_identities(struct engine *e, struct worker *w0);
 
 /* Remove from f's download list the UIDs of its pull copies that pick()
  * selects. */

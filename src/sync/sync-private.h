@@ -297,8 +297,9 @@ int copies_execute(struct worker *w, struct folder *f);
  * (headers only) to download each once. */
 bool copies_gmail(struct worker *w);
 #define GATHER_IDENTS_MAX_GMAIL 50000
-/* Gather phase: whether this is the first early download of this content
- * in the run (the others are left to the plan: copies of it). */
+/* Gather phase: whether this is the first early download of this message
+ * (server identity, else content) in the run (the others are left to the
+ * plan: copies of it). id is kept, borrowed, until copies_plan(). */
 bool copies_claim_early(struct engine *e, const struct msg_ident *id);
 /* Main thread, after the moves phase: copies from a message this run
  * moved on the server take its new UID (or are uploaded). */
