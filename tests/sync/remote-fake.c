@@ -814,6 +814,72 @@ static int body_read(const char *dir, const char *emailid, char **data_r,
 	return ret;
 }
 
+/*
+ * Gmail (X-GM-EXT-1): a message is one object whatever its labels, and
+ * its X-GM-MSGID is the same in every label folder. The fake keeps each
+ * folder's copy apart, so it derives the id from the bytes: copies of a
+ * message share it, two messages differ in it even when size and header
+ * agree. (FNV-1a; never 0.)
+ */
+static uint64_t gm_msgid_of(const char *data, size_t len)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)data[i]) * UINT64_C(0x100000001b3);
+	return (h >> 1) | 1;
+}
+
+static int gm_msgid_read(const char *dir, const char *emailid,
+			 uint64_t *id_r, char **error_r)
+{
+	char *data;
+	size_t len;
+
+	if (body_read(dir, emailid, &data, &len, error_r) < 0)
+		return -1;
+	*id_r = gm_msgid_of(data, len);
+	free(data);
+	return 0;
+}
+
+/* Gmail: expunged from All Mail or Trash, a message is gone from every
+ * label (every folder), as Gmail deletes it; expunged elsewhere, only
+ * that label goes. With the folder's lock held; ms: the folder's MODSEQ
+ * of the expunge. */
+static int gm_expunge_everywhere(struct fake_remote *c, struct fk_state *st,
+				 const struct fk_folder *from,
+				 const uint64_t *ids, size_t n, char **error_r)
+{
+	size_t i, j, k;
+
+	if (!(c->caps & IMAP_CAP_XGM_EXT1) || n == 0 ||
+	    (strcmp(from->name, "[Gmail]/All Mail") != 0 &&
+	     strcmp(from->name, "[Gmail]/Trash") != 0))
+		return 0;
+	for (i = 0; i < st->n_folders; i++) {
+		struct fk_folder *f = st->folders[i];
+		uint64_t ms = 0;
+
+		for (j = f->n_msgs; j-- > 0;) {
+			uint64_t id;
+
+			if (gm_msgid_read(c->fs->dir, f->msgs[j].emailid, &id,
+					  error_r) < 0)
+				return -1;
+			for (k = 0; k < n && ids[k] != id; k++)
+				;
+			if (k == n)
+				continue;
+			if (ms == 0)
+				ms = ++f->hms;
+			msg_remove(f, f->msgs[j].uid, ms);
+		}
+	}
+	return 0;
+}
+
 static void new_emailid(struct fk_state *st, char out[32])
 {
 	snprintf(out, 32, "M%08" PRIx64, ++st->next_emailid);
@@ -1574,6 +1640,10 @@ static int fr_fetch_idents(struct remote *r, const char *uidset,
 		fl.f[i].header_len = header_len(data, len);
 		if (c->caps & IMAP_CAP_OBJECTID)
 			fl.f[i].emailid = fl.eid[i];
+		if (c->caps & IMAP_CAP_XGM_EXT1) {
+			fl.f[i].has_gm_msgid = true;
+			fl.f[i].gm_msgid = gm_msgid_of(data, len);
+		}
 		if (fcb != NULL && fcb(ctx, &fl.f[i]) < 0)
 			ret = rerr(c, IMAP_FAIL_SINK, error_r,
 				   "fetch_idents: fetch callback failed");
@@ -1868,7 +1938,9 @@ static int fr_expunge(struct remote *r, const char *uidset, char **error_r)
 	struct uidrange *set;
 	size_t n_set, i, nu = 0;
 	uint32_t *u;
-	uint64_t ms;
+	uint64_t ms, *gm;
+	char *e = NULL;
+	int ret;
 
 	if (op_enter(c, "expunge", error_r) < 0)
 		return -1;
@@ -1884,16 +1956,39 @@ static int fr_expunge(struct remote *r, const char *uidset, char **error_r)
 			    "expunge: BAD uid set '%s'", uidset ? uidset : "");
 	}
 	u = xcalloc(f->n_msgs + 1, sizeof(*u));
+	gm = xcalloc(f->n_msgs + 1, sizeof(*gm));
 	for (i = 0; i < f->n_msgs; i++)
-		if (uidset_has(set, n_set, f->msgs[i].uid))
+		if (uidset_has(set, n_set, f->msgs[i].uid)) {
+			if ((c->caps & IMAP_CAP_XGM_EXT1) &&
+			    gm_msgid_read(c->fs->dir, f->msgs[i].emailid,
+					  &gm[nu], &e) < 0)
+				break;
 			u[nu++] = f->msgs[i].uid;
+		}
 	free(set);
+	if (e != NULL) {
+		free(u);
+		free(gm);
+		fs_end(c->fs, st, false, 0, error_r);
+		ret = rerr(c, IMAP_FAIL_NET, error_r, "%s", e);
+		free(e);
+		return ret;
+	}
 	if (nu > 0) {
 		ms = ++f->hms;
 		for (i = 0; i < nu; i++)
 			msg_remove(f, u[i], ms);
 	}
+	if (gm_expunge_everywhere(c, st, f, gm, nu, &e) < 0) {
+		free(u);
+		free(gm);
+		fs_end(c->fs, st, false, 0, error_r);
+		ret = rerr(c, IMAP_FAIL_NET, error_r, "%s", e);
+		free(e);
+		return ret;
+	}
 	free(u);
+	free(gm);
 	COUNT(c, expunges, (unsigned)nu);
 	if (c_end(c, st, nu > 0, error_r) < 0)
 		return -1;

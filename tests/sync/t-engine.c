@@ -1277,6 +1277,175 @@ static void t_gmail(unsigned caps)
 	fx_free(&x);
 }
 
+/* ---- Gmail with X-GM-MSGID ---- */
+
+static int cmp_str_p(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The bytes of every message of a folder, both sides, as one sorted
+ * text each (CRLF line ends): equal when each side holds the same
+ * messages byte for byte, whatever their Subject says. */
+static bool same_bytes(struct fx *x, const char *folder)
+{
+	struct fake_msg *msgs;
+	struct lmsg *m;
+	size_t ns, nl, i;
+	char *error = NULL, **sv, **lv;
+	bool same;
+
+	if (fake_folder_messages(x->fs, folder, &msgs, &ns, &error) < 0)
+		bail("server messages", error);
+	local_list(x, folder, &m, &nl);
+	sv = xcalloc(ns + 1, sizeof(*sv));
+	lv = xcalloc(nl + 1, sizeof(*lv));
+	for (i = 0; i < ns; i++)
+		sv[i] = xstrdup(msgs[i].data);
+	for (i = 0; i < nl; i++)
+		lv[i] = to_crlf(m[i].data);
+	qsort(sv, ns, sizeof(*sv), cmp_str_p);
+	qsort(lv, nl, sizeof(*lv), cmp_str_p);
+	same = ns == nl;
+	for (i = 0; same && i < ns; i++)
+		same = strcmp(sv[i], lv[i]) == 0;
+	for (i = 0; i < ns; i++)
+		free(sv[i]);
+	for (i = 0; i < nl; i++)
+		free(lv[i]);
+	free(sv);
+	free(lv);
+	fake_msgs_free(msgs, ns);
+	lmsgs_free(m, nl);
+	return same;
+}
+
+static void srv_add_raw(struct fx *x, const char *folder, const char *data)
+{
+	char *error = NULL;
+
+	if (fake_folder_info(x->fs, folder, &(struct fake_folder_info){ 0 },
+			     &error) == 1 &&
+	    fake_folder_create(x->fs, folder, &error) < 0)
+		bail("server create", error);
+	if (fake_msg_add(x->fs, folder, data, strlen(data), 0, 1700000000,
+			 NULL, &error) < 0)
+		bail("server add", error);
+}
+
+static unsigned srv_count(struct fx *x, const char *folder)
+{
+	struct fake_folder_info info;
+	char *error = NULL;
+
+	if (fake_folder_info(x->fs, folder, &info, &error) != 0)
+		bail("server info", error ? error : xstrdup(folder));
+	return info.exists;
+}
+
+/*
+ * A server that answers X-GM-MSGID (X-GM-EXT-1, no `gmail: true`): the
+ * fake gives a message the same id in every label folder, and deletes it
+ * from all of them when it is expunged from All Mail, as Gmail does.
+ * Two drafts with the same header and size but other text are two
+ * messages: each is downloaded, neither is linked to the other.
+ */
+static void t_gmail_msgid(unsigned caps)
+{
+	struct fx *x = fx_new("gmail-msgid", caps | IMAP_CAP_XGM_EXT1,
+			      MDIR_VERBATIM);
+	char *what = xasprintf("X-GM-MSGID (%s)", caps_name(caps));
+	const char *all = "[Gmail]/All Mail", *drafts = "[Gmail]/Drafts";
+	static const char draft_a[] =
+		"From: user@example.org\nSubject: draft\n"
+		"Message-ID: <draft@twinbox.test>\n\nFirst version.\n";
+	static const char draft_b[] =
+		"From: user@example.org\nSubject: draft\n"
+		"Message-ID: <draft@twinbox.test>\n\nOther version.\n";
+	struct fake_counters c;
+	char *s, *l, tag[16], *before, *after;
+	int i;
+
+	for (i = 1; i <= 300; i++) {
+		snprintf(tag, sizeof(tag), "g%d", i);
+		srv_add(x, all, tag, i % 2 ? MF_SEEN : 0);
+		if (i <= 100) {
+			srv_add(x, "Label1", tag, i % 2 ? MF_SEEN : 0);
+			srv_add(x, "Label2", tag, i % 2 ? MF_SEEN : 0);
+		}
+		if (i > 250)
+			srv_add(x, "INBOX", tag, i % 2 ? MF_SEEN : 0);
+	}
+	srv_add_raw(x, all, draft_a);
+	srv_add_raw(x, drafts, draft_a);
+	srv_add_raw(x, all, draft_b);
+	fake_server_reset_counters(x->fs);
+	is_int(fx_run(x), 0, "%s: first sync exits 0", what);
+	fake_server_counters(x->fs, &c);
+	if (!ok(c.bodies == 302, "%s: 553 messages in 5 folders, 302 bodies "
+		"downloaded (%u)", what, c.bodies))
+		counters_diag(x);
+	s = server_view(x);
+	l = local_view(x);
+	is_str(l, s, "%s: both sides equal", what);
+	free(s);
+	free(l);
+	ok(same_bytes(x, all) && same_bytes(x, drafts),
+	   "%s: two drafts with one header: each has its own bytes", what);
+	ok(local_inode(x, "Label1", "g7") != 0 &&
+	   local_inode(x, "Label1", "g7") == local_inode(x, all, "g7") &&
+	   local_inode(x, "Label2", "g7") == local_inode(x, all, "g7") &&
+	   local_inode(x, "INBOX", "g299") == local_inode(x, all, "g299"),
+	   "%s: a message in several labels is one file, linked", what);
+
+	/* label removals are removals for the brake: 60 of Label1's 100 */
+	for (i = 1; i <= 60; i++) {
+		snprintf(tag, sizeof(tag), "g%d", i);
+		local_remove(x, "Label1", tag);
+	}
+	before = server_view(x);
+	is_int(fx_run(x), SYNC_EXIT_BRAKE,
+	       "%s: 60 labels removed at once: the brake holds (exit 5)", what);
+	after = server_view(x);
+	is_str(after, before, "%s: braked: nothing expunged", what);
+	free(before);
+	free(after);
+	x->o.force = true;
+	is_int(fx_run(x), 0, "%s: --force: exit 0", what);
+	x->o.force = false;
+	ok(srv_count(x, "Label1") == 40 && srv_count(x, all) == 302 &&
+	   srv_count(x, "Label2") == 100,
+	   "%s: --force removed the label only (Label1 %u, All Mail %u)",
+	   what, srv_count(x, "Label1"), srv_count(x, all));
+
+	/* deleted from All Mail: gone from every label, on both sides */
+	local_remove(x, all, "g299");
+	local_remove(x, all, "g70");
+	fake_server_reset_counters(x->fs);
+	is_int(fx_run(x), 0, "%s: deleted in All Mail: exit 0", what);
+	is_int(fx_run(x), 0, "%s: and the next run: exit 0", what);
+	fake_server_counters(x->fs, &c);
+	ok(srv_uid(x, all, "g299") == 0 && srv_uid(x, "INBOX", "g299") == 0 &&
+	   srv_uid(x, "Label1", "g70") == 0 && srv_uid(x, "Label2", "g70") == 0,
+	   "%s: deleted in All Mail: gone from every label on the server",
+	   what);
+	ok(local_inode(x, "INBOX", "g299") == 0 &&
+	   local_inode(x, "Label1", "g70") == 0 &&
+	   local_inode(x, "Label2", "g70") == 0 &&
+	   local_inode(x, all, "g71") != 0,
+	   "%s: and locally; the others stay", what);
+	ok(c.bodies == 0 && c.appends == 0,
+	   "%s: deletions transfer no body", what);
+	s = server_view(x);
+	l = local_view(x);
+	is_str(l, s, "%s: deletions: both sides equal", what);
+	free(s);
+	free(l);
+	check_noop_run(x, what);
+	free(what);
+	fx_free(&x);
+}
+
 /* ---- crash and resume ---- */
 
 static void local_move(struct fx *x, const char *from, const char *tag,
@@ -1625,6 +1794,7 @@ int main(int argc, char **argv)
 		t_dry_run(caps);
 		t_moves(caps);
 		t_gmail(caps);
+		t_gmail_msgid(caps);
 	}
 	for (i = 0; i < N_ELEMENTS(caps_sets); i++) {
 		const char *k = getenv("TB_CRASH_KIND");
