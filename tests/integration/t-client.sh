@@ -218,4 +218,22 @@ wait "$fpid"
 is "$?" 0 "copy-refused: the scripted server played its part"
 [ -s "$TEST_TMP/fake.err" ] && diag "$(cat "$TEST_TMP/fake.err")"
 
+# ---- Gmail: the identity FETCH asks for X-GM-MSGID and reads it ----
+rm -f "$TEST_TMP/port"
+"$FAKEIMAPD" -p "$TEST_TMP/port" -t 20 \
+	"$TOP_SRCDIR/tests/script/client/gm-msgid.scn" \
+	>"$TEST_TMP/fake.out" 2>"$TEST_TMP/fake.err" &
+fpid=$!
+for _ in $(seq 1 100); do
+	[ -s "$TEST_TMP/port" ] && break
+	sleep 0.05
+done
+probe "gm-msgid" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls none --user alice --password-file "$TEST_TMP/pass" \
+	--folder INBOX --idents 1:3 \
+	--expect 1278455344230334865,1278455344230334865,18446744073709551615
+wait "$fpid"
+is "$?" 0 "gm-msgid: the scripted server played its part"
+[ -s "$TEST_TMP/fake.err" ] && diag "$(cat "$TEST_TMP/fake.err")"
+
 done_testing
