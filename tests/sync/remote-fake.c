@@ -2440,6 +2440,45 @@ int fake_msg_add(struct fake_server *fs, const char *folder,
 	return fs_end(fs, st, true, 0, error_r);
 }
 
+int fake_msgs_add(struct fake_server *fs, const char *folder,
+		  const char *const *msgs, size_t n, unsigned flags,
+		  char **error_r)
+{
+	struct fk_state *st;
+	struct fk_folder *f;
+	size_t i, j, k;
+
+	if (fs_begin(fs, &st, error_r) < 0)
+		return -1;
+	if ((f = folder_find(st, folder)) == NULL) {
+		fs_end(fs, st, false, 0, error_r);
+		return err(error_r, "no folder '%s'", folder);
+	}
+	for (i = 0; i < n; i++) {
+		const char *p = msgs[i];
+		size_t len = strlen(p);
+		char *crlf = xmalloc(len * 2 + 1);
+		struct fk_msg *m;
+
+		for (j = k = 0; j < len; j++) {
+			if (p[j] == '\n' && (j == 0 || p[j - 1] != '\r'))
+				crlf[k++] = '\r';
+			crlf[k++] = p[j];
+		}
+		m = msg_append(f);
+		m->flags = flags & MF_ALL;
+		m->date = 1700000000;
+		m->size = k;
+		new_emailid(st, m->emailid);
+		if (body_write(fs->dir, m->emailid, crlf, k, error_r) < 0) {
+			free(crlf);
+			return fs_end(fs, st, false, -1, error_r);
+		}
+		free(crlf);
+	}
+	return fs_end(fs, st, true, 0, error_r);
+}
+
 int fake_msg_set_flags(struct fake_server *fs, const char *folder,
 		       uint32_t uid, unsigned flags, char **error_r)
 {

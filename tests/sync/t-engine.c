@@ -1446,6 +1446,74 @@ static void t_gmail_msgid(unsigned caps)
 	fx_free(&x);
 }
 
+/*
+ * TB_BIG_GMAIL=N (not run otherwise): a Gmail first sync of N messages in
+ * All Mail, N/2 of them in a label and N/10 in INBOX, then N new ones
+ * again (the early downloads of a known folder and their claims). Each
+ * run downloads N bodies; the times are printed, for a matching that
+ * turns quadratic again to show.
+ */
+static void big_batch(struct fx *x, const char *folder, int from, int to)
+{
+	char **m = xcalloc((size_t)(to - from) + 1, sizeof(*m)), tag[24];
+	char *error = NULL;
+	int i;
+
+	if (fake_folder_info(x->fs, folder, &(struct fake_folder_info){ 0 },
+			     &error) == 1 &&
+	    fake_folder_create(x->fs, folder, &error) < 0)
+		bail("server create", error);
+	for (i = from; i < to; i++) {
+		snprintf(tag, sizeof(tag), "b%d", i);
+		m[i - from] = msg_lf(tag);
+	}
+	if (fake_msgs_add(x->fs, folder, (const char *const *)m,
+			  (size_t)(to - from), 0, &error) < 0)
+		bail("server add", error);
+	for (i = from; i < to; i++)
+		free(m[i - from]);
+	free(m);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void t_big_gmail(int n)
+{
+	struct fx *x = fx_new("big-gmail", FAKE_CAPS_FULL | IMAP_CAP_XGM_EXT1,
+			      MDIR_VERBATIM);
+	const char *all = "[Gmail]/All Mail";
+	struct fake_counters c;
+	int64_t t0;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		int base = round * n;
+
+		big_batch(x, all, base, base + n);
+		big_batch(x, "Label", base, base + n / 2);
+		big_batch(x, "INBOX", base, base + n / 10);
+		fake_server_reset_counters(x->fs);
+		t0 = mono_ms();
+		is_int(fx_run(x), 0, "big gmail, %s sync of %d: exit 0",
+		       round ? "second" : "first", n);
+		printf("# big gmail: %s sync of %d new messages in All Mail "
+		       "(%d in a label, %d in INBOX): %.2f s\n",
+		       round ? "second" : "first", n, n / 2, n / 10,
+		       (double)(mono_ms() - t0) / 1000);
+		fake_server_counters(x->fs, &c);
+		if (!ok(c.bodies == (unsigned)n, "big gmail: %d bodies (%u)", n,
+			c.bodies))
+			counters_diag(x);
+	}
+	fx_free(&x);
+}
+
 /* ---- crash and resume ---- */
 
 static void local_move(struct fx *x, const char *from, const char *tag,
@@ -1774,6 +1842,10 @@ int main(int argc, char **argv)
 	unsetenv("TWINBOX_CRASH_AT");
 	umask(022);
 
+	if (getenv("TB_BIG_GMAIL") != NULL) {
+		t_big_gmail(atoi(getenv("TB_BIG_GMAIL")));
+		goto out;
+	}
 	for (i = 0; i < N_ELEMENTS(caps_sets); i++) {
 		unsigned caps = caps_sets[i];
 
@@ -1808,6 +1880,7 @@ int main(int argc, char **argv)
 				t_crash(caps_sets[i], (enum crash_kind)j);
 	}
 
+out:
 	if (tap_failed == 0 && getenv("TB_KEEP") == NULL)
 		rm_rf(tmproot);
 	else
