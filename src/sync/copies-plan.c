@@ -330,7 +330,9 @@ void copies_note_identities(struct engine *e, struct worker *w0)
 	for (i = 0; i < e->n_folders; i++) {
 		const struct folder *f = e->folders[i];
 
-		if (f->sf.id == 0)
+		/* after a UIDVALIDITY change a pair's UID may still be one
+		 * of the old numbering */
+		if (f->sf.id == 0 || f->uidvalidity_changed)
 			continue;
 		for (j = 0; j < f->n_snew; j++) {
 			const struct srv_new *sn = &f->snew[j];
