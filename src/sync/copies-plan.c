@@ -40,10 +40,19 @@ bool copies_gmail(struct worker *w)
  * new server message of unknown content while its folder is selected):
  * a hash set, open addressing with linear probing, kept at most half
  * full. A first sync of a big Gmail account claims tens of thousands. */
+/*
+ * The claims hold a 128-bit digest of each message's key, not the
+ * identity: two messages whose digests collide (2^-64) only make the
+ * second wait for the plan, which compares in full.
+ */
+struct claim_key {
+	uint64_t a, b;   /* b is odd: (0, 0) marks a free slot */
+};
+
 struct copy_claims {
 	pthread_mutex_t lock;
-	const struct msg_ident **v;   /* slots (borrowed ids), NULL free */
-	size_t n, cap;                /* cap: a power of two, or 0 */
+	struct claim_key *v;   /* slots */
+	size_t n, cap;         /* cap: a power of two, or 0 */
 };
 
 /*
@@ -66,30 +75,38 @@ static bool same_msg(const struct msg_ident *a, const struct msg_ident *b)
 	return ident_equal(a, b);
 }
 
-/* Consistent with same_msg(). hhash is a SHA-256 prefix: its first
- * bytes are hash enough; an X-GM-MSGID gets FNV-1a. */
-static size_t msg_hash(const struct msg_ident *id)
+static uint64_t fnv1a(const char *p, uint64_t h)
 {
-	uint64_t h;
-	const char *p;
-
-	if (is_gm(id)) {
-		h = UINT64_C(0xcbf29ce484222325);
-		for (p = id->sid; *p; p++)
-			h = (h ^ (unsigned char)*p) * UINT64_C(0x100000001b3);
-		return (size_t)(h ^ (h >> 29));
-	}
-	memcpy(&h, id->hhash, sizeof(h));
-	return (size_t)(h ^ (id->size * UINT64_C(0x9e3779b97f4a7c15)));
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * UINT64_C(0x100000001b3);
+	return h;
 }
 
-static const struct msg_ident **claims_slot(const struct msg_ident **v,
-					    size_t cap,
-					    const struct msg_ident *id)
+/* Equal for messages same_msg() takes for one. hhash is a SHA-256
+ * prefix: its bytes are hash enough. */
+static struct claim_key claim_key_of(const struct msg_ident *id)
 {
-	size_t i = msg_hash(id) & (cap - 1);
+	struct claim_key k;
 
-	while (v[i] != NULL && !same_msg(v[i], id))
+	if (is_gm(id)) {
+		k.a = fnv1a(id->sid, UINT64_C(0xcbf29ce484222325));
+		k.b = fnv1a(id->sid, UINT64_C(0x84222325cbf29ce4)) << 1;
+	} else {
+		memcpy(&k.a, id->hhash, 8);
+		memcpy(&k.b, id->hhash + 8, 8);
+		k.a ^= id->size * UINT64_C(0x9e3779b97f4a7c15);
+		k.b ^= fnv1a(id->msgid, UINT64_C(0xcbf29ce484222325)) << 1;
+	}
+	k.b |= 1;
+	return k;
+}
+
+static struct claim_key *claims_slot(struct claim_key *v, size_t cap,
+				     struct claim_key k)
+{
+	size_t i = (size_t)(k.a ^ (k.a >> 31)) & (cap - 1);
+
+	while (v[i].b != 0 && (v[i].a != k.a || v[i].b != k.b))
 		i = (i + 1) & (cap - 1);
 	return &v[i];
 }
@@ -97,10 +114,10 @@ static const struct msg_ident **claims_slot(const struct msg_ident **v,
 static void claims_grow(struct copy_claims *cc)
 {
 	size_t cap = cc->cap ? cc->cap * 2 : 1024, i;
-	const struct msg_ident **v = xcalloc(cap, sizeof(*v));
+	struct claim_key *v = xcalloc(cap, sizeof(*v));
 
 	for (i = 0; i < cc->cap; i++)
-		if (cc->v[i] != NULL)
+		if (cc->v[i].b != 0)
 			*claims_slot(v, cap, cc->v[i]) = cc->v[i];
 	free(cc->v);
 	cc->v = v;
@@ -110,7 +127,7 @@ static void claims_grow(struct copy_claims *cc)
 bool copies_claim_early(struct engine *e, const struct msg_ident *id)
 {
 	struct copy_claims *cc;
-	const struct msg_ident **slot;
+	struct claim_key k = claim_key_of(id), *slot;
 	bool first;
 
 	pthread_mutex_lock(&e->lock);
@@ -123,10 +140,10 @@ bool copies_claim_early(struct engine *e, const struct msg_ident *id)
 	pthread_mutex_lock(&cc->lock);
 	if ((cc->n + 1) * 2 > cc->cap)
 		claims_grow(cc);
-	slot = claims_slot(cc->v, cc->cap, id);
-	first = *slot == NULL;
+	slot = claims_slot(cc->v, cc->cap, k);
+	first = slot->b == 0;
 	if (first) {
-		*slot = id;
+		*slot = k;
 		cc->n++;
 	}
 	pthread_mutex_unlock(&cc->lock);

@@ -299,7 +299,7 @@ bool copies_gmail(struct worker *w);
 #define GATHER_IDENTS_MAX_GMAIL 50000
 /* Gather phase: whether this is the first early download of this message
  * (server identity, else content) in the run (the others are left to the
- * plan: copies of it). id is kept, borrowed, until copies_plan(). */
+ * plan: copies of it). */
 bool copies_claim_early(struct engine *e, const struct msg_ident *id);
 /* Main thread, after the moves phase: copies from a message this run
  * moved on the server take its new UID (or are uploaded). */
