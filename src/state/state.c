@@ -936,20 +936,15 @@ int state_msg_known_content(struct state *st, const uint8_t hhash[16],
 	return -1;
 }
 
-int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
-			    uint64_t size,
-			    int (*cb)(void *ctx, int64_t folder_id,
-				      const struct state_msg *m),
-			    void *ctx)
+/* Step a bound messages query, handing each row to cb until it returns
+ * nonzero (see state_msgs_each_content()); by: what the lookup is by. */
+static int each_msg_row(struct state *st, sqlite3_stmt *s,
+			int (*cb)(void *ctx, int64_t folder_id,
+				  const struct state_msg *m),
+			void *ctx, const char *by)
 {
-	sqlite3_stmt *s;
 	int rc, r = 0;
 
-	if ((s = stmt_get(st, SS_MSG_BY_CONTENT)) == NULL)
-		return -1;
-	if (sqlite3_bind_blob(s, 1, hhash, 16, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 2, (sqlite3_int64)size) != SQLITE_OK)
-		return stmt_bind_failed(st, s, "look up messages by content");
 	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct state_msg m = { 0 };
 		int64_t fid = msg_from_row(s, &m);
@@ -958,12 +953,28 @@ int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
 		state_msg_release(&m);
 	}
 	if (r == 0 && rc != SQLITE_DONE) {
-		state_set_sqlite_error(st, "cannot look up messages by content");
+		state_set_sqlite_error(st, "cannot look up messages by %s", by);
 		stmt_done(s);
 		return -1;
 	}
 	stmt_done(s);
 	return r;
+}
+
+int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
+			    uint64_t size,
+			    int (*cb)(void *ctx, int64_t folder_id,
+				      const struct state_msg *m),
+			    void *ctx)
+{
+	sqlite3_stmt *s;
+
+	if ((s = stmt_get(st, SS_MSG_BY_CONTENT)) == NULL)
+		return -1;
+	if (sqlite3_bind_blob(s, 1, hhash, 16, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (sqlite3_int64)size) != SQLITE_OK)
+		return stmt_bind_failed(st, s, "look up messages by content");
+	return each_msg_row(st, s, cb, ctx, "content");
 }
 
 int state_msgs_each_emailid(struct state *st, const char *emailid,
@@ -972,27 +983,12 @@ int state_msgs_each_emailid(struct state *st, const char *emailid,
 			    void *ctx)
 {
 	sqlite3_stmt *s;
-	int rc, r = 0;
 
 	if ((s = stmt_get(st, SS_MSG_BY_EMAILID)) == NULL)
 		return -1;
 	if (bind_text(s, 1, emailid) != SQLITE_OK)
 		return stmt_bind_failed(st, s, "look up messages by identity");
-	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct state_msg m = { 0 };
-		int64_t fid = msg_from_row(s, &m);
-
-		r = cb(ctx, fid, &m);
-		state_msg_release(&m);
-	}
-	if (r == 0 && rc != SQLITE_DONE) {
-		state_set_sqlite_error(st, "cannot look up messages by "
-				       "identity");
-		stmt_done(s);
-		return -1;
-	}
-	stmt_done(s);
-	return r;
+	return each_msg_row(st, s, cb, ctx, "identity");
 }
 
 int state_msg_set_emailid(struct state *st, int64_t folder_id, uint32_t uid,

@@ -1966,33 +1966,29 @@ static int fr_expunge(struct remote *r, const char *uidset, char **error_r)
 			u[nu++] = f->msgs[i].uid;
 		}
 	free(set);
-	if (e != NULL) {
-		free(u);
-		free(gm);
-		fs_end(c->fs, st, false, 0, error_r);
-		ret = rerr(c, IMAP_FAIL_NET, error_r, "%s", e);
-		free(e);
-		return ret;
-	}
+	if (e != NULL)
+		goto body_fail;
 	if (nu > 0) {
 		ms = ++f->hms;
 		for (i = 0; i < nu; i++)
 			msg_remove(f, u[i], ms);
 	}
-	if (gm_expunge_everywhere(c, st, f, gm, nu, &e) < 0) {
-		free(u);
-		free(gm);
-		fs_end(c->fs, st, false, 0, error_r);
-		ret = rerr(c, IMAP_FAIL_NET, error_r, "%s", e);
-		free(e);
-		return ret;
-	}
+	if (gm_expunge_everywhere(c, st, f, gm, nu, &e) < 0)
+		goto body_fail;
 	free(u);
 	free(gm);
 	COUNT(c, expunges, (unsigned)nu);
 	if (c_end(c, st, nu > 0, error_r) < 0)
 		return -1;
 	return 0;
+body_fail:
+	/* a body file unreadable: nothing is saved */
+	free(u);
+	free(gm);
+	fs_end(c->fs, st, false, 0, error_r);
+	ret = rerr(c, IMAP_FAIL_NET, error_r, "%s", e);
+	free(e);
+	return ret;
 }
 
 static int fr_move(struct remote *r, const char *uidset, const char *dest,
