@@ -218,7 +218,11 @@ static int64_t *push_entry(void *ctx, size_t i, struct journal_entry *je)
 	je->op = J_APPEND;
 	je->base = f->lents[c->lidx].base;
 	je->aux = f->sel.uidnext;
-	je->flags = f->lents[c->lidx].flags;
+	/* what the copy has on the server (its source's flags), not the
+	 * file's: a run killed after the COPY records the pair with these,
+	 * and the next comparison sends the file's flags, as push_flags()
+	 * would have */
+	je->flags = c->flags;
 	je->size = c->id.size;
 	je->msgid = c->id.msgid[0] ? c->id.msgid : NULL;
 	memcpy(je->hhash, c->id.hhash, 16);
