@@ -1004,12 +1004,12 @@ char *fake_counters_str(const struct fake_counters *c)
 			 "renames=%u selects=%u uid_searches=%u "
 			 "flag_fetches=%u ident_fetches=%u bodies=%u "
 			 "appends=%u stores=%u flag_changes=%u expunges=%u "
-			 "moves=%u searches=%u",
+			 "moves=%u copies=%u searches=%u",
 			 c->connects, c->lists, c->statuses, c->creates,
 			 c->renames, c->selects, c->uid_searches,
 			 c->flag_fetches, c->ident_fetches, c->bodies,
 			 c->appends, c->stores, c->flag_changes, c->expunges,
-			 c->moves, c->searches);
+			 c->moves, c->copies, c->searches);
 }
 
 void fake_server_fail(struct fake_server *fs, const char *op, unsigned nth,
@@ -1991,10 +1991,12 @@ body_fail:
 	return ret;
 }
 
-static int fr_move(struct remote *r, const char *uidset, const char *dest,
-		   struct imap_copyuid *map_r, char **error_r)
+/* UID MOVE, or UID COPY (copy: the source keeps its messages). */
+static int move_or_copy(struct remote *r, const char *uidset, const char *dest,
+			struct imap_copyuid *map_r, bool copy, char **error_r)
 {
 	struct fake_remote *c = FR(r);
+	const char *op = copy ? "copy" : "move";
 	struct fk_state *st;
 	struct fk_folder *f, *d;
 	struct uidrange *set;
@@ -2004,23 +2006,24 @@ static int fr_move(struct remote *r, const char *uidset, const char *dest,
 	uint64_t ms;
 
 	memset(map_r, 0, sizeof(*map_r));
-	if (op_enter(c, "move", error_r) < 0)
+	if (op_enter(c, op, error_r) < 0)
 		return -1;
 	if (c_begin(c, &st, error_r) < 0)
 		return -1;
-	if ((f = sel_folder(c, st, "move", error_r)) == NULL) {
+	if ((f = sel_folder(c, st, op, error_r)) == NULL) {
 		fs_end(c->fs, st, false, 0, error_r);
 		return -1;
 	}
 	if ((d = folder_find(st, dest)) == NULL) {
 		fs_end(c->fs, st, false, 0, error_r);
 		return rerr(c, IMAP_FAIL_NO, error_r,
-			    "move to '%s': [TRYCREATE] no such mailbox", dest);
+			    "%s to '%s': [TRYCREATE] no such mailbox", op,
+			    dest);
 	}
 	if (!uidset_parse(uidset, folder_star(f), &set, &n_set)) {
 		fs_end(c->fs, st, false, 0, error_r);
 		return rerr(c, IMAP_FAIL_NO, error_r,
-			    "move: BAD uid set '%s'", uidset ? uidset : "");
+			    "%s: BAD uid set '%s'", op, uidset ? uidset : "");
 	}
 	mv = xcalloc(f->n_msgs + 1, sizeof(*mv));
 	for (i = 0; i < f->n_msgs; i++)
@@ -2030,12 +2033,14 @@ static int fr_move(struct remote *r, const char *uidset, const char *dest,
 	su = xcalloc(nm + 1, sizeof(*su));
 	du = xcalloc(nm + 1, sizeof(*du));
 	if (nm > 0) {
-		ms = ++f->hms;
+		ms = copy ? 0 : ++f->hms;
 		for (i = 0; i < nm; i++) {
 			su[i] = mv[i].uid;
-			msg_remove(f, mv[i].uid, ms);
+			if (!copy)
+				msg_remove(f, mv[i].uid, ms);
 		}
-		/* RFC 8474 5.1: the EMAILID stays the same across a move */
+		/* RFC 8474 5.1: the EMAILID stays the same across a move;
+		 * 5.1 allows a copy to keep it too, as Dovecot's GUID does */
 		for (i = 0; i < nm; i++) {
 			struct fk_msg *m = msg_append(d);
 
@@ -2054,10 +2059,25 @@ static int fr_move(struct remote *r, const char *uidset, const char *dest,
 	free(mv);
 	free(su);
 	free(du);
-	COUNT(c, moves, (unsigned)nm);
+	if (copy)
+		COUNT(c, copies, (unsigned)nm);
+	else
+		COUNT(c, moves, (unsigned)nm);
 	if (c_end(c, st, nm > 0, error_r) < 0)
 		return -1;
 	return 0;
+}
+
+static int fr_move(struct remote *r, const char *uidset, const char *dest,
+		   struct imap_copyuid *map_r, char **error_r)
+{
+	return move_or_copy(r, uidset, dest, map_r, false, error_r);
+}
+
+static int fr_copy(struct remote *r, const char *uidset, const char *dest,
+		   struct imap_copyuid *map_r, char **error_r)
+{
+	return move_or_copy(r, uidset, dest, map_r, true, error_r);
 }
 
 /* Does the header section contain a Message-ID field whose (unfolded)
@@ -2191,6 +2211,7 @@ static const struct remote_ops fake_remote_ops = {
 	.store = fr_store,
 	.expunge = fr_expunge,
 	.move = fr_move,
+	.copy = fr_copy,
 	.search_msgid = fr_search_msgid,
 	.bytes_in = fr_bytes_in,
 	.bytes_out = fr_bytes_out,

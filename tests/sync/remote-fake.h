@@ -61,6 +61,7 @@ struct fake_counters {
 	unsigned flag_changes;  /* messages whose flags a store changed */
 	unsigned expunges;      /* messages expunged */
 	unsigned moves;         /* messages moved */
+	unsigned copies;        /* messages copied (UID COPY) */
 	unsigned searches;      /* search_msgid() calls */
 };
 

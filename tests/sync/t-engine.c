@@ -1446,6 +1446,119 @@ static void t_gmail_msgid(unsigned caps)
 	fx_free(&x);
 }
 
+static const char gm_draft_a[] =
+	"From: user@example.org\nSubject: draft\n"
+	"Message-ID: <draft@twinbox.test>\n\nFirst version.\n";
+static const char gm_draft_b[] =
+	"From: user@example.org\nSubject: draft\n"
+	"Message-ID: <draft@twinbox.test>\n\nOther version.\n";
+
+/* A synced Gmail account, then every kind of copy at once for the next
+ * run: labels added on the server to known messages, new messages in
+ * All Mail and a label, a second draft with the first one's header, and
+ * a local cp into a label folder. */
+static struct fx *gmail_crash_setup(const char *name, unsigned caps)
+{
+	struct fx *x = fx_new(name, caps | IMAP_CAP_XGM_EXT1, MDIR_VERBATIM);
+	const char *all = "[Gmail]/All Mail";
+	char tag[16];
+	int i;
+
+	for (i = 1; i <= 8; i++) {
+		snprintf(tag, sizeof(tag), "m%d", i);
+		srv_add(x, all, tag, i % 2 ? MF_SEEN : 0);
+		if (i <= 4)
+			srv_add(x, "Label1", tag, i % 2 ? MF_SEEN : 0);
+	}
+	srv_add_raw(x, all, gm_draft_a);
+	srv_add_raw(x, "[Gmail]/Drafts", gm_draft_a);
+	if (fx_run(x) != 0)
+		bail("gmail crash set-up", xstrdup(name));
+	for (i = 1; i <= 3; i++) {
+		snprintf(tag, sizeof(tag), "m%d", i);
+		srv_add(x, "Label2", tag, 0);
+		snprintf(tag, sizeof(tag), "n%d", i);
+		srv_add(x, all, tag, 0);
+		srv_add(x, "Label2", tag, MF_FLAGGED);
+	}
+	srv_add_raw(x, all, gm_draft_b);
+	local_add(x, "Label1", "m6", MF_SEEN);
+	return x;
+}
+
+/* Every crash point of that run, then a run to the end: the straight
+ * result, each message once per folder with its own bytes, and a next
+ * run that has nothing to do. */
+static void t_gmail_crash(unsigned caps)
+{
+	char *what = xasprintf("gmail crash/resume (%s)", caps_name(caps));
+	struct fx *x = gmail_crash_setup("gm-crash-straight", caps);
+	struct fake_counters c;
+	char *straight;
+	long n;
+	int ret, bad = 0, crashes = 0;
+
+	fake_server_reset_counters(x->fs);
+	is_int(fx_run(x), 0, "%s: straight run exits 0", what);
+	fake_server_counters(x->fs, &c);
+	if (!ok(c.bodies == 4 && c.appends == 0,
+		"%s: straight run: 4 bodies (n1-n3, the second draft), no "
+		"APPEND (%u, %u)", what, c.bodies, c.appends))
+		counters_diag(x);
+	straight = server_view(x);
+	{
+		char *l = local_view(x);
+
+		is_str(l, straight, "%s: straight run: both sides agree", what);
+		free(l);
+	}
+	ok(strstr(straight, "Label1: m1(S) m2() m3(S) m4() m6(S)\n") &&
+	   strstr(straight, "Label2: m1() m2() m3() n1(F) n2(F) n3(F)\n"),
+	   "%s: straight result has every copy once", what);
+	ok(same_bytes(x, "[Gmail]/All Mail"), "%s: straight run: each draft "
+	   "its own bytes", what);
+	fx_free(&x);
+	for (n = 1; n <= 300; n++) {
+		char name[32], *s, *l;
+		int r2;
+
+		snprintf(name, sizeof(name), "gm-crash-%ld", n);
+		x = gmail_crash_setup(name, caps);
+		ret = fx_run_child(x, n);
+		if (ret != 99) {
+			is_int(ret, 0, "%s: with TWINBOX_CRASH_AT=%ld the run "
+			       "completes (%ld crash points)", what, n, n - 1);
+			fx_free(&x);
+			break;
+		}
+		crashes++;
+		r2 = fx_run_child(x, 0);
+		s = server_view(x);
+		l = local_view(x);
+		if (r2 != 0 || strcmp(s, straight) != 0 ||
+		    strcmp(l, straight) != 0 ||
+		    !same_bytes(x, "[Gmail]/All Mail")) {
+			char *d = xasprintf("crash at %ld, resume exit %d\n"
+					    "# server:\n%s# local:\n%s", n, r2,
+					    s, l);
+			bad++;
+			ok(0, "%s: crash at step %ld then resume", what, n);
+			diag(d);
+			free(d);
+		} else {
+			check_noop_run(x, name);
+		}
+		free(s);
+		free(l);
+		fx_free(&x);
+	}
+	ok(crashes > 0, "%s: the run has crash points (%d)", what, crashes);
+	ok(bad == 0, "%s: every crash point resumes to the straight result",
+	   what);
+	free(straight);
+	free(what);
+}
+
 /*
  * TB_BIG_GMAIL=N (not run otherwise): a Gmail first sync of N messages in
  * All Mail, N/2 of them in a label and N/10 in INBOX, then N new ones
@@ -1878,6 +1991,8 @@ int main(int argc, char **argv)
 		for (j = 0; j < N_ELEMENTS(crash_kind_names); j++)
 			if (k == NULL || strcmp(k, crash_kind_names[j]) == 0)
 				t_crash(caps_sets[i], (enum crash_kind)j);
+		if (k == NULL || strcmp(k, "gmail") == 0)
+			t_gmail_crash(caps_sets[i]);
 	}
 
 out:
