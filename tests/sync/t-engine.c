@@ -21,6 +21,7 @@
 #include "common.h"
 #include "remote-fake.h"
 #include "sync/sync.h"
+#include "state/state.h"
 #include "maildir/maildir.h"
 #include "util/flags.h"
 #include "util/log.h"
@@ -1320,6 +1321,35 @@ static bool same_bytes(struct fx *x, const char *folder)
 	return same;
 }
 
+/* The identity the state recorded for a folder's message with this
+ * Subject (malloc'ed, "" when none, NULL when no such pair). */
+static char *state_emailid(struct fx *x, const char *folder, const char *tag)
+{
+	struct state *st = NULL;
+	struct state_folder sf;
+	struct state_msg *m = NULL;
+	struct lmsg *lm, *e;
+	size_t n = 0, nl, i;
+	char *error = NULL, *r = NULL;
+
+	if (state_open(x->state_dir, ACCOUNT, &st, &error) < 0)
+		bail("state", error);
+	local_list(x, folder, &lm, &nl);
+	e = lfind(lm, nl, tag);
+	if (e != NULL && state_folder_get(st, folder, &sf) == 0) {
+		if (state_msgs_load(st, sf.id, &m, &n) < 0)
+			bail("state", xstrdup(state_error(st)));
+		for (i = 0; i < n && r == NULL; i++)
+			if (strstr(e->path, m[i].base) != NULL)
+				r = xstrdup(m[i].emailid ? m[i].emailid : "");
+		state_msgs_free(m, n);
+		state_folder_release(&sf);
+	}
+	lmsgs_free(lm, nl);
+	state_close(&st);
+	return r;
+}
+
 static void srv_add_raw(struct fx *x, const char *folder, const char *data)
 {
 	char *error = NULL;
@@ -1397,6 +1427,20 @@ static void t_gmail_msgid(unsigned caps)
 	   local_inode(x, "Label2", "g7") == local_inode(x, all, "g7") &&
 	   local_inode(x, "INBOX", "g299") == local_inode(x, all, "g299"),
 	   "%s: a message in several labels is one file, linked", what);
+	{
+		char *a = state_emailid(x, all, "g7"),
+		     *b = state_emailid(x, "Label1", "g7"),
+		     *d = state_emailid(x, "Label2", "g8");
+
+		ok(a != NULL && b != NULL && d != NULL &&
+		   strncmp(a, "gm:", 3) == 0 && strcmp(a, b) == 0 &&
+		   strncmp(d, "gm:", 3) == 0 && strcmp(a, d) != 0,
+		   "%s: the state keeps each message's X-GM-MSGID (%s %s %s)",
+		   what, a ? a : "-", b ? b : "-", d ? d : "-");
+		free(a);
+		free(b);
+		free(d);
+	}
 
 	/* label removals are removals for the brake: 60 of Label1's 100 */
 	for (i = 1; i <= 60; i++) {
