@@ -1772,8 +1772,9 @@ int imap_fetch_idents(struct imap_client *c, const char *uidset,
 	op.fcb = fcb;
 	op.ctx = ctx;
 	cmd = new_cmd(c, "UID FETCH");
-	imap_cmd_addf(cmd, " %s (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER]%s)",
-		      uidset, (c->caps & IMAP_CAP_OBJECTID) ? " EMAILID" : "");
+	imap_cmd_addf(cmd, " %s (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER]%s%s)",
+		      uidset, (c->caps & IMAP_CAP_OBJECTID) ? " EMAILID" : "",
+		      (c->caps & IMAP_CAP_XGM_EXT1) ? " X-GM-MSGID" : "");
 	return fetch_run(c, &op, cmd, error_r);
 }
 

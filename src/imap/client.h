@@ -194,7 +194,7 @@ int imap_fetch_flags(struct imap_client *c, const char *uidset,
 		     uint64_t changedsince, bool vanished, imap_fetch_cb *fcb,
 		     imap_vanished_cb *vcb, void *ctx, char **error_r);
 
-/* UID FETCH uidset (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] [EMAILID]):
+/* UID FETCH uidset (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] [EMAILID] [X-GM-MSGID]):
  * identity without the body (f->header, f->size, f->emailid). */
 int imap_fetch_idents(struct imap_client *c, const char *uidset,
 		      imap_fetch_cb *fcb, void *ctx, char **error_r);

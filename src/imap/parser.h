@@ -162,6 +162,7 @@ struct imap_fetch {
 	bool has_size; uint64_t size;          /* RFC822.SIZE */
 	bool has_date; int64_t internaldate;   /* unix seconds */
 	const char *emailid;                   /* EMAILID (RFC 8474) or NULL */
+	bool has_gm_msgid; uint64_t gm_msgid;  /* X-GM-MSGID (Gmail) */
 	bool has_body; uint64_t body_size;     /* streamed body item seen */
 	const char *header; size_t header_len; /* BODY[HEADER] / BODY[HEADER.FIELDS ...] in memory, or NULL */
 };

@@ -237,6 +237,15 @@ int imap_response_fetch(const struct imap_response *r, struct imap_fetch *f_r, c
 				return -1;
 			}
 			f_r->emailid = s;
+		} else if (imap_arg_atom_equals(&items[i], "X-GM-MSGID")) {
+			/* Gmail: a 64-bit number, one per message whatever
+			 * its labels */
+			if (!imap_arg_number(v, UINT64_MAX, &f_r->gm_msgid) ||
+			    f_r->gm_msgid == 0) {
+				*error_r = "bad X-GM-MSGID in FETCH response";
+				return -1;
+			}
+			f_r->has_gm_msgid = true;
 		} else if (is_header_item(name, name_len)) {
 			if (!imap_arg_nstring(v, &s, &len)) {
 				*error_r = "bad header section in FETCH response";

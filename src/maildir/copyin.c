@@ -3,7 +3,7 @@
  * copyin.c - a message one Maildir folder holds, materialised in another
  * (or the same) folder as a message of its own: a hard link to the same
  * file where the file system allows, else a copy of its bytes. No body is
- * downloaded for a copy the server made (sync/copies.c).
+ * downloaded for a copy the server made (sync/copies-exec.c).
  */
 #include "common.h"
 #include "maildir/maildir.h"

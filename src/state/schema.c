@@ -114,6 +114,11 @@ static const struct schema_step schema_steps[] = {
 	  "DROP TABLE journal;"
 	  "ALTER TABLE journal_v4 RENAME TO journal;"
 	  "CREATE INDEX journal_folder ON journal(folder_id, id);" },
+	{ 5,
+	  /* finds a message by the server's identity in any folder (a
+	     server copy, a Gmail label), as messages_hhash by content */
+	  "CREATE INDEX messages_emailid ON messages(emailid)"
+	  " WHERE emailid IS NOT NULL;" },
 };
 
 /* Keep the header's number and the table in step. */

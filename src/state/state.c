@@ -55,6 +55,12 @@ static const char *const stmt_sql[SS_COUNT] = {
 	[SS_MSG_BY_CONTENT] =
 		"SELECT " MSG_COLS " FROM messages"
 		" WHERE hhash = ?1 AND size = ?2 ORDER BY folder_id, uid",
+	[SS_MSG_BY_EMAILID] =
+		"SELECT " MSG_COLS " FROM messages"
+		" WHERE emailid = ?1 ORDER BY folder_id, uid",
+	[SS_MSG_SET_EMAILID] =
+		"UPDATE messages SET emailid = ?3"
+		" WHERE folder_id = ?1 AND uid = ?2 AND emailid IS NULL",
 	[SS_MSG_BASES] =
 		"SELECT base, flags FROM messages WHERE folder_id = ?1"
 		" ORDER BY base",
@@ -930,20 +936,15 @@ int state_msg_known_content(struct state *st, const uint8_t hhash[16],
 	return -1;
 }
 
-int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
-			    uint64_t size,
-			    int (*cb)(void *ctx, int64_t folder_id,
-				      const struct state_msg *m),
-			    void *ctx)
+/* Step a bound messages query, handing each row to cb until it returns
+ * nonzero (see state_msgs_each_content()); by: what the lookup is by. */
+static int each_msg_row(struct state *st, sqlite3_stmt *s,
+			int (*cb)(void *ctx, int64_t folder_id,
+				  const struct state_msg *m),
+			void *ctx, const char *by)
 {
-	sqlite3_stmt *s;
 	int rc, r = 0;
 
-	if ((s = stmt_get(st, SS_MSG_BY_CONTENT)) == NULL)
-		return -1;
-	if (sqlite3_bind_blob(s, 1, hhash, 16, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 2, (sqlite3_int64)size) != SQLITE_OK)
-		return stmt_bind_failed(st, s, "look up messages by content");
 	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct state_msg m = { 0 };
 		int64_t fid = msg_from_row(s, &m);
@@ -952,12 +953,56 @@ int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
 		state_msg_release(&m);
 	}
 	if (r == 0 && rc != SQLITE_DONE) {
-		state_set_sqlite_error(st, "cannot look up messages by content");
+		state_set_sqlite_error(st, "cannot look up messages by %s", by);
 		stmt_done(s);
 		return -1;
 	}
 	stmt_done(s);
 	return r;
+}
+
+int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
+			    uint64_t size,
+			    int (*cb)(void *ctx, int64_t folder_id,
+				      const struct state_msg *m),
+			    void *ctx)
+{
+	sqlite3_stmt *s;
+
+	if ((s = stmt_get(st, SS_MSG_BY_CONTENT)) == NULL)
+		return -1;
+	if (sqlite3_bind_blob(s, 1, hhash, 16, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (sqlite3_int64)size) != SQLITE_OK)
+		return stmt_bind_failed(st, s, "look up messages by content");
+	return each_msg_row(st, s, cb, ctx, "content");
+}
+
+int state_msgs_each_emailid(struct state *st, const char *emailid,
+			    int (*cb)(void *ctx, int64_t folder_id,
+				      const struct state_msg *m),
+			    void *ctx)
+{
+	sqlite3_stmt *s;
+
+	if ((s = stmt_get(st, SS_MSG_BY_EMAILID)) == NULL)
+		return -1;
+	if (bind_text(s, 1, emailid) != SQLITE_OK)
+		return stmt_bind_failed(st, s, "look up messages by identity");
+	return each_msg_row(st, s, cb, ctx, "identity");
+}
+
+int state_msg_set_emailid(struct state *st, int64_t folder_id, uint32_t uid,
+			  const char *emailid)
+{
+	sqlite3_stmt *s;
+
+	if ((s = stmt_get(st, SS_MSG_SET_EMAILID)) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, folder_id) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, uid) != SQLITE_OK ||
+	    bind_text(s, 3, emailid) != SQLITE_OK)
+		return stmt_bind_failed(st, s, "set the identity");
+	return stmt_run(st, s, "set the identity");
 }
 
 int state_msgs_each_base(struct state *st, int64_t folder_id,

@@ -32,7 +32,7 @@
 struct state;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 4
+#define STATE_SCHEMA_VERSION 5
 /* How long a call waits for another connection's lock by default, in
  * milliseconds; it tries again every 50 us to 1 ms meanwhile. */
 #define STATE_BUSY_TIMEOUT_MS 15000
@@ -125,7 +125,12 @@ struct state_msg {
 	char *msgid;            /* Message-ID or NULL; owned */
 	uint8_t hhash[16];      /* header hash (util/ident.h) */
 	bool have_hhash;
-	char *emailid;          /* RFC 8474 EMAILID or NULL; owned */
+	char *emailid;          /* the server's identity of the message, the
+				   same in every folder that holds it: an
+				   RFC 8474 EMAILID as the server sent it, or
+				   "gm:" and Gmail's X-GM-MSGID in decimal
+				   (no EMAILID has a ':'); NULL when the
+				   server gave none; owned */
 };
 
 void state_msg_release(struct state_msg *m);
@@ -148,6 +153,16 @@ int state_msgs_each_content(struct state *st, const uint8_t hhash[16],
 			    int (*cb)(void *ctx, int64_t folder_id,
 				      const struct state_msg *m),
 			    void *ctx) ATTR_WARN_UNUSED;
+/* Each pair of any folder whose emailid is this one (a server copy of
+   the message), like state_msgs_each_content(). */
+int state_msgs_each_emailid(struct state *st, const char *emailid,
+			    int (*cb)(void *ctx, int64_t folder_id,
+				      const struct state_msg *m),
+			    void *ctx) ATTR_WARN_UNUSED;
+/* Set the emailid of a pair that has none (a pair with one keeps it;
+   no pair is no error). */
+int state_msg_set_emailid(struct state *st, int64_t folder_id, uint32_t uid,
+			  const char *emailid) ATTR_WARN_UNUSED;
 /* Each pair's base and flags, in strcmp order of base, until cb returns
    nonzero; returns that, 0 at the end, -1 on a database error. */
 int state_msgs_each_base(struct state *st, int64_t folder_id,

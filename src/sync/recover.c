@@ -15,6 +15,7 @@
 #include "sync/sync-private.h"
 #include "util/log.h"
 
+#include <inttypes.h>
 #include <time.h>
 
 void fetch_to_ident(const struct imap_fetch *fe, struct msg_ident *id_r)
@@ -26,6 +27,12 @@ void fetch_to_ident(const struct imap_fetch *fe, struct msg_ident *id_r)
 	ident_finish(ic, id_r);
 	ident_free(&ic);
 	id_r->size = fe->size;
+	/* Gmail's id first: it also tells two messages apart */
+	if (fe->has_gm_msgid)
+		snprintf(id_r->sid, sizeof(id_r->sid), "gm:%" PRIu64,
+			 fe->gm_msgid);
+	else if (fe->emailid != NULL && strlen(fe->emailid) <= IDENT_SID_MAX)
+		memcpy(id_r->sid, fe->emailid, strlen(fe->emailid) + 1);
 }
 
 int collect_ident(void *ctx, const struct imap_fetch *fe)

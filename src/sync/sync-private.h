@@ -76,7 +76,7 @@ struct pair {
 #define LOCAL_SAME (-2L)       /* lidx: local folder unchanged, flags as state */
 #define LOCAL_ELSEWHERE (-3L)  /* lidx: the file is in pair->src (MV_LOCAL) */
 
-/* A copy into a folder, replayed without the body (copies.c). */
+/* A copy into a folder, replayed without the body (copies-*.c). */
 struct copy_in {
 	bool push;             /* local copy: UID COPY on the server */
 	uint32_t uid;          /* pull: the new UID here; push: the source's */
@@ -137,7 +137,7 @@ struct folder {
 	size_t n_dup;
 	int64_t *dup_jids;          /* their tombstones */
 
-	struct copy_in *copies;     /* plan: copies into it (copies.c) */
+	struct copy_in *copies;     /* plan: copies into it (copies-*.c) */
 	size_t n_copies, a_copies;
 	uint32_t *dl_uids;          /* plan: to download */
 	size_t n_dl;
@@ -242,7 +242,7 @@ struct engine {
 	pthread_mutex_t pre_lock;
 	pthread_cond_t pre_cond;
 
-	struct copy_claims *copy_claims;  /* copies.c, gather phase */
+	struct copy_claims *copy_claims;  /* copies-plan.c, gather phase */
 
 	/* progress */
 	uint64_t prog_msgs, prog_total, prog_bytes;
@@ -287,7 +287,7 @@ int worker_select_keep(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
 		       char **error_r);
 
-/* copies.c: copies made without the body (plan phase, main thread, after
+/* copies-*.c: copies made without the body (plan phase, main thread, after
  * folder_plan(), also after a fatal error: it frees the gather's claims;
  * execute before the downloads and uploads they replace) */
 void copies_plan(struct engine *e, struct worker *w0);
@@ -297,8 +297,9 @@ int copies_execute(struct worker *w, struct folder *f);
  * (headers only) to download each once. */
 bool copies_gmail(struct worker *w);
 #define GATHER_IDENTS_MAX_GMAIL 50000
-/* Gather phase: whether this is the first early download of this content
- * in the run (the others are left to the plan: copies of it). */
+/* Gather phase: whether this is the first early download of this message
+ * (server identity, else content) in the run (the others are left to the
+ * plan: copies of it). */
 bool copies_claim_early(struct engine *e, const struct msg_ident *id);
 /* Main thread, after the moves phase: copies from a message this run
  * moved on the server take its new UID (or are uploaded). */

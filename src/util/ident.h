@@ -25,11 +25,19 @@
 #include "common.h"
 
 #define IDENT_MSGID_MAX 255
+/* A longer server identity is not kept: matching falls back to content. */
+#define IDENT_SID_MAX 64
 
 struct msg_ident {
 	uint64_t size;        /* with CRLF line ends (= IMAP RFC822.SIZE) */
 	char msgid[IDENT_MSGID_MAX + 1]; /* "" if none */
 	uint8_t hhash[16];    /* SHA-256 prefix of the LF header section */
+	/* The server's identity of the message across folders, when it
+	 * gave one with the header (sync/recover.c fetch_to_ident): the
+	 * EMAILID (RFC 8474), or "gm:" and the X-GM-MSGID; "" otherwise,
+	 * and always for a local file. Not part of ident_equal(): it says
+	 * which messages are one, the rest says what their bytes are. */
+	char sid[IDENT_SID_MAX + 1];
 };
 
 struct ident_ctx;

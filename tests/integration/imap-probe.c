@@ -9,6 +9,7 @@
  *              [--expect-fail auth|tls|net [--expect-error TEXT]]
  *              [--expunge UIDSET --expect ok|fail]
  *              [--copy-batch 'SET>DEST;SET>DEST...' --expect ok,no,...]
+ *              [--idents UIDSET --expect GMID,GMID,...]
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
  * (created, used, deleted): list, status, select (QRESYNC/CONDSTORE),
@@ -19,6 +20,9 @@
  * scenarios), and checks that this succeeds or fails as --expect says.
  * With --copy-batch it selects --folder and sends the UID COPYs in one
  * flight (imap_copy_batch); --expect lists which the server accepts.
+ * With --idents it selects --folder and fetches the identities of UIDSET
+ * (imap_fetch_idents); --expect lists the X-GM-MSGID each message gives,
+ * in UID order (0: none).
  */
 #include "common.h"
 #include "imap/client.h"
@@ -541,6 +545,51 @@ static void copy_batch(struct imap_client *c, const char *folder,
 	free(wn);
 }
 
+struct idents_seen {
+	size_t n;
+	uint64_t gm[16];
+	bool header[16];
+};
+
+static int on_ident(void *ctx, const struct imap_fetch *fe)
+{
+	struct idents_seen *s = ctx;
+
+	if (s->n < 16) {
+		s->gm[s->n] = fe->has_gm_msgid ? fe->gm_msgid : 0;
+		s->header[s->n] = fe->header != NULL && fe->has_size;
+	}
+	s->n++;
+	return 0;
+}
+
+/* --idents: the identities of set; want "GMID,GMID,..." */
+static void idents(struct imap_client *c, const char *folder,
+		   const char *set, const char *want)
+{
+	struct idents_seen s = { 0 };
+	struct imap_selected sel;
+	char *err = NULL, *wn = xstrdup(want), *p, *save = NULL;
+	size_t k = 0;
+	int r;
+
+	r = imap_select(c, folder, false, NULL, NULL, NULL, NULL, &sel, &err);
+	report("select", r, err);
+	err = NULL;
+	r = imap_fetch_idents(c, set, on_ident, &s, &err);
+	report("fetch identities", r, err);
+	for (p = strtok_r(wn, ",", &save); p != NULL;
+	     p = strtok_r(NULL, ",", &save), k++) {
+		uint64_t g = strtoull(p, NULL, 10);
+
+		ok(k < s.n && k < 16 && s.gm[k] == g && s.header[k],
+		   "message %zu: X-GM-MSGID %" PRIu64 " with its header", k + 1,
+		   g);
+	}
+	ok(s.n == k, "%zu identities (%zu)", k, s.n);
+	free(wn);
+}
+
 int main(int argc, char **argv)
 {
 	struct imap_client_settings set = { .port = 143, .tls = IMAP_TLS_STARTTLS,
@@ -548,6 +597,7 @@ int main(int argc, char **argv)
 	const char *pwfile = NULL, *expect = NULL, *expect_err = NULL;
 	const char *folder = "probe";
 	const char *expunge = NULL, *expect_exp = "ok", *copies = NULL;
+	const char *ident_set = NULL;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -597,6 +647,8 @@ int main(int argc, char **argv)
 			expunge = v;
 		else if (strcmp(a, "--copy-batch") == 0)
 			copies = v;
+		else if (strcmp(a, "--idents") == 0)
+			ident_set = v;
 		else if (strcmp(a, "--expect") == 0)
 			expect_exp = v;
 		else {
@@ -655,6 +707,12 @@ int main(int argc, char **argv)
 			ok(err != NULL && strstr(err, "Deleted") != NULL,
 			   "the error says the server keeps \\Deleted messages");
 		free(err);
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
+	if (ident_set != NULL) {
+		idents(c, folder, ident_set, expect_exp);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

@@ -179,43 +179,50 @@ dovecot_stop
 
 # ---- UID EXPUNGE: one command at a time, and checked (scripted server) ----
 FAKEIMAPD=${FAKEIMAPD:-$TOP_BUILDDIR/tests/script/fakeimapd}
-printf 'x\n' >"$TEST_TMP/pass"
-for want in ordered:ok:1,5 retry:ok:2:4 stuck:fail:3 vanished:ok:2:4 \
-	    vanished-part:ok:2:4; do
-	IFS=: read -r scn res set_lo set_hi <<<"$want"
-	set=$set_lo${set_hi:+:$set_hi}
+# Start fakeimapd on tests/script/client/$1.scn and wait for its port;
+# fake_done checks that it played the scenario to its end.
+fake_play() {
 	rm -f "$TEST_TMP/port"
 	"$FAKEIMAPD" -p "$TEST_TMP/port" -t 20 \
-		"$TOP_SRCDIR/tests/script/client/expunge-$scn.scn" \
+		"$TOP_SRCDIR/tests/script/client/$1.scn" \
 		>"$TEST_TMP/fake.out" 2>"$TEST_TMP/fake.err" &
 	fpid=$!
 	for _ in $(seq 1 100); do
 		[ -s "$TEST_TMP/port" ] && break
 		sleep 0.05
 	done
+}
+fake_done() {
+	wait "$fpid"
+	is "$?" 0 "$1: the scripted server played its part"
+	[ -s "$TEST_TMP/fake.err" ] && diag "$(cat "$TEST_TMP/fake.err")"
+}
+
+printf 'x\n' >"$TEST_TMP/pass"
+for want in ordered:ok:1,5 retry:ok:2:4 stuck:fail:3 vanished:ok:2:4 \
+	    vanished-part:ok:2:4; do
+	IFS=: read -r scn res set_lo set_hi <<<"$want"
+	set=$set_lo${set_hi:+:$set_hi}
+	fake_play "expunge-$scn"
 	probe "expunge-$scn" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 		--tls none --user alice --password-file "$TEST_TMP/pass" \
 		--folder INBOX --expunge "$set" --expect "$res"
-	wait "$fpid"
-	is "$?" 0 "expunge-$scn: the scripted server played its part"
-	[ -s "$TEST_TMP/fake.err" ] && diag "$(cat "$TEST_TMP/fake.err")"
+	fake_done "expunge-$scn"
 done
 
 # ---- UID COPYs to several folders: one flight, a refusal stays alone ----
-rm -f "$TEST_TMP/port"
-"$FAKEIMAPD" -p "$TEST_TMP/port" -t 20 \
-	"$TOP_SRCDIR/tests/script/client/copy-refused.scn" \
-	>"$TEST_TMP/fake.out" 2>"$TEST_TMP/fake.err" &
-fpid=$!
-for _ in $(seq 1 100); do
-	[ -s "$TEST_TMP/port" ] && break
-	sleep 0.05
-done
+fake_play copy-refused
 probe "copy-refused" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 	--tls none --user alice --password-file "$TEST_TMP/pass" \
 	--folder INBOX --copy-batch '1:2>A;3>B;4:5>C' --expect ok,no,ok
-wait "$fpid"
-is "$?" 0 "copy-refused: the scripted server played its part"
-[ -s "$TEST_TMP/fake.err" ] && diag "$(cat "$TEST_TMP/fake.err")"
+fake_done copy-refused
+
+# ---- Gmail: the identity FETCH asks for X-GM-MSGID and reads it ----
+fake_play gm-msgid
+probe "gm-msgid" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls none --user alice --password-file "$TEST_TMP/pass" \
+	--folder INBOX --idents 1:3 \
+	--expect 1278455344230334865,1278455344230334865,18446744073709551615
+fake_done gm-msgid
 
 done_testing

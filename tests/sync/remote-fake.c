@@ -814,6 +814,72 @@ static int body_read(const char *dir, const char *emailid, char **data_r,
 	return ret;
 }
 
+/*
+ * Gmail (X-GM-EXT-1): a message is one object whatever its labels, and
+ * its X-GM-MSGID is the same in every label folder. The fake keeps each
+ * folder's copy apart, so it derives the id from the bytes: copies of a
+ * message share it, two messages differ in it even when size and header
+ * agree. (FNV-1a; never 0.)
+ */
+static uint64_t gm_msgid_of(const char *data, size_t len)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)data[i]) * UINT64_C(0x100000001b3);
+	return (h >> 1) | 1;
+}
+
+static int gm_msgid_read(const char *dir, const char *emailid,
+			 uint64_t *id_r, char **error_r)
+{
+	char *data;
+	size_t len;
+
+	if (body_read(dir, emailid, &data, &len, error_r) < 0)
+		return -1;
+	*id_r = gm_msgid_of(data, len);
+	free(data);
+	return 0;
+}
+
+/* Gmail: expunged from All Mail or Trash, a message is gone from every
+ * label (every folder), as Gmail deletes it; expunged elsewhere, only
+ * that label goes. With the folder's lock held; ms: the folder's MODSEQ
+ * of the expunge. */
+static int gm_expunge_everywhere(struct fake_remote *c, struct fk_state *st,
+				 const struct fk_folder *from,
+				 const uint64_t *ids, size_t n, char **error_r)
+{
+	size_t i, j, k;
+
+	if (!(c->caps & IMAP_CAP_XGM_EXT1) || n == 0 ||
+	    (strcmp(from->name, "[Gmail]/All Mail") != 0 &&
+	     strcmp(from->name, "[Gmail]/Trash") != 0))
+		return 0;
+	for (i = 0; i < st->n_folders; i++) {
+		struct fk_folder *f = st->folders[i];
+		uint64_t ms = 0;
+
+		for (j = f->n_msgs; j-- > 0;) {
+			uint64_t id;
+
+			if (gm_msgid_read(c->fs->dir, f->msgs[j].emailid, &id,
+					  error_r) < 0)
+				return -1;
+			for (k = 0; k < n && ids[k] != id; k++)
+				;
+			if (k == n)
+				continue;
+			if (ms == 0)
+				ms = ++f->hms;
+			msg_remove(f, f->msgs[j].uid, ms);
+		}
+	}
+	return 0;
+}
+
 static void new_emailid(struct fk_state *st, char out[32])
 {
 	snprintf(out, 32, "M%08" PRIx64, ++st->next_emailid);
@@ -938,12 +1004,12 @@ char *fake_counters_str(const struct fake_counters *c)
 			 "renames=%u selects=%u uid_searches=%u "
 			 "flag_fetches=%u ident_fetches=%u bodies=%u "
 			 "appends=%u stores=%u flag_changes=%u expunges=%u "
-			 "moves=%u searches=%u",
+			 "moves=%u copies=%u searches=%u",
 			 c->connects, c->lists, c->statuses, c->creates,
 			 c->renames, c->selects, c->uid_searches,
 			 c->flag_fetches, c->ident_fetches, c->bodies,
 			 c->appends, c->stores, c->flag_changes, c->expunges,
-			 c->moves, c->searches);
+			 c->moves, c->copies, c->searches);
 }
 
 void fake_server_fail(struct fake_server *fs, const char *op, unsigned nth,
@@ -1574,6 +1640,10 @@ static int fr_fetch_idents(struct remote *r, const char *uidset,
 		fl.f[i].header_len = header_len(data, len);
 		if (c->caps & IMAP_CAP_OBJECTID)
 			fl.f[i].emailid = fl.eid[i];
+		if (c->caps & IMAP_CAP_XGM_EXT1) {
+			fl.f[i].has_gm_msgid = true;
+			fl.f[i].gm_msgid = gm_msgid_of(data, len);
+		}
 		if (fcb != NULL && fcb(ctx, &fl.f[i]) < 0)
 			ret = rerr(c, IMAP_FAIL_SINK, error_r,
 				   "fetch_idents: fetch callback failed");
@@ -1868,7 +1938,9 @@ static int fr_expunge(struct remote *r, const char *uidset, char **error_r)
 	struct uidrange *set;
 	size_t n_set, i, nu = 0;
 	uint32_t *u;
-	uint64_t ms;
+	uint64_t ms, *gm;
+	char *e = NULL;
+	int ret;
 
 	if (op_enter(c, "expunge", error_r) < 0)
 		return -1;
@@ -1884,26 +1956,47 @@ static int fr_expunge(struct remote *r, const char *uidset, char **error_r)
 			    "expunge: BAD uid set '%s'", uidset ? uidset : "");
 	}
 	u = xcalloc(f->n_msgs + 1, sizeof(*u));
+	gm = xcalloc(f->n_msgs + 1, sizeof(*gm));
 	for (i = 0; i < f->n_msgs; i++)
-		if (uidset_has(set, n_set, f->msgs[i].uid))
+		if (uidset_has(set, n_set, f->msgs[i].uid)) {
+			if ((c->caps & IMAP_CAP_XGM_EXT1) &&
+			    gm_msgid_read(c->fs->dir, f->msgs[i].emailid,
+					  &gm[nu], &e) < 0)
+				break;
 			u[nu++] = f->msgs[i].uid;
+		}
 	free(set);
+	if (e != NULL)
+		goto body_fail;
 	if (nu > 0) {
 		ms = ++f->hms;
 		for (i = 0; i < nu; i++)
 			msg_remove(f, u[i], ms);
 	}
+	if (gm_expunge_everywhere(c, st, f, gm, nu, &e) < 0)
+		goto body_fail;
 	free(u);
+	free(gm);
 	COUNT(c, expunges, (unsigned)nu);
 	if (c_end(c, st, nu > 0, error_r) < 0)
 		return -1;
 	return 0;
+body_fail:
+	/* a body file unreadable: nothing is saved */
+	free(u);
+	free(gm);
+	fs_end(c->fs, st, false, 0, error_r);
+	ret = rerr(c, IMAP_FAIL_NET, error_r, "%s", e);
+	free(e);
+	return ret;
 }
 
-static int fr_move(struct remote *r, const char *uidset, const char *dest,
-		   struct imap_copyuid *map_r, char **error_r)
+/* UID MOVE, or UID COPY (copy: the source keeps its messages). */
+static int move_or_copy(struct remote *r, const char *uidset, const char *dest,
+			struct imap_copyuid *map_r, bool copy, char **error_r)
 {
 	struct fake_remote *c = FR(r);
+	const char *op = copy ? "copy" : "move";
 	struct fk_state *st;
 	struct fk_folder *f, *d;
 	struct uidrange *set;
@@ -1913,23 +2006,24 @@ static int fr_move(struct remote *r, const char *uidset, const char *dest,
 	uint64_t ms;
 
 	memset(map_r, 0, sizeof(*map_r));
-	if (op_enter(c, "move", error_r) < 0)
+	if (op_enter(c, op, error_r) < 0)
 		return -1;
 	if (c_begin(c, &st, error_r) < 0)
 		return -1;
-	if ((f = sel_folder(c, st, "move", error_r)) == NULL) {
+	if ((f = sel_folder(c, st, op, error_r)) == NULL) {
 		fs_end(c->fs, st, false, 0, error_r);
 		return -1;
 	}
 	if ((d = folder_find(st, dest)) == NULL) {
 		fs_end(c->fs, st, false, 0, error_r);
 		return rerr(c, IMAP_FAIL_NO, error_r,
-			    "move to '%s': [TRYCREATE] no such mailbox", dest);
+			    "%s to '%s': [TRYCREATE] no such mailbox", op,
+			    dest);
 	}
 	if (!uidset_parse(uidset, folder_star(f), &set, &n_set)) {
 		fs_end(c->fs, st, false, 0, error_r);
 		return rerr(c, IMAP_FAIL_NO, error_r,
-			    "move: BAD uid set '%s'", uidset ? uidset : "");
+			    "%s: BAD uid set '%s'", op, uidset ? uidset : "");
 	}
 	mv = xcalloc(f->n_msgs + 1, sizeof(*mv));
 	for (i = 0; i < f->n_msgs; i++)
@@ -1939,12 +2033,14 @@ static int fr_move(struct remote *r, const char *uidset, const char *dest,
 	su = xcalloc(nm + 1, sizeof(*su));
 	du = xcalloc(nm + 1, sizeof(*du));
 	if (nm > 0) {
-		ms = ++f->hms;
+		ms = copy ? 0 : ++f->hms;
 		for (i = 0; i < nm; i++) {
 			su[i] = mv[i].uid;
-			msg_remove(f, mv[i].uid, ms);
+			if (!copy)
+				msg_remove(f, mv[i].uid, ms);
 		}
-		/* RFC 8474 5.1: the EMAILID stays the same across a move */
+		/* RFC 8474 5.1: the EMAILID stays the same across a move;
+		 * 5.1 allows a copy to keep it too, as Dovecot's GUID does */
 		for (i = 0; i < nm; i++) {
 			struct fk_msg *m = msg_append(d);
 
@@ -1963,10 +2059,25 @@ static int fr_move(struct remote *r, const char *uidset, const char *dest,
 	free(mv);
 	free(su);
 	free(du);
-	COUNT(c, moves, (unsigned)nm);
+	if (copy)
+		COUNT(c, copies, (unsigned)nm);
+	else
+		COUNT(c, moves, (unsigned)nm);
 	if (c_end(c, st, nm > 0, error_r) < 0)
 		return -1;
 	return 0;
+}
+
+static int fr_move(struct remote *r, const char *uidset, const char *dest,
+		   struct imap_copyuid *map_r, char **error_r)
+{
+	return move_or_copy(r, uidset, dest, map_r, false, error_r);
+}
+
+static int fr_copy(struct remote *r, const char *uidset, const char *dest,
+		   struct imap_copyuid *map_r, char **error_r)
+{
+	return move_or_copy(r, uidset, dest, map_r, true, error_r);
 }
 
 /* Does the header section contain a Message-ID field whose (unfolded)
@@ -2100,6 +2211,7 @@ static const struct remote_ops fake_remote_ops = {
 	.store = fr_store,
 	.expunge = fr_expunge,
 	.move = fr_move,
+	.copy = fr_copy,
 	.search_msgid = fr_search_msgid,
 	.bytes_in = fr_bytes_in,
 	.bytes_out = fr_bytes_out,
@@ -2342,6 +2454,45 @@ int fake_msg_add(struct fake_server *fs, const char *folder,
 		return fs_end(fs, st, false, -1, error_r);
 	}
 	free(crlf);
+	return fs_end(fs, st, true, 0, error_r);
+}
+
+int fake_msgs_add(struct fake_server *fs, const char *folder,
+		  const char *const *msgs, size_t n, unsigned flags,
+		  char **error_r)
+{
+	struct fk_state *st;
+	struct fk_folder *f;
+	size_t i, j, k;
+
+	if (fs_begin(fs, &st, error_r) < 0)
+		return -1;
+	if ((f = folder_find(st, folder)) == NULL) {
+		fs_end(fs, st, false, 0, error_r);
+		return err(error_r, "no folder '%s'", folder);
+	}
+	for (i = 0; i < n; i++) {
+		const char *p = msgs[i];
+		size_t len = strlen(p);
+		char *crlf = xmalloc(len * 2 + 1);
+		struct fk_msg *m;
+
+		for (j = k = 0; j < len; j++) {
+			if (p[j] == '\n' && (j == 0 || p[j - 1] != '\r'))
+				crlf[k++] = '\r';
+			crlf[k++] = p[j];
+		}
+		m = msg_append(f);
+		m->flags = flags & MF_ALL;
+		m->date = 1700000000;
+		m->size = k;
+		new_emailid(st, m->emailid);
+		if (body_write(fs->dir, m->emailid, crlf, k, error_r) < 0) {
+			free(crlf);
+			return fs_end(fs, st, false, -1, error_r);
+		}
+		free(crlf);
+	}
 	return fs_end(fs, st, true, 0, error_r);
 }
 

@@ -61,6 +61,7 @@ struct fake_counters {
 	unsigned flag_changes;  /* messages whose flags a store changed */
 	unsigned expunges;      /* messages expunged */
 	unsigned moves;         /* messages moved */
+	unsigned copies;        /* messages copied (UID COPY) */
 	unsigned searches;      /* search_msgid() calls */
 };
 
@@ -151,6 +152,11 @@ int fake_folder_reset(struct fake_server *fs, const char *name,
 int fake_msg_add(struct fake_server *fs, const char *folder,
 		 const void *data, size_t len, unsigned flags, int64_t date,
 		 uint32_t *uid_r, char **error_r);
+/* Add n messages (NUL-terminated, LF line ends made CRLF) in one change
+ * of the index, for big set-ups. */
+int fake_msgs_add(struct fake_server *fs, const char *folder,
+		  const char *const *msgs, size_t n, unsigned flags,
+		  char **error_r);
 /* Replace the flags (MF_*). */
 int fake_msg_set_flags(struct fake_server *fs, const char *folder,
 		       uint32_t uid, unsigned flags, char **error_r);

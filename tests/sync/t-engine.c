@@ -21,6 +21,7 @@
 #include "common.h"
 #include "remote-fake.h"
 #include "sync/sync.h"
+#include "state/state.h"
 #include "maildir/maildir.h"
 #include "util/flags.h"
 #include "util/log.h"
@@ -1277,6 +1278,399 @@ static void t_gmail(unsigned caps)
 	fx_free(&x);
 }
 
+/* ---- Gmail with X-GM-MSGID ---- */
+
+static int cmp_str_p(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The bytes of every message of a folder, both sides, as one sorted
+ * text each (CRLF line ends): equal when each side holds the same
+ * messages byte for byte, whatever their Subject says. */
+static bool same_bytes(struct fx *x, const char *folder)
+{
+	struct fake_msg *msgs;
+	struct lmsg *m;
+	size_t ns, nl, i;
+	char *error = NULL, **sv, **lv;
+	bool same;
+
+	if (fake_folder_messages(x->fs, folder, &msgs, &ns, &error) < 0)
+		bail("server messages", error);
+	local_list(x, folder, &m, &nl);
+	sv = xcalloc(ns + 1, sizeof(*sv));
+	lv = xcalloc(nl + 1, sizeof(*lv));
+	for (i = 0; i < ns; i++)
+		sv[i] = xstrdup(msgs[i].data);
+	for (i = 0; i < nl; i++)
+		lv[i] = to_crlf(m[i].data);
+	qsort(sv, ns, sizeof(*sv), cmp_str_p);
+	qsort(lv, nl, sizeof(*lv), cmp_str_p);
+	same = ns == nl;
+	for (i = 0; same && i < ns; i++)
+		same = strcmp(sv[i], lv[i]) == 0;
+	for (i = 0; i < ns; i++)
+		free(sv[i]);
+	for (i = 0; i < nl; i++)
+		free(lv[i]);
+	free(sv);
+	free(lv);
+	fake_msgs_free(msgs, ns);
+	lmsgs_free(m, nl);
+	return same;
+}
+
+/* The identity the state recorded for a folder's message with this
+ * Subject (malloc'ed, "" when none, NULL when no such pair). */
+static char *state_emailid(struct fx *x, const char *folder, const char *tag)
+{
+	struct state *st = NULL;
+	struct state_folder sf;
+	struct state_msg *m = NULL;
+	struct lmsg *lm, *e;
+	size_t n = 0, nl, i;
+	char *error = NULL, *r = NULL;
+
+	if (state_open(x->state_dir, ACCOUNT, &st, &error) < 0)
+		bail("state", error);
+	local_list(x, folder, &lm, &nl);
+	e = lfind(lm, nl, tag);
+	if (e != NULL && state_folder_get(st, folder, &sf) == 0) {
+		if (state_msgs_load(st, sf.id, &m, &n) < 0)
+			bail("state", xstrdup(state_error(st)));
+		for (i = 0; i < n && r == NULL; i++)
+			if (strstr(e->path, m[i].base) != NULL)
+				r = xstrdup(m[i].emailid ? m[i].emailid : "");
+		state_msgs_free(m, n);
+		state_folder_release(&sf);
+	}
+	lmsgs_free(lm, nl);
+	state_close(&st);
+	return r;
+}
+
+static void srv_add_raw(struct fx *x, const char *folder, const char *data)
+{
+	char *error = NULL;
+
+	if (fake_folder_info(x->fs, folder, &(struct fake_folder_info){ 0 },
+			     &error) == 1 &&
+	    fake_folder_create(x->fs, folder, &error) < 0)
+		bail("server create", error);
+	if (fake_msg_add(x->fs, folder, data, strlen(data), 0, 1700000000,
+			 NULL, &error) < 0)
+		bail("server add", error);
+}
+
+static unsigned srv_count(struct fx *x, const char *folder)
+{
+	struct fake_folder_info info;
+	char *error = NULL;
+
+	if (fake_folder_info(x->fs, folder, &info, &error) != 0)
+		bail("server info", error ? error : xstrdup(folder));
+	return info.exists;
+}
+
+/*
+ * A server that answers X-GM-MSGID (X-GM-EXT-1, no `gmail: true`): the
+ * fake gives a message the same id in every label folder, and deletes it
+ * from all of them when it is expunged from All Mail, as Gmail does.
+ * Two drafts with the same header and size but other text are two
+ * messages: each is downloaded, neither is linked to the other.
+ */
+static void t_gmail_msgid(unsigned caps)
+{
+	struct fx *x = fx_new("gmail-msgid", caps | IMAP_CAP_XGM_EXT1,
+			      MDIR_VERBATIM);
+	char *what = xasprintf("X-GM-MSGID (%s)", caps_name(caps));
+	const char *all = "[Gmail]/All Mail", *drafts = "[Gmail]/Drafts";
+	static const char draft_a[] =
+		"From: user@example.org\nSubject: draft\n"
+		"Message-ID: <draft@twinbox.test>\n\nFirst version.\n";
+	static const char draft_b[] =
+		"From: user@example.org\nSubject: draft\n"
+		"Message-ID: <draft@twinbox.test>\n\nOther version.\n";
+	struct fake_counters c;
+	char *s, *l, tag[16], *before, *after;
+	int i;
+
+	for (i = 1; i <= 300; i++) {
+		snprintf(tag, sizeof(tag), "g%d", i);
+		srv_add(x, all, tag, i % 2 ? MF_SEEN : 0);
+		if (i <= 100) {
+			srv_add(x, "Label1", tag, i % 2 ? MF_SEEN : 0);
+			srv_add(x, "Label2", tag, i % 2 ? MF_SEEN : 0);
+		}
+		if (i > 250)
+			srv_add(x, "INBOX", tag, i % 2 ? MF_SEEN : 0);
+	}
+	srv_add_raw(x, all, draft_a);
+	srv_add_raw(x, drafts, draft_a);
+	srv_add_raw(x, all, draft_b);
+	fake_server_reset_counters(x->fs);
+	is_int(fx_run(x), 0, "%s: first sync exits 0", what);
+	fake_server_counters(x->fs, &c);
+	if (!ok(c.bodies == 302, "%s: 553 messages in 5 folders, 302 bodies "
+		"downloaded (%u)", what, c.bodies))
+		counters_diag(x);
+	s = server_view(x);
+	l = local_view(x);
+	is_str(l, s, "%s: both sides equal", what);
+	free(s);
+	free(l);
+	ok(same_bytes(x, all) && same_bytes(x, drafts),
+	   "%s: two drafts with one header: each has its own bytes", what);
+	ok(local_inode(x, "Label1", "g7") != 0 &&
+	   local_inode(x, "Label1", "g7") == local_inode(x, all, "g7") &&
+	   local_inode(x, "Label2", "g7") == local_inode(x, all, "g7") &&
+	   local_inode(x, "INBOX", "g299") == local_inode(x, all, "g299"),
+	   "%s: a message in several labels is one file, linked", what);
+	{
+		char *a = state_emailid(x, all, "g7"),
+		     *b = state_emailid(x, "Label1", "g7"),
+		     *d = state_emailid(x, "Label2", "g8");
+
+		ok(a != NULL && b != NULL && d != NULL &&
+		   strncmp(a, "gm:", 3) == 0 && strcmp(a, b) == 0 &&
+		   strncmp(d, "gm:", 3) == 0 && strcmp(a, d) != 0,
+		   "%s: the state keeps each message's X-GM-MSGID (%s %s %s)",
+		   what, a ? a : "-", b ? b : "-", d ? d : "-");
+		free(a);
+		free(b);
+		free(d);
+	}
+
+	/* label removals are removals for the brake: 60 of Label1's 100 */
+	for (i = 1; i <= 60; i++) {
+		snprintf(tag, sizeof(tag), "g%d", i);
+		local_remove(x, "Label1", tag);
+	}
+	before = server_view(x);
+	is_int(fx_run(x), SYNC_EXIT_BRAKE,
+	       "%s: 60 labels removed at once: the brake holds (exit 5)", what);
+	after = server_view(x);
+	is_str(after, before, "%s: braked: nothing expunged", what);
+	free(before);
+	free(after);
+	x->o.force = true;
+	is_int(fx_run(x), 0, "%s: --force: exit 0", what);
+	x->o.force = false;
+	ok(srv_count(x, "Label1") == 40 && srv_count(x, all) == 302 &&
+	   srv_count(x, "Label2") == 100,
+	   "%s: --force removed the label only (Label1 %u, All Mail %u)",
+	   what, srv_count(x, "Label1"), srv_count(x, all));
+
+	/* deleted from All Mail: gone from every label, on both sides */
+	local_remove(x, all, "g299");
+	local_remove(x, all, "g70");
+	fake_server_reset_counters(x->fs);
+	is_int(fx_run(x), 0, "%s: deleted in All Mail: exit 0", what);
+	is_int(fx_run(x), 0, "%s: and the next run: exit 0", what);
+	fake_server_counters(x->fs, &c);
+	ok(srv_uid(x, all, "g299") == 0 && srv_uid(x, "INBOX", "g299") == 0 &&
+	   srv_uid(x, "Label1", "g70") == 0 && srv_uid(x, "Label2", "g70") == 0,
+	   "%s: deleted in All Mail: gone from every label on the server",
+	   what);
+	ok(local_inode(x, "INBOX", "g299") == 0 &&
+	   local_inode(x, "Label1", "g70") == 0 &&
+	   local_inode(x, "Label2", "g70") == 0 &&
+	   local_inode(x, all, "g71") != 0,
+	   "%s: and locally; the others stay", what);
+	ok(c.bodies == 0 && c.appends == 0,
+	   "%s: deletions transfer no body", what);
+	s = server_view(x);
+	l = local_view(x);
+	is_str(l, s, "%s: deletions: both sides equal", what);
+	free(s);
+	free(l);
+	check_noop_run(x, what);
+	free(what);
+	fx_free(&x);
+}
+
+static const char gm_draft_a[] =
+	"From: user@example.org\nSubject: draft\n"
+	"Message-ID: <draft@twinbox.test>\n\nFirst version.\n";
+static const char gm_draft_b[] =
+	"From: user@example.org\nSubject: draft\n"
+	"Message-ID: <draft@twinbox.test>\n\nOther version.\n";
+
+/* A synced Gmail account, then every kind of copy at once for the next
+ * run: labels added on the server to known messages, new messages in
+ * All Mail and a label, a second draft with the first one's header, and
+ * a local cp into a label folder. */
+static struct fx *gmail_crash_setup(const char *name, unsigned caps)
+{
+	struct fx *x = fx_new(name, caps | IMAP_CAP_XGM_EXT1, MDIR_VERBATIM);
+	const char *all = "[Gmail]/All Mail";
+	char tag[16];
+	int i;
+
+	for (i = 1; i <= 8; i++) {
+		snprintf(tag, sizeof(tag), "m%d", i);
+		srv_add(x, all, tag, i % 2 ? MF_SEEN : 0);
+		if (i <= 4)
+			srv_add(x, "Label1", tag, i % 2 ? MF_SEEN : 0);
+	}
+	srv_add_raw(x, all, gm_draft_a);
+	srv_add_raw(x, "[Gmail]/Drafts", gm_draft_a);
+	if (fx_run(x) != 0)
+		bail("gmail crash set-up", xstrdup(name));
+	for (i = 1; i <= 3; i++) {
+		snprintf(tag, sizeof(tag), "m%d", i);
+		srv_add(x, "Label2", tag, 0);
+		snprintf(tag, sizeof(tag), "n%d", i);
+		srv_add(x, all, tag, 0);
+		srv_add(x, "Label2", tag, MF_FLAGGED);
+	}
+	srv_add_raw(x, all, gm_draft_b);
+	local_add(x, "Label1", "m6", MF_SEEN);
+	return x;
+}
+
+/* Every crash point of that run, then a run to the end: the straight
+ * result, each message once per folder with its own bytes, and a next
+ * run that has nothing to do. */
+static void t_gmail_crash(unsigned caps)
+{
+	char *what = xasprintf("gmail crash/resume (%s)", caps_name(caps));
+	struct fx *x = gmail_crash_setup("gm-crash-straight", caps);
+	struct fake_counters c;
+	char *straight;
+	long n;
+	int ret, bad = 0, crashes = 0;
+
+	fake_server_reset_counters(x->fs);
+	is_int(fx_run(x), 0, "%s: straight run exits 0", what);
+	fake_server_counters(x->fs, &c);
+	if (!ok(c.bodies == 4 && c.appends == 0,
+		"%s: straight run: 4 bodies (n1-n3, the second draft), no "
+		"APPEND (%u, %u)", what, c.bodies, c.appends))
+		counters_diag(x);
+	straight = server_view(x);
+	{
+		char *l = local_view(x);
+
+		is_str(l, straight, "%s: straight run: both sides agree", what);
+		free(l);
+	}
+	ok(strstr(straight, "Label1: m1(S) m2() m3(S) m4() m6(S)\n") &&
+	   strstr(straight, "Label2: m1() m2() m3() n1(F) n2(F) n3(F)\n"),
+	   "%s: straight result has every copy once", what);
+	ok(same_bytes(x, "[Gmail]/All Mail"), "%s: straight run: each draft "
+	   "its own bytes", what);
+	fx_free(&x);
+	for (n = 1; n <= 300; n++) {
+		char name[32], *s, *l;
+		int r2;
+
+		snprintf(name, sizeof(name), "gm-crash-%ld", n);
+		x = gmail_crash_setup(name, caps);
+		ret = fx_run_child(x, n);
+		if (ret != 99) {
+			is_int(ret, 0, "%s: with TWINBOX_CRASH_AT=%ld the run "
+			       "completes (%ld crash points)", what, n, n - 1);
+			fx_free(&x);
+			break;
+		}
+		crashes++;
+		r2 = fx_run_child(x, 0);
+		s = server_view(x);
+		l = local_view(x);
+		if (r2 != 0 || strcmp(s, straight) != 0 ||
+		    strcmp(l, straight) != 0 ||
+		    !same_bytes(x, "[Gmail]/All Mail")) {
+			char *d = xasprintf("crash at %ld, resume exit %d\n"
+					    "# server:\n%s# local:\n%s", n, r2,
+					    s, l);
+			bad++;
+			ok(0, "%s: crash at step %ld then resume", what, n);
+			diag(d);
+			free(d);
+		} else {
+			check_noop_run(x, name);
+		}
+		free(s);
+		free(l);
+		fx_free(&x);
+	}
+	ok(crashes > 0, "%s: the run has crash points (%d)", what, crashes);
+	ok(bad == 0, "%s: every crash point resumes to the straight result",
+	   what);
+	free(straight);
+	free(what);
+}
+
+/*
+ * TB_BIG_GMAIL=N (not run otherwise): a Gmail first sync of N messages in
+ * All Mail, N/2 of them in a label and N/10 in INBOX, then N new ones
+ * again (the early downloads of a known folder and their claims). Each
+ * run downloads N bodies; the times are printed, for a matching that
+ * turns quadratic again to show.
+ */
+static void big_batch(struct fx *x, const char *folder, int from, int to)
+{
+	char **m = xcalloc((size_t)(to - from) + 1, sizeof(*m)), tag[24];
+	char *error = NULL;
+	int i;
+
+	if (fake_folder_info(x->fs, folder, &(struct fake_folder_info){ 0 },
+			     &error) == 1 &&
+	    fake_folder_create(x->fs, folder, &error) < 0)
+		bail("server create", error);
+	for (i = from; i < to; i++) {
+		snprintf(tag, sizeof(tag), "b%d", i);
+		m[i - from] = msg_lf(tag);
+	}
+	if (fake_msgs_add(x->fs, folder, (const char *const *)m,
+			  (size_t)(to - from), 0, &error) < 0)
+		bail("server add", error);
+	for (i = from; i < to; i++)
+		free(m[i - from]);
+	free(m);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void t_big_gmail(int n)
+{
+	struct fx *x = fx_new("big-gmail", FAKE_CAPS_FULL | IMAP_CAP_XGM_EXT1,
+			      MDIR_VERBATIM);
+	const char *all = "[Gmail]/All Mail";
+	struct fake_counters c;
+	int64_t t0;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		int base = round * n;
+
+		big_batch(x, all, base, base + n);
+		big_batch(x, "Label", base, base + n / 2);
+		big_batch(x, "INBOX", base, base + n / 10);
+		fake_server_reset_counters(x->fs);
+		t0 = mono_ms();
+		is_int(fx_run(x), 0, "big gmail, %s sync of %d: exit 0",
+		       round ? "second" : "first", n);
+		printf("# big gmail: %s sync of %d new messages in All Mail "
+		       "(%d in a label, %d in INBOX): %.2f s\n",
+		       round ? "second" : "first", n, n / 2, n / 10,
+		       (double)(mono_ms() - t0) / 1000);
+		fake_server_counters(x->fs, &c);
+		if (!ok(c.bodies == (unsigned)n, "big gmail: %d bodies (%u)", n,
+			c.bodies))
+			counters_diag(x);
+	}
+	fx_free(&x);
+}
+
 /* ---- crash and resume ---- */
 
 static void local_move(struct fx *x, const char *from, const char *tag,
@@ -1605,6 +1999,10 @@ int main(int argc, char **argv)
 	unsetenv("TWINBOX_CRASH_AT");
 	umask(022);
 
+	if (getenv("TB_BIG_GMAIL") != NULL) {
+		t_big_gmail(atoi(getenv("TB_BIG_GMAIL")));
+		goto out;
+	}
 	for (i = 0; i < N_ELEMENTS(caps_sets); i++) {
 		unsigned caps = caps_sets[i];
 
@@ -1625,6 +2023,7 @@ int main(int argc, char **argv)
 		t_dry_run(caps);
 		t_moves(caps);
 		t_gmail(caps);
+		t_gmail_msgid(caps);
 	}
 	for (i = 0; i < N_ELEMENTS(caps_sets); i++) {
 		const char *k = getenv("TB_CRASH_KIND");
@@ -1636,8 +2035,11 @@ int main(int argc, char **argv)
 		for (j = 0; j < N_ELEMENTS(crash_kind_names); j++)
 			if (k == NULL || strcmp(k, crash_kind_names[j]) == 0)
 				t_crash(caps_sets[i], (enum crash_kind)j);
+		if (k == NULL || strcmp(k, "gmail") == 0)
+			t_gmail_crash(caps_sets[i]);
 	}
 
+out:
 	if (tap_failed == 0 && getenv("TB_KEEP") == NULL)
 		rm_rf(tmproot);
 	else

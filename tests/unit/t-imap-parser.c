@@ -667,6 +667,18 @@ static void test_fetch(void)
 	ok(r && imap_response_fetch(r, &f, &err) == 0 &&
 	   f.internaldate == -2203891200LL + 12 * 3600 + 5400,
 	   "fetch: single-digit day, before 1970");
+	/* Gmail's message id, as in its IMAP extensions page: the same
+	 * in every label folder */
+	r = parse1(p, "* 1 FETCH (X-GM-MSGID 1278455344230334865 UID 4)\r\n");
+	ok(r && imap_response_fetch(r, &f, &err) == 0 && f.has_gm_msgid &&
+	   f.gm_msgid == UINT64_C(1278455344230334865) && f.uid == 4,
+	   "fetch: X-GM-MSGID");
+	r = parse1(p, "* 1 FETCH (X-GM-MSGID 18446744073709551615)\r\n");
+	ok(r && imap_response_fetch(r, &f, &err) == 0 &&
+	   f.gm_msgid == UINT64_MAX, "fetch: X-GM-MSGID, all 64 bits");
+	r = parse1(p, "* 1 FETCH (UID 4)\r\n");
+	ok(r && imap_response_fetch(r, &f, &err) == 0 && !f.has_gm_msgid,
+	   "fetch: no X-GM-MSGID");
 	r = parse1(p, "* 1 FETCH (BODY[HEADER] NIL)\r\n");
 	ok(r && imap_response_fetch(r, &f, &err) == 0 && f.header == NULL, "fetch: NIL header");
 
@@ -689,6 +701,10 @@ static void test_fetch(void)
 		"* 1 FETCH (INTERNALDATE NIL)\r\n",
 		"* 1 FETCH (EMAILID ())\r\n",
 		"* 1 FETCH (EMAILID NIL)\r\n",
+		"* 1 FETCH (X-GM-MSGID 0)\r\n",
+		"* 1 FETCH (X-GM-MSGID 18446744073709551616)\r\n",
+		"* 1 FETCH (X-GM-MSGID \"12\")\r\n",
+		"* 1 FETCH (X-GM-MSGID NIL)\r\n",
 		"* 1 FETCH (UID 1 FLAGS)\r\n",
 		"* 1 FETCH UID 1\r\n",
 		"* 1 FETCH (\"UID\" 1)\r\n",

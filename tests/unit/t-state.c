@@ -392,6 +392,59 @@ static void test_messages(struct state *st)
 	state_msg_release(&m);
 }
 
+struct seen_ids {
+	unsigned n;
+	int64_t fid[4];
+	uint32_t uid[4];
+};
+
+static int seen_id(void *ctx, int64_t folder_id, const struct state_msg *m)
+{
+	struct seen_ids *s = ctx;
+
+	if (s->n < 4) {
+		s->fid[s->n] = folder_id;
+		s->uid[s->n] = m->uid;
+	}
+	s->n++;
+	return 0;
+}
+
+/* The server's identity of a message finds its pairs in every folder; it
+ * is filled in only where a pair has none. */
+static void test_emailid(struct state *st)
+{
+	struct state_msg m, g;
+	struct seen_ids s = { 0 };
+	int64_t a = add_folder(st, "Eid/A"), b = add_folder(st, "Eid/B");
+
+	fill_msg(&m, 5, "1700000000.M5P1.eid");
+	m.emailid = xstrdup("gm:1780000000000000001");
+	is_int(state_msg_put(st, a, &m), 0, "emailid: put in A");
+	state_msg_release(&m);
+	fill_msg(&m, 9, "1700000000.M9P1.eid");
+	is_int(state_msg_put(st, b, &m), 0, "emailid: put in B without one");
+	state_msg_release(&m);
+	is_int(state_msgs_each_emailid(st, "gm:1780000000000000001", seen_id,
+				       &s), 0, "emailid: look up");
+	ok(s.n == 1 && s.fid[0] == a && s.uid[0] == 5,
+	   "emailid: only the pair that has it (%u)", s.n);
+	is_int(state_msg_set_emailid(st, b, 9, "gm:1780000000000000001"), 0,
+	       "emailid: set on B's pair");
+	is_int(state_msg_set_emailid(st, a, 5, "gm:2"), 0,
+	       "emailid: set where one is: no error");
+	is_int(state_msg_set_emailid(st, b, 99, "gm:3"), 0,
+	       "emailid: set on no pair: no error");
+	memset(&s, 0, sizeof(s));
+	is_int(state_msgs_each_emailid(st, "gm:1780000000000000001", seen_id,
+				       &s), 0, "emailid: look up again");
+	ok(s.n == 2 && s.fid[0] == a && s.uid[0] == 5 && s.fid[1] == b &&
+	   s.uid[1] == 9, "emailid: both pairs, by folder (%u)", s.n);
+	is_int(state_msg_get(st, a, 5, &g), 0, "emailid: get A's pair");
+	is_str(g.emailid, "gm:1780000000000000001", "emailid: not overwritten");
+	state_msg_release(&g);
+}
+
 static void test_journal(struct state *st)
 {
 	struct journal_entry e = { 0 }, e2 = { 0 }, *arr;
@@ -568,6 +621,7 @@ static void test_migration(void)
 	state_close(&st);
 	ok(raw_exec(path,
 		    "DROP TABLE journal;"
+		    "DROP INDEX messages_emailid;"
 		    "CREATE TABLE journal (id INTEGER PRIMARY KEY,"
 		    " folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,"
 		    " op INTEGER NOT NULL CHECK (op > 0),"
@@ -607,6 +661,9 @@ static void test_migration(void)
 	is_int(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE "
 		       "name IN ('journal', 'journal_folder', 'journal_v4')"), 2,
 	       "v3: journal and its index, no left-over copy");
+	is_int(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE "
+		       "name = 'messages_emailid'"), 1,
+	       "v3: the emailid index of version 5");
 	free(path);
 
 	path = xasprintf("%s/new.db", dir);
@@ -964,6 +1021,7 @@ int main(void)
 	if (st != NULL) {
 		test_folders(st);
 		test_messages(st);
+		test_emailid(st);
 		test_journal(st);
 		test_cascade_and_txn(st);
 		state_close(&st);
