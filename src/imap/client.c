@@ -115,6 +115,14 @@ struct imap_client {
 	/* round trips: waits for the server after sending (for -vv) */
 	unsigned waits;
 	bool sent_since_wait;
+	/* A SELECT queued by imap_select_ahead(): it goes out in the flight
+	 * of the next operation, which reads its answer first (ahead_finish) */
+	bool ahead;
+	struct imap_op ahead_op;
+	struct imap_selected ahead_sel;
+	char *ahead_wire;               /* owned */
+	uint32_t ahead_uidvalidity;     /* expected; 0: any */
+	char *ahead_error;              /* it failed: owned, for op_end() */
 };
 
 static int client_fail(struct imap_client *c, enum imap_failure f,
@@ -696,6 +704,7 @@ static void queue_cmd(struct imap_client *c, struct imap_cmd *cmd,
 	cmd->done = done;
 	cmd->ctx = ctx;
 	cmd->index = index;
+	cmd->op = c->op;
 	cmd->next = NULL;
 	*c->queue_tail = cmd;
 	c->queue_tail = &cmd->next;
@@ -771,9 +780,11 @@ static int handle_tagged(struct imap_client *c, const struct imap_response *r)
 	if (cmd->done != NULL)
 		cmd->done(c, cmd, r);
 	else if (r->status != IMAP_STATUS_OK)
-		op_refused(c->op, cmd->verb, r->text);
-	ASSERT(c->op->pending > 0);
-	c->op->pending--;
+		op_refused(cmd->op, cmd->verb, r->text);
+	/* the operation that queued it: a SELECT sent ahead belongs to
+	 * its own, even when a later command's answer comes first */
+	ASSERT(cmd->op->pending > 0);
+	cmd->op->pending--;
 	imap_cmd_free(&cmd);
 	return c->broken ? -1 : 0;
 }
@@ -893,9 +904,13 @@ static int read_response(struct imap_client *c)
 	return dispatch(c, r);
 }
 
+static int ahead_finish(struct imap_client *c);
+
 /* Pump until the running operation has no pending command. */
 static int run(struct imap_client *c)
 {
+	if (c->ahead && ahead_finish(c) < 0)
+		return -1;
 	while (c->op->pending > 0) {
 		if (c->broken)
 			return -1;
@@ -954,10 +969,25 @@ static int op_end(struct imap_client *c, struct imap_op *op, int r,
 	if (r < 0 || c->broken) {
 		free(op->no_error);
 		op->no_error = NULL;
+		free(c->ahead_error);
+		c->ahead_error = NULL;
 		c->failure = c->broken ? c->broken_failure : IMAP_FAIL_NET;
 		if (error_r)
 			*error_r = xstrdup(c->broken ? c->broken_error :
 					   "connection failed");
+		return -1;
+	}
+	if (c->ahead_error != NULL) {
+		/* the SELECT sent ahead of this operation failed: what
+		 * followed it ran without that folder selected */
+		free(op->no_error);
+		op->no_error = NULL;
+		c->failure = IMAP_FAIL_NO;
+		if (error_r)
+			*error_r = c->ahead_error;
+		else
+			free(c->ahead_error);
+		c->ahead_error = NULL;
 		return -1;
 	}
 	if (op->cb_failed) {
@@ -1366,6 +1396,8 @@ void imap_client_free(struct imap_client **cp)
 	imap_parser_free(&c->parser);
 	imap_rtrace_release(&c->rtrace);
 	imap_track_release(&c->trk);
+	free(c->ahead_wire);
+	free(c->ahead_error);
 	free(c->broken_error);
 	free(c->bye_text);
 	free(c->host);
@@ -1726,6 +1758,89 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 	if (r == 0 && !readonly)
 		imap_track_selected(&c->trk, wire, c->qresync, sel_r);
 	return r;
+}
+
+/*
+ * SELECT without a round trip of its own: the command is queued and goes
+ * on the wire with the next operation's commands, in one flight. The
+ * server answers it first (a SELECT changes the mailbox the later
+ * commands act on, and servers run it alone: Dovecot starts nothing
+ * after it until it is done); run() reads that answer before the
+ * operation's own (ahead_finish). When the SELECT fails, or the folder's
+ * UIDVALIDITY is not the expected one, the operation fails with that
+ * error; the commands that followed found no folder selected (RFC 3501
+ * 6.3.1: a failed SELECT leaves none), or, for a folder recreated under
+ * the same name since the caller learnt its UIDVALIDITY, the new one.
+ */
+int imap_select_ahead(struct imap_client *c, const char *wire,
+		      uint32_t uidvalidity, char **error_r)
+{
+	struct imap_cmd *cmd;
+
+	if (c->ahead) {
+		/* two in a row: the first is answered before this one */
+		struct imap_op op;
+
+		if (op_begin(c, &op, error_r) < 0)
+			return -1;
+		if (op_end(c, &op, run(c), error_r) < 0)
+			return -1;
+	}
+	imap_track_off(&c->trk, c->label, NULL);
+	if (op_begin(c, &c->ahead_op, error_r) < 0)
+		return -1;
+	memset(&c->ahead_sel, 0, sizeof(c->ahead_sel));
+	c->ahead_op.sel = &c->ahead_sel;
+	cmd = new_cmd(c, "SELECT");
+	imap_cmd_add(cmd, " ", 1);
+	imap_cmd_add_astring(cmd, wire, strlen(wire));
+	if (c->condstore)
+		imap_cmd_add(cmd, " (CONDSTORE)", 12);
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	c->exists = 0;
+	c->ahead = true;
+	free(c->ahead_wire);
+	c->ahead_wire = xstrdup(wire);
+	c->ahead_uidvalidity = uidvalidity;
+	c->op = &c->idle_op;
+	memset(&c->idle_op, 0, sizeof(c->idle_op));
+	return 0;
+}
+
+/* The running operation's commands go out behind the SELECT queued
+ * ahead; its answer is read first, into its own operation. */
+static int ahead_finish(struct imap_client *c)
+{
+	struct imap_op *op = c->op;
+	int r = 0;
+
+	c->ahead = false;
+	c->op = &c->ahead_op;
+	while (r == 0 && c->ahead_op.pending > 0 && !c->broken) {
+		r = send_ready(c);
+		if (r == 0)
+			r = read_response(c);
+	}
+	c->op = op;
+	if (r < 0 || c->broken)
+		return -1;
+	free(c->ahead_error);
+	c->ahead_error = NULL;
+	if (c->ahead_op.no_error != NULL) {
+		c->ahead_error = c->ahead_op.no_error;
+		c->ahead_op.no_error = NULL;
+	} else if (c->ahead_uidvalidity != 0 &&
+		   c->ahead_sel.uidvalidity != c->ahead_uidvalidity) {
+		c->ahead_error = xasprintf("UIDVALIDITY of '%s' changed during "
+					   "the run; it is handled by the next "
+					   "run", c->ahead_wire);
+	} else {
+		imap_track_selected(&c->trk, c->ahead_wire, c->qresync,
+				    &c->ahead_sel);
+		return 0;
+	}
+	imap_track_off(&c->trk, c->label, "SELECT sent ahead failed");
+	return 0;
 }
 
 static int fetch_run(struct imap_client *c, struct imap_op *op,

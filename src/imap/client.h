@@ -168,6 +168,13 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 		imap_vanished_cb *vcb, void *ctx, struct imap_selected *sel_r,
 		char **error_r);
 
+/* SELECT wire (with CONDSTORE when usable) in the flight of the next
+ * operation, without waiting for it here. That operation fails with the
+ * SELECT's error, or when the folder's UIDVALIDITY is not uidvalidity
+ * (0: any). For folders whose UIDVALIDITY this run has just read. */
+int imap_select_ahead(struct imap_client *c, const char *wire,
+		      uint32_t uidvalidity, char **error_r);
+
 /* The selected folder as this connection's own changes left it: the
  * SELECT's values (base_*) and the ones after our STOREs, expunges,
  * MOVEs and APPENDs, as the server reported them. */

@@ -220,6 +220,51 @@ int worker_select_keep(struct worker *w, const char *name,
 	return worker_select_name(w, name, uidvalidity, sel_r, error_r);
 }
 
+/* The folder's UIDVALIDITY as this run has read it from the server (its
+ * SELECT, or a STATUS that agreed with the state), or 0. */
+uint32_t folder_fresh_uidvalidity(const struct folder *f)
+{
+	if (f->selected)
+		return f->sel.uidvalidity;
+	if (f->have_status && f->sf.uidvalidity != 0 &&
+	    f->stat.uidvalidity == f->sf.uidvalidity)
+		return f->sf.uidvalidity;
+	return 0;
+}
+
+/*
+ * Select name in the flight of the next command on this connection,
+ * without a round trip of its own (imap_select_ahead()). Only for a
+ * folder whose UIDVALIDITY this run has read from the server
+ * (folder_fresh_uidvalidity()): the commands behind the SELECT act
+ * before the client can check it. Otherwise, or where the server side
+ * cannot, a plain SELECT. Returns 1 when already selected, 0 or -1.
+ */
+int worker_select_ahead(struct worker *w, const char *name,
+			uint32_t uidvalidity, char **error_r)
+{
+	struct imap_selected sel;
+
+	if (worker_remote(w, error_r) < 0)
+		return -1;
+	if (w->selected != NULL && strcmp(w->selected, name) == 0)
+		return 1;
+	if (uidvalidity == 0 || w->r->ops->select_ahead == NULL)
+		return worker_select_name(w, name, uidvalidity, &sel, error_r);
+	FREE_AND_NULL(w->selected);
+	if (w->r->ops->select_ahead(w->r, name, uidvalidity, error_r) < 0)
+		return -1;
+	w->selected = xstrdup(name);
+	return 0;
+}
+
+/* After a command failed on w: the SELECT sent ahead of it may be what
+ * failed, so the next command selects again. */
+void worker_forget_selected(struct worker *w)
+{
+	FREE_AND_NULL(w->selected);
+}
+
 int worker_select_name(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
 		       char **error_r)

@@ -1790,6 +1790,29 @@ int folder_ensure_row(struct worker *w, struct folder *f)
 	return 0;
 }
 
+/*
+ * The execute phase's SELECT, in the flight of the folder's first
+ * command when this run has read its UIDVALIDITY: selected by the
+ * gather, or unchanged on the server by the STATUS precheck (whose
+ * UIDNEXT is the SELECT's still: nothing was moved into it, see
+ * folder_execute()). Else a SELECT of its own (worker_select()).
+ */
+static int select_for_execute(struct worker *w, struct folder *f,
+			      char **error_r)
+{
+	uint32_t uidvalidity = folder_fresh_uidvalidity(f);
+
+	if (uidvalidity == 0 || (!f->selected && !f->server_unchanged))
+		return worker_select(w, f, error_r);
+	if (worker_select_ahead(w, f->name, uidvalidity, error_r) < 0)
+		return -1;
+	if (!f->selected) {
+		f->sel.uidnext = f->stat.uidnext;
+		f->sel.uidvalidity = f->stat.uidvalidity;
+	}
+	return 0;
+}
+
 int folder_execute(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
@@ -1824,7 +1847,7 @@ int folder_execute(struct worker *w, struct folder *f)
 		free(err);
 		return -1;
 	}
-	if (!moved && server_work && worker_select(w, f, &err) < 0) {
+	if (!moved && server_work && select_for_execute(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
 		return -1;
@@ -1847,6 +1870,8 @@ int folder_execute(struct worker *w, struct folder *f)
 		ret = -1;
 	if (ret == 0 && f->n_ul > 0 && execute_uploads(w, f) < 0)
 		ret = -1;
+	if (ret < 0)
+		worker_forget_selected(w);
 	if (ret == 0)
 		bookmark_own_changes(w, f);
 	if (save_folder_row(w, f, ret == 0 && f->status == FOLDER_OK &&

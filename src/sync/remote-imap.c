@@ -240,6 +240,12 @@ static int ri_select(struct remote *r, const char *name,
 				    sel_r, error_r));
 }
 
+static int ri_select_ahead(struct remote *r, const char *name,
+			   uint32_t uidvalidity, char **error_r)
+{
+	WITH_WIRE(name, imap_select_ahead(RI(r)->c, w_, uidvalidity, error_r));
+}
+
 static int ri_uids(struct remote *r, uint32_t **uids_r, size_t *n_r,
 		   char **error_r)
 {
@@ -374,6 +380,7 @@ static const struct remote_ops remote_imap_ops = {
 	.create = ri_create,
 	.rename = ri_rename,
 	.select = ri_select,
+	.select_ahead = ri_select_ahead,
 	.uids = ri_uids,
 	.fetch_flags = ri_fetch_flags,
 	.fetch_idents = ri_fetch_idents,

@@ -59,6 +59,11 @@ struct remote_ops {
 		      const struct imap_qresync *qr, imap_fetch_cb *fcb,
 		      imap_vanished_cb *vcb, void *ctx,
 		      struct imap_selected *sel_r, char **error_r);
+	/* optional: SELECT in the flight of the next operation, which
+	 * fails when it does (imap_select_ahead()); for a folder whose
+	 * UIDVALIDITY this run has read (0: any) */
+	int (*select_ahead)(struct remote *r, const char *name,
+			    uint32_t uidvalidity, char **error_r);
 	/* All UIDs of the selected folder (UID SEARCH ALL), ascending. */
 	int (*uids)(struct remote *r, uint32_t **uids_r, size_t *n_r,
 		    char **error_r);

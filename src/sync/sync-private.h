@@ -277,6 +277,12 @@ size_t moves_collect(struct engine *e, struct worker *w0);
 void moves_out_execute(struct worker *w, struct folder *src);
 int recover_moves(struct worker *w, struct folder *f,
 		  struct journal_entry *je, size_t n_je);
+/* UIDVALIDITY read from the server in this run, or 0 (engine.c) */
+uint32_t folder_fresh_uidvalidity(const struct folder *f);
+/* Select in the next command's flight (engine.c): 1 already selected */
+int worker_select_ahead(struct worker *w, const char *name,
+			uint32_t uidvalidity, char **error_r);
+void worker_forget_selected(struct worker *w);
 /* Select a folder by name without touching any struct folder. */
 int worker_select_name(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
