@@ -50,6 +50,7 @@ TB_SCENARIOS = \
 	tests/script/client/expunge-ordered.scn \
 	tests/script/client/expunge-retry.scn \
 	tests/script/client/expunge-stuck.scn \
+	tests/script/client/expunge-overtaken.scn \
 	tests/script/client/expunge-vanished.scn \
 	tests/script/client/expunge-vanished-part.scn \
 	tests/script/client/copy-refused.scn

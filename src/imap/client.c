@@ -60,8 +60,9 @@ struct imap_op {
 	/* IDLE */
 	bool changed;
 	/* UIDs our own STORE / expunge / MOVE change (imap/track.h), and
-	 * how many of them VANISHED reported gone */
+	 * how many of them (of gone_in when set) VANISHED reported gone */
 	const struct imap_uidranges *own;
+	const struct imap_uidranges *gone_in;
 	uint64_t own_gone;
 };
 
@@ -285,7 +286,9 @@ static int handle_vanished(struct imap_client *c,
 				   "bad VANISHED response: %s", err);
 	op->changed = true;
 	imap_track_vanished(&c->trk, c->label, set, earlier, op->own);
-	if (op->own != NULL && !earlier)
+	if (op->gone_in != NULL && !earlier)
+		op->own_gone += imap_uidranges_count_in(op->gone_in, set, NULL);
+	else if (op->own != NULL && !earlier)
 		op->own_gone += imap_uidranges_count_in(op->own, set, NULL);
 	if (!op->cb_failed && op->vcb != NULL && op->vcb(op->ctx, set, earlier) < 0)
 		op->cb_failed = true;
@@ -2096,39 +2099,70 @@ static int run_one(struct imap_client *c, struct imap_op *op,
 }
 
 /*
- * One command at a time here, never pipelined: Dovecot (2.3) runs UID
- * commands of one session concurrently, and an EXPUNGE that overtakes the
- * STORE of \Deleted before it finds nothing to remove; the messages then
- * stay on the server, marked \Deleted (seen in the benchmark under load).
+ * The STOREs (ops: flags, and \Deleted of uidset unless marked) and UID
+ * EXPUNGE go out in one flight only under QRESYNC with UIDPLUS, where
+ * the EXPUNGE's VANISHED tells which of them went. Dovecot (2.3) runs
+ * UID commands of one session concurrently: an EXPUNGE that overtakes
+ * the STORE of \Deleted finds nothing to remove (seen in the benchmark
+ * under load). Its VANISHED then misses them, and the check below (UID
+ * SEARCH ... DELETED, sent once both are answered) finds them marked and
+ * expunges them again. Without VANISHED to tell, one command at a time.
  */
-static int expunge_uids(struct imap_client *c, const char *uidset,
-			bool marked, char **error_r)
+static int expunge_uids(struct imap_client *c, const struct imap_store_op *ops,
+			size_t n_ops, const char *uidset, bool marked,
+			char **error_r)
 {
 	struct imap_op op;
 	struct imap_cmd *cmd;
-	char *left = NULL, *others;
+	char *left = NULL, *others, *sets;
 	const char *set = uidset;
 	struct imap_uidranges own = { 0 }, round_own = { 0 };
-	size_t k = 0;
+	size_t k = 0, i;
+	bool queued = false;
+	bool one_flight = (c->caps & IMAP_CAP_UIDPLUS) && c->qresync;
 
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	if (!uidset_valid(uidset))
 		return bad_uidset(c, &op, uidset, error_r);
-	imap_uidranges_parse(&own, uidset);
+	for (i = 0; i < n_ops; i++)
+		if (!uidset_valid(ops[i].uidset))
+			return bad_uidset(c, &op, ops[i].uidset, error_r);
+	if (n_ops > 0) {
+		char *joined = uidsets_join(ops, n_ops);
+
+		sets = xasprintf("%s,%s", joined, uidset);
+		free(joined);
+	} else {
+		sets = xstrdup(uidset);
+	}
+	imap_uidranges_parse(&own, sets);
+	free(sets);
 	op.own = &own;
+	for (i = 0; i < n_ops; i++) {
+		if ((ops[i].flags & MF_ALL) == 0)
+			continue;
+		queue_store(c, ops[i].uidset, ops[i].add, ops[i].flags,
+			    ops[i].unchangedsince);
+		queued = true;
+	}
 	if (!marked) {
 		queue_store(c, uidset, true, MF_DELETED, 0);
-		if (run(c) < 0 || op.no_error != NULL)
-			goto out;
+		queued = true;
 	}
+	if (queued && !one_flight && (run(c) < 0 || op.no_error != NULL))
+		goto out;
 	if (c->caps & IMAP_CAP_UIDPLUS) {
 		for (int round = 0;; round++) {
 			cmd = new_cmd(c, "UID EXPUNGE");
 			imap_cmd_addf(cmd, " %s", set);
 			imap_uidranges_release(&round_own);
 			imap_uidranges_parse(&round_own, set);
-			op.own = &round_own;
+			/* the STOREs' own UIDs too while they are in this
+			 * flight; gone counts only the expunged ones */
+			op.own = round == 0 && queued && one_flight ? &own
+								   : &round_own;
+			op.gone_in = &round_own;
 			op.own_gone = 0;
 			if (run_one(c, &op, cmd, false) < 0)
 				break;
@@ -2164,7 +2198,7 @@ static int expunge_uids(struct imap_client *c, const char *uidset,
 	imap_cmd_add(cmd, " DELETED", 8);
 	if (run_one(c, &op, cmd, true) < 0)
 		goto out;
-	for (size_t i = 0; i < op.n_uids; i++) {
+	for (i = 0; i < op.n_uids; i++) {
 		if (!imap_uidset_contains(uidset, op.uids[i]))
 			op.uids[k++] = op.uids[i];
 	}
@@ -2195,14 +2229,27 @@ out:
 int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		      char **error_r)
 {
-	return expunge_uids(c, uidset, false, error_r);
+	return expunge_uids(c, NULL, 0, uidset, false, error_r);
 }
 
 int imap_expunge_marked(struct imap_client *c, const char *uidset,
 			char **error_r)
 {
-	return expunge_uids(c, uidset, (c->caps & IMAP_CAP_UIDPLUS) != 0,
-			    error_r);
+	return expunge_uids(c, NULL, 0, uidset,
+			    (c->caps & IMAP_CAP_UIDPLUS) != 0, error_r);
+}
+
+int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
+		       size_t n, const char *uidset, char **error_r)
+{
+	if (!(c->caps & IMAP_CAP_UIDPLUS)) {
+		/* EXPUNGE without UIDPLUS needs the \Deleted of others
+		 * sorted out first: the STOREs, then imap_expunge_uids() */
+		if (imap_store_batch(c, ops, n, NULL, error_r) < 0)
+			return -1;
+		return imap_expunge_uids(c, uidset, error_r);
+	}
+	return expunge_uids(c, ops, n, uidset, true, error_r);
 }
 
 void imap_copyuid_release(struct imap_copyuid *cu)

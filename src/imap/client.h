@@ -271,6 +271,13 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
 int imap_expunge_marked(struct imap_client *c, const char *uidset,
 			char **error_r);
 
+/* The STOREs of ops, one of which marks uidset \Deleted, then UID
+ * EXPUNGE of uidset and its check: in one flight under QRESYNC with
+ * UIDPLUS (imap_expunge_uids() says why only then). A refused STORE
+ * fails the whole; the expunge may have been done. */
+int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
+		       size_t n, const char *uidset, char **error_r);
+
 /* Copy mapping from COPYUID (RFC 4315). */
 struct imap_copyuid {
 	uint32_t uidvalidity;  /* 0: the server sent no COPYUID */

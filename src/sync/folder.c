@@ -1383,7 +1383,8 @@ static char *server_deletions(const struct folder *f)
  * flight of STOREs (execute_deletions() then only expunges them): one
  * round trip less. A run killed in between finds them marked, which the
  * plan takes for the deletion it is. */
-static int execute_flags(struct worker *w, struct folder *f, bool mark_del)
+static int execute_flags(struct worker *w, struct folder *f, bool mark_del,
+			 bool *expunged_r)
 {
 	struct store_plan sp;
 	struct imap_store_op ops[MF_COUNT * 2 + 1];
@@ -1429,6 +1430,7 @@ static int execute_flags(struct worker *w, struct folder *f, bool mark_del)
 		}
 	}
 	n_flag_ops = n_ops;
+	*expunged_r = false;
 	if (mark_del && (sets[n_ops] = server_deletions(f)) != NULL) {
 		ops[n_ops].uidset = sets[n_ops];
 		ops[n_ops].add = true;
@@ -1436,8 +1438,22 @@ static int execute_flags(struct worker *w, struct folder *f, bool mark_del)
 		ops[n_ops].unchangedsince = 0;
 		n_ops++;
 	}
-	if (n_ops > 0 &&
-	    w->r->ops->store(w->r, ops, n_ops, &err) < 0) {
+	/* with the deletions' UID EXPUNGE in the same flight where the
+	 * server side can: execute_deletions() then has only the local
+	 * side and the state left */
+	if (n_ops > n_flag_ops && w->r->ops->store_expunge != NULL) {
+		if (w->r->ops->store_expunge(w->r, ops, n_ops, sets[n_flag_ops],
+					     &err) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL,
+				    "%s: cannot store flags and delete "
+				    "messages on the server: %s", f->name, err);
+			free(err);
+			ret = -1;
+		} else {
+			*expunged_r = true;
+		}
+	} else if (n_ops > 0 &&
+		   w->r->ops->store(w->r, ops, n_ops, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot store flags: %s",
 			    f->name, err);
 		free(err);
@@ -1538,7 +1554,8 @@ fail:
 	return -1;
 }
 
-static int execute_deletions(struct worker *w, struct folder *f, bool marked)
+static int execute_deletions(struct worker *w, struct folder *f, bool marked,
+			     bool expunged)
 {
 	char *set = server_deletions(f);
 	size_t n = 0, i;
@@ -1547,7 +1564,12 @@ static int execute_deletions(struct worker *w, struct folder *f, bool marked)
 	for (i = 0; i < f->n_pairs; i++)
 		if (f->pairs[i].act == ACT_DEL_SERVER)
 			n++;
-	if (set != NULL) {
+	if (set != NULL && expunged) {
+		/* gone with the flight of the STOREs (execute_flags()) */
+		free(set);
+		f->stats.pushed_deletions += (unsigned)n;
+		sync_crash_point("server messages expunged");
+	} else if (set != NULL) {
 		int r = marked ? w->r->ops->expunge_marked(w->r, set, &err)
 			       : w->r->ops->expunge(w->r, set, &err);
 
@@ -1817,7 +1839,7 @@ int folder_execute(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
 	char *err = NULL;
-	bool server_work, mark_del, moved = false;
+	bool server_work, mark_del, expunged = false, moved = false;
 	size_t i;
 	int ret = 0;
 
@@ -1860,8 +1882,8 @@ int folder_execute(struct worker *w, struct folder *f)
 		   w->r->ops->expunge_marked != NULL &&
 		   (w->r->ops->caps(w->r) & IMAP_CAP_UIDPLUS);
 	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
-	    execute_flags(w, f, mark_del) < 0 ||
-	    execute_deletions(w, f, mark_del) < 0)
+	    execute_flags(w, f, mark_del, &expunged) < 0 ||
+	    execute_deletions(w, f, mark_del, expunged) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_copies > 0 && copies_execute(w, f) < 0)
 		ret = -1;

@@ -292,6 +292,12 @@ static int ri_expunge(struct remote *r, const char *uidset, char **error_r)
 	return imap_expunge_uids(RI(r)->c, uidset, error_r);
 }
 
+static int ri_store_expunge(struct remote *r, const struct imap_store_op *ops,
+			    size_t n, const char *uidset, char **error_r)
+{
+	return imap_store_expunge(RI(r)->c, ops, n, uidset, error_r);
+}
+
 static int ri_expunge_marked(struct remote *r, const char *uidset,
 			     char **error_r)
 {
@@ -389,6 +395,7 @@ static const struct remote_ops remote_imap_ops = {
 	.store = ri_store,
 	.expunge = ri_expunge,
 	.expunge_marked = ri_expunge_marked,
+	.store_expunge = ri_store_expunge,
 	.move = ri_move,
 	.copy = ri_copy,
 	.copy_batch = ri_copy_batch,

@@ -85,6 +85,11 @@ struct remote_ops {
 	 * (imap_expunge_marked()) */
 	int (*expunge_marked)(struct remote *r, const char *uidset,
 			      char **error_r);
+	/* optional: store() of ops, one of which marks uidset \Deleted,
+	 * and the expunge of uidset, in one flight where the server allows
+	 * (imap_store_expunge()) */
+	int (*store_expunge)(struct remote *r, const struct imap_store_op *ops,
+			     size_t n, const char *uidset, char **error_r);
 	int (*move)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
 	/* optional: UID COPY (moves out of one folder into several copy to

@@ -177,10 +177,11 @@ raw=$(rawlog_client_lines)
 unlike "$raw" 'LOGIN|AUTHENTICATE' "no STARTTLS: no credentials sent"
 dovecot_stop
 
-# ---- UID EXPUNGE: one command at a time, and checked (scripted server) ----
+# ---- UID EXPUNGE: behind its STORE in one flight only where VANISHED tells
+#      what went, and checked (scripted server) ----
 FAKEIMAPD=${FAKEIMAPD:-$TOP_BUILDDIR/tests/script/fakeimapd}
 printf 'x\n' >"$TEST_TMP/pass"
-for want in ordered:ok:1,5 retry:ok:2:4 stuck:fail:3 vanished:ok:2:4 \
+for want in ordered:ok:1,5 retry:ok:2:4 stuck:fail:3 vanished:ok:2:4 overtaken:ok:2:4 \
 	    vanished-part:ok:2:4; do
 	IFS=: read -r scn res set_lo set_hi <<<"$want"
 	set=$set_lo${set_hi:+:$set_hi}
