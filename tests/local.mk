@@ -53,7 +53,9 @@ TB_SCENARIOS = \
 	tests/script/client/expunge-overtaken.scn \
 	tests/script/client/expunge-vanished.scn \
 	tests/script/client/expunge-vanished-part.scn \
-	tests/script/client/copy-refused.scn
+	tests/script/client/copy-refused.scn \
+	tests/script/client/copy-ahead.scn \
+	tests/script/client/copy-ahead-refused.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.

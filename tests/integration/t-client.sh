@@ -219,4 +219,27 @@ wait "$fpid"
 is "$?" 0 "copy-refused: the scripted server played its part"
 [ -s "$TEST_TMP/fake.err" ] && diag "$(cat "$TEST_TMP/fake.err")"
 
+# ---- a SELECT sent ahead, in the flight of the copies after it ----
+for want in 'copy-ahead:1:2>A;3>B;4:5>C:ok,no,ok' \
+	    'copy-ahead-refused:1:2>A;4:5>C:select-refused'; do
+	scn=${want%%:*} rest=${want#*:}
+	spec=${rest%:*} res=${rest##*:}
+	rm -f "$TEST_TMP/port"
+	"$FAKEIMAPD" -p "$TEST_TMP/port" -t 20 \
+		"$TOP_SRCDIR/tests/script/client/$scn.scn" \
+		>"$TEST_TMP/fake.out" 2>"$TEST_TMP/fake.err" &
+	fpid=$!
+	for _ in $(seq 1 100); do
+		[ -s "$TEST_TMP/port" ] && break
+		sleep 0.05
+	done
+	probe "$scn" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+		--tls none --user alice --password-file "$TEST_TMP/pass" \
+		--folder INBOX --select-ahead 7 --copy-batch "$spec" \
+		--expect "$res"
+	wait "$fpid"
+	is "$?" 0 "$scn: the scripted server played its part"
+	[ -s "$TEST_TMP/fake.err" ] && diag "$(cat "$TEST_TMP/fake.err")"
+done
+
 done_testing
