@@ -124,6 +124,8 @@ struct imap_client {
 	char *ahead_wire;               /* owned */
 	uint32_t ahead_uidvalidity;     /* expected; 0: any */
 	char *ahead_error;              /* it failed: owned, for op_end() */
+	imap_ahead_done_fn *ahead_done; /* told once it is answered (or not) */
+	void *ahead_done_ctx;
 };
 
 static int client_fail(struct imap_client *c, enum imap_failure f,
@@ -908,6 +910,7 @@ static int read_response(struct imap_client *c)
 }
 
 static int ahead_finish(struct imap_client *c);
+static void ahead_tell(struct imap_client *c, bool ok);
 
 /* Pump until the running operation has no pending command. */
 static int run(struct imap_client *c)
@@ -1399,6 +1402,7 @@ void imap_client_free(struct imap_client **cp)
 	imap_parser_free(&c->parser);
 	imap_rtrace_release(&c->rtrace);
 	imap_track_release(&c->trk);
+	ahead_tell(c, false);
 	free(c->ahead_wire);
 	free(c->ahead_error);
 	free(c->broken_error);
@@ -1778,6 +1782,26 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 int imap_select_ahead(struct imap_client *c, const char *wire,
 		      uint32_t uidvalidity, char **error_r)
 {
+	return imap_select_ahead_qr(c, wire, uidvalidity, NULL, NULL, NULL,
+				    NULL, NULL, NULL, NULL, error_r);
+}
+
+/* Tell the caller of imap_select_ahead_qr() how its SELECT ended, once. */
+static void ahead_tell(struct imap_client *c, bool ok)
+{
+	imap_ahead_done_fn *done = c->ahead_done;
+
+	c->ahead_done = NULL;
+	if (done != NULL)
+		done(c->ahead_done_ctx, ok, ok ? c->ahead_op.sel : NULL);
+}
+
+int imap_select_ahead_qr(struct imap_client *c, const char *wire,
+			 uint32_t uidvalidity, const struct imap_qresync *qr,
+			 imap_fetch_cb *fcb, imap_vanished_cb *vcb, void *ctx,
+			 struct imap_selected *sel_r, imap_ahead_done_fn *done,
+			 void *done_ctx, char **error_r)
+{
 	struct imap_cmd *cmd;
 
 	if (c->ahead) {
@@ -1789,15 +1813,32 @@ int imap_select_ahead(struct imap_client *c, const char *wire,
 		if (op_end(c, &op, run(c), error_r) < 0)
 			return -1;
 	}
+	if (qr != NULL && qr->known_uids != NULL &&
+	    !uidset_valid(qr->known_uids)) {
+		c->failure = IMAP_FAIL_PROTO;
+		*error_r = xasprintf("invalid uid set '%.40s'", qr->known_uids);
+		return -1;
+	}
 	imap_track_off(&c->trk, c->label, NULL);
 	if (op_begin(c, &c->ahead_op, error_r) < 0)
 		return -1;
-	memset(&c->ahead_sel, 0, sizeof(c->ahead_sel));
-	c->ahead_op.sel = &c->ahead_sel;
+	if (sel_r == NULL)
+		sel_r = &c->ahead_sel;
+	memset(sel_r, 0, sizeof(*sel_r));
+	c->ahead_op.sel = sel_r;
+	c->ahead_op.fcb = fcb;
+	c->ahead_op.vcb = vcb;
+	c->ahead_op.ctx = ctx;
 	cmd = new_cmd(c, "SELECT");
 	imap_cmd_add(cmd, " ", 1);
 	imap_cmd_add_astring(cmd, wire, strlen(wire));
-	if (c->condstore)
+	if (qresync_on(c) && qr != NULL && qr->uidvalidity != 0 &&
+	    qr->modseq != 0)
+		imap_cmd_addf(cmd, " (QRESYNC (%u %llu%s%s))", qr->uidvalidity,
+			      (unsigned long long)qr->modseq,
+			      qr->known_uids ? " " : "",
+			      qr->known_uids ? qr->known_uids : "");
+	else if (c->condstore)
 		imap_cmd_add(cmd, " (CONDSTORE)", 12);
 	queue_cmd(c, cmd, NULL, NULL, 0);
 	c->exists = 0;
@@ -1805,6 +1846,8 @@ int imap_select_ahead(struct imap_client *c, const char *wire,
 	free(c->ahead_wire);
 	c->ahead_wire = xstrdup(wire);
 	c->ahead_uidvalidity = uidvalidity;
+	c->ahead_done = done;
+	c->ahead_done_ctx = done_ctx;
 	c->op = &c->idle_op;
 	memset(&c->idle_op, 0, sizeof(c->idle_op));
 	return 0;
@@ -1825,25 +1868,49 @@ static int ahead_finish(struct imap_client *c)
 			r = read_response(c);
 	}
 	c->op = op;
-	if (r < 0 || c->broken)
+	if (r < 0 || c->broken) {
+		ahead_tell(c, false);
 		return -1;
+	}
 	free(c->ahead_error);
 	c->ahead_error = NULL;
 	if (c->ahead_op.no_error != NULL) {
 		c->ahead_error = c->ahead_op.no_error;
 		c->ahead_op.no_error = NULL;
+	} else if (c->ahead_op.cb_failed) {
+		c->ahead_error = xstrdup("aborted by a callback");
 	} else if (c->ahead_uidvalidity != 0 &&
-		   c->ahead_sel.uidvalidity != c->ahead_uidvalidity) {
+		   c->ahead_op.sel->uidvalidity != c->ahead_uidvalidity) {
 		c->ahead_error = xasprintf("UIDVALIDITY of '%s' changed during "
 					   "the run; it is handled by the next "
 					   "run", c->ahead_wire);
 	} else {
 		imap_track_selected(&c->trk, c->ahead_wire, c->qresync,
-				    &c->ahead_sel);
+				    c->ahead_op.sel);
+		ahead_tell(c, true);
 		return 0;
 	}
 	imap_track_off(&c->trk, c->label, "SELECT sent ahead failed");
+	ahead_tell(c, false);
 	return 0;
+}
+
+int imap_client_flush(struct imap_client *c, char **error_r)
+{
+	struct imap_op op;
+
+	if (!c->ahead)
+		return 0;
+	if (op_begin(c, &op, error_r) < 0) {
+		ahead_tell(c, false);
+		return -1;
+	}
+	return op_end(c, &op, run(c), error_r);
+}
+
+bool imap_client_ahead(const struct imap_client *c)
+{
+	return c->ahead;
 }
 
 static int fetch_run(struct imap_client *c, struct imap_op *op,

@@ -252,7 +252,8 @@ int worker_select_ahead(struct worker *w, const char *name,
 	if (uidvalidity == 0 || w->r->ops->select_ahead == NULL)
 		return worker_select_name(w, name, uidvalidity, &sel, error_r);
 	FREE_AND_NULL(w->selected);
-	if (w->r->ops->select_ahead(w->r, name, uidvalidity, error_r) < 0)
+	if (w->r->ops->select_ahead(w->r, name, uidvalidity, NULL, NULL, NULL,
+				    NULL, NULL, NULL, NULL, error_r) < 0)
 		return -1;
 	w->selected = xstrdup(name);
 	return 0;

@@ -56,6 +56,7 @@ static void snew_free(struct folder *f)
 
 void folder_free(struct folder *f)
 {
+	free(f->ahead_ids);
 	size_t i;
 
 	if (f == NULL)
@@ -351,6 +352,64 @@ fail:
 	return -1;
 }
 
+#define GATHER_IDENTS_MAX 5000
+
+/* A new message's identity, from the header FETCH sent in the gather
+ * SELECT's flight. */
+struct ahead_ident {
+	uint32_t uid;
+	struct msg_ident id;
+};
+
+static int on_ahead_ident(void *ctx, const struct imap_fetch *fe)
+{
+	struct folder *f = ctx;
+	struct ahead_ident *a;
+
+	/* "N:*" also names the highest UID when it is below N */
+	if (fe->uid == 0 || !fe->has_size || fe->uid < f->sf.uidnext)
+		return 0;
+	ALLOC_GROW(f->ahead_ids, f->n_ahead_ids + 1, f->a_ahead_ids);
+	a = &f->ahead_ids[f->n_ahead_ids++];
+	a->uid = fe->uid;
+	fetch_to_ident(fe, &a->id);
+	return 0;
+}
+
+static bool snew_idents_wanted(struct worker *w, const struct folder *f);
+
+/*
+ * Under QRESYNC, with the STATUS precheck's UIDNEXT telling that new
+ * messages arrived since the bookmark and about how many: the SELECT
+ * goes ahead of the FETCH of their headers (UID FETCH uidnext:*), one
+ * flight instead of two (gather_snew_idents() would fetch them after the
+ * SELECT). Returns -1 when the SELECT failed.
+ */
+static int select_with_idents(struct worker *w, struct folder *f,
+			      const struct imap_qresync *qr, char **error_r)
+{
+	struct remote *r = w->r;
+	char *set, *err = NULL;
+	int ret;
+
+	if (r->ops->select_ahead(r, f->name, 0, qr, on_fetch, on_vanished, f,
+				 &f->sel, NULL, NULL, error_r) < 0)
+		return -1;
+	f->ahead_idents = true;
+	set = xasprintf("%u:*", f->sf.uidnext);
+	ret = r->ops->fetch_idents(r, set, on_ahead_ident, f, &err);
+	free(set);
+	if (ret < 0 && (f->sel.uidvalidity == 0 || r->ops->broken(r))) {
+		/* the SELECT itself failed, or the connection */
+		*error_r = err;
+		return -1;
+	}
+	free(err);   /* only the headers: gather_snew_idents() asks again */
+	if (ret < 0)
+		f->ahead_idents = false;
+	return 0;
+}
+
 static int gather_server(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
@@ -387,9 +446,17 @@ static int gather_server(struct worker *w, struct folder *f)
 	qr.known_uids = NULL;
 	free(w->selected);
 	w->selected = NULL;
-	if (r->ops->select(r, f->name, use_qr ? &qr : NULL,
-			   on_fetch, on_vanished, f, &f->sel, &err) < 0)
+	if (use_qr && r->ops->select_ahead != NULL && f->have_status &&
+	    f->stat.uidvalidity == f->sf.uidvalidity && f->sf.uidnext != 0 &&
+	    f->stat.uidnext > f->sf.uidnext &&
+	    f->stat.uidnext - f->sf.uidnext <= GATHER_IDENTS_MAX &&
+	    snew_idents_wanted(w, f)) {
+		if (select_with_idents(w, f, &qr, &err) < 0)
+			goto fail;
+	} else if (r->ops->select(r, f->name, use_qr ? &qr : NULL,
+				  on_fetch, on_vanished, f, &f->sel, &err) < 0) {
 		goto fail;
+	}
 	w->selected = xstrdup(f->name);
 	f->selected = true;
 
@@ -534,8 +601,6 @@ static int gather_local(struct worker *w, struct folder *f)
 	return 0;
 }
 
-#define GATHER_IDENTS_MAX 5000
-
 static int on_snew_ident(void *ctx, const struct imap_fetch *fe)
 {
 	struct folder *f = ctx;
@@ -564,6 +629,43 @@ static int on_snew_ident(void *ctx, const struct imap_fetch *fe)
  * folder: learn their identity (headers only) now, on this folder's own
  * connection and while it is selected, rather than one folder after the
  * other in the plan phase. */
+static bool snew_idents_wanted(struct worker *w, const struct folder *f)
+{
+	bool gmail = copies_gmail(w);
+
+	return (f->in_state || gmail) &&
+	       ((w->e->dir_moves & SYNC_DIR_PULL) || f->n_late > 0 || gmail);
+}
+
+/* The headers fetched in the SELECT's flight, to the new messages. */
+static void ahead_idents_hand_out(struct folder *f)
+{
+	size_t i, lo, hi;
+
+	for (i = 0; i < f->n_ahead_ids; i++) {
+		const struct ahead_ident *a = &f->ahead_ids[i];
+
+		lo = 0;
+		hi = f->n_snew;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (f->snew[mid].uid < a->uid)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo >= f->n_snew || f->snew[lo].uid != a->uid)
+			continue;
+		if (f->snew[lo].id == NULL)
+			f->snew[lo].id = xmalloc(sizeof(*f->snew[lo].id));
+		*f->snew[lo].id = a->id;
+		f->snew[lo].have_id = true;
+	}
+	FREE_AND_NULL(f->ahead_ids);
+	f->n_ahead_ids = f->a_ahead_ids = 0;
+}
+
 static void gather_snew_idents(struct worker *w, struct folder *f)
 {
 	uint32_t *uids;
@@ -571,13 +673,29 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	char *set, *err = NULL;
 	bool gmail = copies_gmail(w);
 
+	if (f->ahead_idents) {
+		/* fetched with the SELECT (select_with_idents()): every new
+		 * UID from the bookmark's UIDNEXT on, so nothing is missing
+		 * but what arrived after that FETCH */
+		f->ahead_idents = false;
+		if (!f->uidvalidity_changed) {
+			ahead_idents_hand_out(f);
+			for (i = 0; i < f->n_snew; i++)
+				if (!f->snew[i].have_id && !f->snew[i].claimed)
+					break;
+			if (i == f->n_snew)
+				return;
+		}
+		FREE_AND_NULL(f->ahead_ids);
+		f->n_ahead_ids = f->a_ahead_ids = 0;
+	}
 	if ((!f->in_state && !gmail) || !f->selected || f->n_snew == 0 ||
 	    f->n_snew > (gmail ? GATHER_IDENTS_MAX_GMAIL : GATHER_IDENTS_MAX) ||
-	    (!(w->e->dir_moves & SYNC_DIR_PULL) && f->n_late == 0 && !gmail))
+	    !snew_idents_wanted(w, f))
 		return;
 	uids = xcalloc(f->n_snew, sizeof(uint32_t));
 	for (i = 0; i < f->n_snew; i++)
-		if (!f->snew[i].claimed)
+		if (!f->snew[i].claimed && !f->snew[i].have_id)
 			uids[n++] = f->snew[i].uid;
 	if (n > 0) {
 		set = imap_uidset_make(uids, n);
@@ -1864,7 +1982,7 @@ int folder_execute(struct worker *w, struct folder *f)
 	    (w->selected == NULL || strcmp(w->selected, f->name) != 0))
 		for (i = 0; i < f->n_outs && !moved; i++)
 			moved = f->outs[i].t->pairs[f->outs[i].pi].done;
-	if (moved && bookmark_select(w, f, &err) < 0) {
+	if (moved && bookmark_select_ahead(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
 		return -1;
@@ -1892,6 +2010,15 @@ int folder_execute(struct worker *w, struct folder *f)
 		ret = -1;
 	if (ret == 0 && f->n_ul > 0 && execute_uploads(w, f) < 0)
 		ret = -1;
+	/* a SELECT sent ahead that no command followed: its answer now,
+	 * before the bookmark (bookmark_select_ahead()) */
+	if (w->r != NULL && w->r->ops->flush != NULL &&
+	    w->r->ops->flush(w->r, &err) < 0) {
+		if (ret == 0)
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+		FREE_AND_NULL(err);
+		ret = -1;
+	}
 	if (ret < 0)
 		worker_forget_selected(w);
 	if (ret == 0)

@@ -241,9 +241,19 @@ static int ri_select(struct remote *r, const char *name,
 }
 
 static int ri_select_ahead(struct remote *r, const char *name,
-			   uint32_t uidvalidity, char **error_r)
+			   uint32_t uidvalidity, const struct imap_qresync *qr,
+			   imap_fetch_cb *fcb, imap_vanished_cb *vcb, void *ctx,
+			   struct imap_selected *sel_r, imap_ahead_done_fn *done,
+			   void *done_ctx, char **error_r)
 {
-	WITH_WIRE(name, imap_select_ahead(RI(r)->c, w_, uidvalidity, error_r));
+	WITH_WIRE(name, imap_select_ahead_qr(RI(r)->c, w_, uidvalidity, qr,
+					     fcb, vcb, ctx, sel_r, done,
+					     done_ctx, error_r));
+}
+
+static int ri_flush(struct remote *r, char **error_r)
+{
+	return imap_client_flush(RI(r)->c, error_r);
 }
 
 static int ri_uids(struct remote *r, uint32_t **uids_r, size_t *n_r,
@@ -387,6 +397,7 @@ static const struct remote_ops remote_imap_ops = {
 	.rename = ri_rename,
 	.select = ri_select,
 	.select_ahead = ri_select_ahead,
+	.flush = ri_flush,
 	.uids = ri_uids,
 	.fetch_flags = ri_fetch_flags,
 	.fetch_idents = ri_fetch_idents,

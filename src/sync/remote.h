@@ -60,10 +60,20 @@ struct remote_ops {
 		      imap_vanished_cb *vcb, void *ctx,
 		      struct imap_selected *sel_r, char **error_r);
 	/* optional: SELECT in the flight of the next operation, which
-	 * fails when it does (imap_select_ahead()); for a folder whose
-	 * UIDVALIDITY this run has read (0: any) */
+	 * fails when it does (imap_select_ahead_qr()); for a folder whose
+	 * UIDVALIDITY this run has read (0: any). qr, the callbacks and
+	 * sel_r as select(), NULL when not wanted; *sel_r is filled in by
+	 * the next operation. */
 	int (*select_ahead)(struct remote *r, const char *name,
-			    uint32_t uidvalidity, char **error_r);
+			    uint32_t uidvalidity,
+			    const struct imap_qresync *qr, imap_fetch_cb *fcb,
+			    imap_vanished_cb *vcb, void *ctx,
+			    struct imap_selected *sel_r,
+			    imap_ahead_done_fn *done, void *done_ctx,
+			    char **error_r);
+	/* with select_ahead: wait for a SELECT sent ahead that no command
+	 * followed yet (0 when there is none) */
+	int (*flush)(struct remote *r, char **error_r);
 	/* All UIDs of the selected folder (UID SEARCH ALL), ascending. */
 	int (*uids)(struct remote *r, uint32_t **uids_r, size_t *n_r,
 		    char **error_r);

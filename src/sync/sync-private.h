@@ -120,6 +120,11 @@ struct folder {
 	struct mdir *md;
 	struct imap_selected sel;
 	bool selected;
+	/* headers of new server messages fetched in the gather SELECT's
+	 * flight (folder.c), until gather_snew_idents() hands them out */
+	struct ahead_ident *ahead_ids;
+	size_t n_ahead_ids, a_ahead_ids;
+	bool ahead_idents;
 	int64_t cur_mtime, new_mtime;
 
 	struct pair *pairs;         /* state rows, sorted by uid; then the
@@ -321,6 +326,10 @@ void bookmark_own_changes(struct worker *w, struct folder *f);
 /* Select a folder this run moved messages into for its execute phase
  * (like worker_select()); when nothing but those messages changed it
  * since the plan's view, that view moves past them. */
+/* The same, in the flight of the folder's next command: its answer is
+ * applied when it comes; remote flush() waits for it when no command
+ * follows. */
+int bookmark_select_ahead(struct worker *w, struct folder *f, char **error_r);
 int bookmark_select(struct worker *w, struct folder *f, char **error_r);
 /* Tell w's connection which of f's UIDs this run moved away. */
 void bookmark_moved_out(struct worker *w, struct folder *f);
