@@ -117,6 +117,8 @@ tests_integration_tcp_proxy_SOURCES = tests/integration/tcp-proxy.c
 # Round trips: the run after a push sends no SELECT (issue 12).
 TESTS += tests/integration/t-no-echo.sh
 EXTRA_DIST += tests/integration/t-no-echo.sh
+TESTS += tests/integration/t-flights.sh
+EXTRA_DIST += tests/integration/t-flights.sh
 # `connections` is a maximum: logins only where they pay (issue 12).
 TESTS += tests/integration/t-connections.sh
 EXTRA_DIST += tests/integration/t-connections.sh
