@@ -852,6 +852,8 @@ static void *preconnect_main(void *arg)
 	for (i = 1; i < e->pre_n; i++) {
 		struct worker *w = &e->workers[i];
 
+		if (w->pre_started)
+			continue;   /* already by preconnect_local() */
 		w->pre_started = pthread_create(&w->pre_thread, NULL,
 						preconnect_one, w) == 0;
 	}
@@ -901,6 +903,56 @@ static void preconnect(struct engine *e, int64_t login_ns)
 	e->pre_wait_ns = login_ns > 5000000 ? login_ns : 5000000;
 	e->pre_waiter_started = pthread_create(&e->pre_waiter, NULL,
 					       preconnect_main, e) == 0;
+}
+
+/*
+ * Local changes need the server too (the pushes), whatever the STATUS
+ * precheck says, and the Maildir tells them before any login: a folder
+ * whose cur/ or new/ mtime moved since the last run. Where they alone
+ * call for more than one connection (conns_paying()), the others log in
+ * at once, beside the first one, instead of after the plan: over a slow
+ * link a login is several round trips, which then overlap.
+ */
+static void preconnect_local(struct engine *e, struct worker *w0)
+{
+	struct state_folder *sfs = NULL;
+	size_t n_sfs = 0, changed = 0, n, i;
+
+	if (e->n_workers < 2 ||
+	    !((e->dir_new | e->dir_flags | e->dir_deletions | e->dir_moves) &
+	      SYNC_DIR_PUSH) ||
+	    state_folder_list(w0->st, &sfs, &n_sfs) < 0)
+		return;
+	for (i = 0; i < n_sfs; i++) {
+		const struct state_folder *sf = &sfs[i];
+		struct mdir *md = NULL;
+		int64_t c = 0, nw = 0;
+		char *err = NULL;
+
+		if (sf->local_path == NULL || sf->cur_mtime == 0 ||
+		    !wanted(e, sf->name))
+			continue;
+		if (mdir_open(sf->local_path, false, &md, NULL, &err) == 0 &&
+		    mdir_mtimes(md, &c, &nw, &err) == 0 &&
+		    (c != sf->cur_mtime || nw != sf->new_mtime))
+			changed++;
+		mdir_close(&md);
+		free(err);
+	}
+	state_folders_free(sfs, n_sfs);
+	n = conns_paying(changed, 0, 0);
+	if (n > e->n_workers)
+		n = e->n_workers;
+	if (n < 2)
+		return;
+	log_debug("%s: %zu folder(s) changed here: %zu connection(s) at once",
+		  e->a->name, changed, n);
+	for (i = 1; i < n; i++) {
+		struct worker *w = &e->workers[i];
+
+		w->pre_started = pthread_create(&w->pre_thread, NULL,
+						preconnect_one, w) == 0;
+	}
 }
 
 /* The precheck is answered: the waiter either started the logins or
@@ -1164,6 +1216,8 @@ int sync_account_run(const struct sync_account *a,
 		e.exit_code = SYNC_EXIT_FAIL;
 		goto out;
 	}
+	if (!o->status_only && !o->dry_run)
+		preconnect_local(&e, w0);
 	pre_ns = mono_ns();
 	if (worker_remote(w0, &err) < 0) {
 		log_error("%s: %s", a->name, err);
