@@ -908,10 +908,12 @@ static void preconnect(struct engine *e, int64_t login_ns)
 /*
  * Local changes need the server too (the pushes), whatever the STATUS
  * precheck says, and the Maildir tells them before any login: a folder
- * whose cur/ or new/ mtime moved since the last run. Where they alone
- * call for more than one connection (conns_paying()), the others log in
- * at once, beside the first one, instead of after the plan: over a slow
- * link a login is several round trips, which then overlap.
+ * whose cur/ or new/ mtime moved since the last run. Changes in at least
+ * FOLDERS_PER_LOGIN folders get a connection per folder (up to
+ * `connections`), logged in at once beside the first one instead of
+ * after the plan: over a slow link a login is several round trips, which
+ * then overlap, and the moves and execute phases find every worker
+ * ready. Changes in fewer folders keep one connection.
  */
 static void preconnect_local(struct engine *e, struct worker *w0)
 {
@@ -940,7 +942,9 @@ static void preconnect_local(struct engine *e, struct worker *w0)
 		free(err);
 	}
 	state_folders_free(sfs, n_sfs);
-	n = conns_paying(changed, 0, 0);
+	/* as many as will work on them: changes in that many folders mean
+	 * a flight of STOREs, expunges or uploads in each */
+	n = changed >= FOLDERS_PER_LOGIN ? changed : conns_paying(changed, 0, 0);
 	if (n > e->n_workers)
 		n = e->n_workers;
 	if (n < 2)
