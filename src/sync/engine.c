@@ -959,6 +959,38 @@ static void preconnect_local(struct engine *e, struct worker *w0)
 	}
 }
 
+/*
+ * A login that took SLOW_LOGIN_NS or more was several round trips over a
+ * slow link, not a busy server next door: there a connection per folder
+ * that needs the server (up to `connections`) costs no time, its login
+ * overlapping the others' work, and the folders then go in parallel. The
+ * logins start now, each in a thread, before the gather phase wants
+ * them. Next door (loopback, a LAN) the rule of conns_paying() stays: a
+ * login costs the server a process there, more than a folder's flight.
+ */
+#define SLOW_LOGIN_NS (30 * 1000000LL)
+
+static size_t workers_open(struct engine *e, size_t want);
+
+static void preconnect_busy(struct engine *e, size_t busy)
+{
+	size_t want = workers_open(e, busy), i;
+
+	if (want <= e->n_workers)
+		return;
+	log_debug("%s: %zu folder(s) need the server over a slow link: %zu "
+		  "connection(s)", e->a->name, busy, want);
+	for (i = 1; i < want; i++) {
+		struct worker *w = &e->workers[i];
+
+		if (w->pre_started || w->r != NULL)
+			continue;
+		w->pre_started = pthread_create(&w->pre_thread, NULL,
+						preconnect_one, w) == 0;
+	}
+	e->n_workers = want;
+}
+
 /* The precheck is answered: the waiter either started the logins or
  * will not; after this the workers own their pre_thread. */
 static void precheck_finished(struct engine *e)
@@ -1162,7 +1194,7 @@ int sync_account_run(const struct sync_account *a,
 	int lock_fd = -1, r;
 	char *err = NULL;
 	size_t i, busy = 0, n_new = 0, n_msgs = 0;
-	int64_t pre_ns;
+	int64_t pre_ns, login_ns;
 
 	memset(&e, 0, sizeof(e));
 	e.a = a;
@@ -1229,8 +1261,9 @@ int sync_account_run(const struct sync_account *a,
 		e.exit_code = sync_exit_merge(e.exit_code, SYNC_EXIT_FAIL);
 		goto out;
 	}
+	login_ns = mono_ns() - pre_ns;
 	if (!o->status_only)
-		preconnect(&e, mono_ns() - pre_ns);
+		preconnect(&e, login_ns);
 	early_status(&e, w0);
 	precheck_finished(&e);
 	if (discover(&e, w0) < 0) {
@@ -1264,6 +1297,9 @@ int sync_account_run(const struct sync_account *a,
 		}
 	}
 	e.n_workers = workers_open(&e, conns_paying(busy, n_new, 0));
+	if (!o->dry_run && login_ns >= SLOW_LOGIN_NS &&
+	    busy >= FOLDERS_PER_LOGIN)
+		preconnect_busy(&e, busy);
 
 	run_phase(&e, 1);
 	log_debug("%s: plan", a->name);
@@ -1282,7 +1318,11 @@ int sync_account_run(const struct sync_account *a,
 	busy = exec_queue(&e);
 	for (i = 0; i < e.n_folders; i++)
 		n_msgs += e.folders[i]->n_dl + e.folders[i]->n_ul;
-	e.n_workers = workers_open(&e, conns_paying(busy, n_new, n_msgs));
+	/* never fewer than are logged in already (preconnect_busy()) */
+	e.n_workers = workers_open(&e, conns_paying(busy, n_new, n_msgs) >
+					       e.n_workers
+					       ? conns_paying(busy, n_new, n_msgs)
+					       : e.n_workers);
 	if (!o->dry_run && !e.fatal && (busy = moves_collect(&e, w0)) > 0) {
 		size_t n = e.n_workers;
 
