@@ -168,6 +168,47 @@ static int plain_select(struct worker *w, struct folder *f, char **error_r)
 	return worker_select(w, f, error_r);
 }
 
+/* The plan's view of f to select it from with QRESYNC: false when
+ * there is none (or no QRESYNC), and a plain SELECT does. */
+static bool moved_in_view(struct remote *r, const struct folder *f,
+			  struct imap_qresync *qr, uint32_t *uidnext_r,
+			  uint32_t *exists_r)
+{
+	memset(qr, 0, sizeof(*qr));
+	if (f->selected && !f->sel.nomodseq) {
+		qr->modseq = f->sel.highestmodseq;
+		*uidnext_r = f->sel.uidnext;
+		*exists_r = f->sel.exists;
+	} else if (!f->selected && f->server_unchanged && f->have_status) {
+		qr->modseq = f->stat.highestmodseq;
+		*uidnext_r = f->stat.uidnext;
+		*exists_r = f->stat.messages;
+	} else {
+		return false;
+	}
+	qr->uidvalidity = f->selected ? f->sel.uidvalidity : f->sf.uidvalidity;
+	return r->ops->qresync(r) && qr->modseq != 0 && qr->uidvalidity != 0;
+}
+
+/* The messages this run moved into f and out of it, for moved_fetch()
+ * and moved_vanished(). */
+static void moved_in_collect(const struct folder *f, struct moved_in *mi)
+{
+	size_t i;
+
+	mi->v = xcalloc(f->n_pairs + 1, sizeof(*mi->v));
+	for (i = 0; i < f->n_pairs; i++) {
+		const struct pair *p = &f->pairs[i];
+
+		if (p->mv == MV_SERVER && p->done && p->m.uid != 0) {
+			mi->v[mi->n].uid = p->m.uid;
+			mi->v[mi->n++].flags = p->m.flags;
+		}
+	}
+	qsort(mi->v, mi->n, sizeof(*mi->v), cmp_u32);
+	mi->out = moved_out_uids(f, &mi->n_out);
+}
+
 /* What the SELECT of a folder this run moved messages into says: when
  * nothing but those moves changed it, its values become the plan's view
  * (bookmark_own_changes() goes on from there). */
@@ -199,40 +240,17 @@ static void moved_in_apply(struct folder *f, const struct moved_in *mi,
 int bookmark_select(struct worker *w, struct folder *f, char **error_r)
 {
 	struct moved_in mi = { 0 };
-	struct imap_qresync qr = { 0 };
+	struct imap_qresync qr;
 	struct imap_selected sel;
 	struct remote *r;
-	uint32_t uidnext, exists;
-	size_t i;
+	uint32_t uidnext = 0, exists = 0;
 
 	if (worker_remote(w, error_r) < 0)
 		return -1;
 	r = w->r;
-	if (f->selected && !f->sel.nomodseq) {
-		qr.modseq = f->sel.highestmodseq;
-		uidnext = f->sel.uidnext;
-		exists = f->sel.exists;
-	} else if (!f->selected && f->server_unchanged && f->have_status) {
-		qr.modseq = f->stat.highestmodseq;
-		uidnext = f->stat.uidnext;
-		exists = f->stat.messages;
-	} else {
+	if (!moved_in_view(r, f, &qr, &uidnext, &exists))
 		return plain_select(w, f, error_r);
-	}
-	qr.uidvalidity = f->selected ? f->sel.uidvalidity : f->sf.uidvalidity;
-	if (!r->ops->qresync(r) || qr.modseq == 0 || qr.uidvalidity == 0)
-		return plain_select(w, f, error_r);
-	mi.v = xcalloc(f->n_pairs + 1, sizeof(*mi.v));
-	for (i = 0; i < f->n_pairs; i++) {
-		const struct pair *p = &f->pairs[i];
-
-		if (p->mv == MV_SERVER && p->done && p->m.uid != 0) {
-			mi.v[mi.n].uid = p->m.uid;
-			mi.v[mi.n++].flags = p->m.flags;
-		}
-	}
-	qsort(mi.v, mi.n, sizeof(*mi.v), cmp_u32);
-	mi.out = moved_out_uids(f, &mi.n_out);
+	moved_in_collect(f, &mi);
 	FREE_AND_NULL(w->selected);
 	if (r->ops->select(r, f->name, &qr, moved_fetch, moved_vanished, &mi,
 			   &sel, error_r) < 0) {
@@ -275,46 +293,23 @@ static void bm_ahead_done(void *ctx, bool ok, const struct imap_selected *sel)
 
 int bookmark_select_ahead(struct worker *w, struct folder *f, char **error_r)
 {
-	struct imap_qresync qr = { 0 };
+	struct imap_qresync qr;
 	struct bm_ahead *b;
 	struct remote *r;
-	uint32_t uidnext, exists;
-	size_t i;
+	uint32_t uidnext = 0, exists = 0;
 
 	if (worker_remote(w, error_r) < 0)
 		return -1;
 	r = w->r;
 	if (r->ops->select_ahead == NULL || r->ops->flush == NULL)
 		return bookmark_select(w, f, error_r);
-	if (f->selected && !f->sel.nomodseq) {
-		qr.modseq = f->sel.highestmodseq;
-		uidnext = f->sel.uidnext;
-		exists = f->sel.exists;
-	} else if (!f->selected && f->server_unchanged && f->have_status) {
-		qr.modseq = f->stat.highestmodseq;
-		uidnext = f->stat.uidnext;
-		exists = f->stat.messages;
-	} else {
-		return plain_select(w, f, error_r);
-	}
-	qr.uidvalidity = f->selected ? f->sel.uidvalidity : f->sf.uidvalidity;
-	if (!r->ops->qresync(r) || qr.modseq == 0 || qr.uidvalidity == 0)
+	if (!moved_in_view(r, f, &qr, &uidnext, &exists))
 		return plain_select(w, f, error_r);
 	b = xcalloc(1, sizeof(*b));
 	b->f = f;
 	b->uidnext = uidnext;
 	b->exists = exists;
-	b->mi.v = xcalloc(f->n_pairs + 1, sizeof(*b->mi.v));
-	for (i = 0; i < f->n_pairs; i++) {
-		const struct pair *p = &f->pairs[i];
-
-		if (p->mv == MV_SERVER && p->done && p->m.uid != 0) {
-			b->mi.v[b->mi.n].uid = p->m.uid;
-			b->mi.v[b->mi.n++].flags = p->m.flags;
-		}
-	}
-	qsort(b->mi.v, b->mi.n, sizeof(*b->mi.v), cmp_u32);
-	b->mi.out = moved_out_uids(f, &b->mi.n_out);
+	moved_in_collect(f, &b->mi);
 	FREE_AND_NULL(w->selected);
 	/* a changed UIDVALIDITY fails the command that follows */
 	if (r->ops->select_ahead(r, f->name, qr.uidvalidity, &qr, moved_fetch,
