@@ -50,10 +50,13 @@ TB_SCENARIOS = \
 	tests/script/client/expunge-ordered.scn \
 	tests/script/client/expunge-retry.scn \
 	tests/script/client/expunge-stuck.scn \
+	tests/script/client/expunge-overtaken.scn \
 	tests/script/client/expunge-vanished.scn \
 	tests/script/client/expunge-vanished-part.scn \
 	tests/script/client/copy-refused.scn \
-	tests/script/client/gm-msgid.scn
+	tests/script/client/gm-msgid.scn \
+	tests/script/client/copy-ahead.scn \
+	tests/script/client/copy-ahead-refused.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.
@@ -120,6 +123,8 @@ tests_integration_tcp_proxy_SOURCES = tests/integration/tcp-proxy.c
 # Round trips: the run after a push sends no SELECT (issue 12).
 TESTS += tests/integration/t-no-echo.sh
 EXTRA_DIST += tests/integration/t-no-echo.sh
+TESTS += tests/integration/t-flights.sh
+EXTRA_DIST += tests/integration/t-flights.sh
 # `connections` is a maximum: logins only where they pay (issue 12).
 TESTS += tests/integration/t-connections.sh
 EXTRA_DIST += tests/integration/t-connections.sh

@@ -20,6 +20,7 @@
 
 struct imap_client;
 struct imap_cmd;
+struct imap_op;
 
 /*
  * A command is a list of segments. Each segment is text (ending in a
@@ -65,6 +66,7 @@ struct imap_cmd {
 	imap_cmd_cont_fn *cont;
 	void *ctx;
 	size_t index;
+	struct imap_op *op;             /* the operation that queued it */
 };
 
 /* New command "tag verb" for a connection with the given capabilities. */

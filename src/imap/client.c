@@ -60,8 +60,9 @@ struct imap_op {
 	/* IDLE */
 	bool changed;
 	/* UIDs our own STORE / expunge / MOVE change (imap/track.h), and
-	 * how many of them VANISHED reported gone */
+	 * how many of them (of gone_in when set) VANISHED reported gone */
 	const struct imap_uidranges *own;
+	const struct imap_uidranges *gone_in;
 	uint64_t own_gone;
 };
 
@@ -115,6 +116,16 @@ struct imap_client {
 	/* round trips: waits for the server after sending (for -vv) */
 	unsigned waits;
 	bool sent_since_wait;
+	/* A SELECT queued by imap_select_ahead(): it goes out in the flight
+	 * of the next operation, which reads its answer first (ahead_finish) */
+	bool ahead;
+	struct imap_op ahead_op;
+	struct imap_selected ahead_sel;
+	char *ahead_wire;               /* owned */
+	uint32_t ahead_uidvalidity;     /* expected; 0: any */
+	char *ahead_error;              /* it failed: owned, for op_end() */
+	imap_ahead_done_fn *ahead_done; /* told once it is answered (or not) */
+	void *ahead_done_ctx;
 };
 
 static int client_fail(struct imap_client *c, enum imap_failure f,
@@ -277,7 +288,9 @@ static int handle_vanished(struct imap_client *c,
 				   "bad VANISHED response: %s", err);
 	op->changed = true;
 	imap_track_vanished(&c->trk, c->label, set, earlier, op->own);
-	if (op->own != NULL && !earlier)
+	if (op->gone_in != NULL && !earlier)
+		op->own_gone += imap_uidranges_count_in(op->gone_in, set, NULL);
+	else if (op->own != NULL && !earlier)
 		op->own_gone += imap_uidranges_count_in(op->own, set, NULL);
 	if (!op->cb_failed && op->vcb != NULL && op->vcb(op->ctx, set, earlier) < 0)
 		op->cb_failed = true;
@@ -696,6 +709,7 @@ static void queue_cmd(struct imap_client *c, struct imap_cmd *cmd,
 	cmd->done = done;
 	cmd->ctx = ctx;
 	cmd->index = index;
+	cmd->op = c->op;
 	cmd->next = NULL;
 	*c->queue_tail = cmd;
 	c->queue_tail = &cmd->next;
@@ -771,9 +785,11 @@ static int handle_tagged(struct imap_client *c, const struct imap_response *r)
 	if (cmd->done != NULL)
 		cmd->done(c, cmd, r);
 	else if (r->status != IMAP_STATUS_OK)
-		op_refused(c->op, cmd->verb, r->text);
-	ASSERT(c->op->pending > 0);
-	c->op->pending--;
+		op_refused(cmd->op, cmd->verb, r->text);
+	/* the operation that queued it: a SELECT sent ahead belongs to
+	 * its own, even when a later command's answer comes first */
+	ASSERT(cmd->op->pending > 0);
+	cmd->op->pending--;
 	imap_cmd_free(&cmd);
 	return c->broken ? -1 : 0;
 }
@@ -893,9 +909,14 @@ static int read_response(struct imap_client *c)
 	return dispatch(c, r);
 }
 
+static int ahead_finish(struct imap_client *c);
+static void ahead_tell(struct imap_client *c, bool ok);
+
 /* Pump until the running operation has no pending command. */
 static int run(struct imap_client *c)
 {
+	if (c->ahead && ahead_finish(c) < 0)
+		return -1;
 	while (c->op->pending > 0) {
 		if (c->broken)
 			return -1;
@@ -954,10 +975,25 @@ static int op_end(struct imap_client *c, struct imap_op *op, int r,
 	if (r < 0 || c->broken) {
 		free(op->no_error);
 		op->no_error = NULL;
+		free(c->ahead_error);
+		c->ahead_error = NULL;
 		c->failure = c->broken ? c->broken_failure : IMAP_FAIL_NET;
 		if (error_r)
 			*error_r = xstrdup(c->broken ? c->broken_error :
 					   "connection failed");
+		return -1;
+	}
+	if (c->ahead_error != NULL) {
+		/* the SELECT sent ahead of this operation failed: what
+		 * followed it ran without that folder selected */
+		free(op->no_error);
+		op->no_error = NULL;
+		c->failure = IMAP_FAIL_NO;
+		if (error_r)
+			*error_r = c->ahead_error;
+		else
+			free(c->ahead_error);
+		c->ahead_error = NULL;
 		return -1;
 	}
 	if (op->cb_failed) {
@@ -1366,6 +1402,9 @@ void imap_client_free(struct imap_client **cp)
 	imap_parser_free(&c->parser);
 	imap_rtrace_release(&c->rtrace);
 	imap_track_release(&c->trk);
+	ahead_tell(c, false);
+	free(c->ahead_wire);
+	free(c->ahead_error);
 	free(c->broken_error);
 	free(c->bye_text);
 	free(c->host);
@@ -1728,6 +1767,152 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 	return r;
 }
 
+/*
+ * SELECT without a round trip of its own: the command is queued and goes
+ * on the wire with the next operation's commands, in one flight. The
+ * server answers it first (a SELECT changes the mailbox the later
+ * commands act on, and servers run it alone: Dovecot starts nothing
+ * after it until it is done); run() reads that answer before the
+ * operation's own (ahead_finish). When the SELECT fails, or the folder's
+ * UIDVALIDITY is not the expected one, the operation fails with that
+ * error; the commands that followed found no folder selected (RFC 3501
+ * 6.3.1: a failed SELECT leaves none), or, for a folder recreated under
+ * the same name since the caller learnt its UIDVALIDITY, the new one.
+ */
+int imap_select_ahead(struct imap_client *c, const char *wire,
+		      uint32_t uidvalidity, char **error_r)
+{
+	return imap_select_ahead_qr(c, wire, uidvalidity, NULL, NULL, NULL,
+				    NULL, NULL, NULL, NULL, error_r);
+}
+
+/* Tell the caller of imap_select_ahead_qr() how its SELECT ended, once. */
+static void ahead_tell(struct imap_client *c, bool ok)
+{
+	imap_ahead_done_fn *done = c->ahead_done;
+
+	c->ahead_done = NULL;
+	if (done != NULL)
+		done(c->ahead_done_ctx, ok, ok ? c->ahead_op.sel : NULL);
+}
+
+int imap_select_ahead_qr(struct imap_client *c, const char *wire,
+			 uint32_t uidvalidity, const struct imap_qresync *qr,
+			 imap_fetch_cb *fcb, imap_vanished_cb *vcb, void *ctx,
+			 struct imap_selected *sel_r, imap_ahead_done_fn *done,
+			 void *done_ctx, char **error_r)
+{
+	struct imap_cmd *cmd;
+
+	if (c->ahead) {
+		/* two in a row: the first is answered before this one */
+		struct imap_op op;
+
+		if (op_begin(c, &op, error_r) < 0)
+			return -1;
+		if (op_end(c, &op, run(c), error_r) < 0)
+			return -1;
+	}
+	if (qr != NULL && qr->known_uids != NULL &&
+	    !uidset_valid(qr->known_uids)) {
+		c->failure = IMAP_FAIL_PROTO;
+		*error_r = xasprintf("invalid uid set '%.40s'", qr->known_uids);
+		return -1;
+	}
+	imap_track_off(&c->trk, c->label, NULL);
+	if (op_begin(c, &c->ahead_op, error_r) < 0)
+		return -1;
+	if (sel_r == NULL)
+		sel_r = &c->ahead_sel;
+	memset(sel_r, 0, sizeof(*sel_r));
+	c->ahead_op.sel = sel_r;
+	c->ahead_op.fcb = fcb;
+	c->ahead_op.vcb = vcb;
+	c->ahead_op.ctx = ctx;
+	cmd = new_cmd(c, "SELECT");
+	imap_cmd_add(cmd, " ", 1);
+	imap_cmd_add_astring(cmd, wire, strlen(wire));
+	if (qresync_on(c) && qr != NULL && qr->uidvalidity != 0 &&
+	    qr->modseq != 0)
+		imap_cmd_addf(cmd, " (QRESYNC (%u %llu%s%s))", qr->uidvalidity,
+			      (unsigned long long)qr->modseq,
+			      qr->known_uids ? " " : "",
+			      qr->known_uids ? qr->known_uids : "");
+	else if (c->condstore)
+		imap_cmd_add(cmd, " (CONDSTORE)", 12);
+	queue_cmd(c, cmd, NULL, NULL, 0);
+	c->exists = 0;
+	c->ahead = true;
+	free(c->ahead_wire);
+	c->ahead_wire = xstrdup(wire);
+	c->ahead_uidvalidity = uidvalidity;
+	c->ahead_done = done;
+	c->ahead_done_ctx = done_ctx;
+	c->op = &c->idle_op;
+	memset(&c->idle_op, 0, sizeof(c->idle_op));
+	return 0;
+}
+
+/* The running operation's commands go out behind the SELECT queued
+ * ahead; its answer is read first, into its own operation. */
+static int ahead_finish(struct imap_client *c)
+{
+	struct imap_op *op = c->op;
+	int r = 0;
+
+	c->ahead = false;
+	c->op = &c->ahead_op;
+	while (r == 0 && c->ahead_op.pending > 0 && !c->broken) {
+		r = send_ready(c);
+		if (r == 0)
+			r = read_response(c);
+	}
+	c->op = op;
+	if (r < 0 || c->broken) {
+		ahead_tell(c, false);
+		return -1;
+	}
+	free(c->ahead_error);
+	c->ahead_error = NULL;
+	if (c->ahead_op.no_error != NULL) {
+		c->ahead_error = c->ahead_op.no_error;
+		c->ahead_op.no_error = NULL;
+	} else if (c->ahead_op.cb_failed) {
+		c->ahead_error = xstrdup("aborted by a callback");
+	} else if (c->ahead_uidvalidity != 0 &&
+		   c->ahead_op.sel->uidvalidity != c->ahead_uidvalidity) {
+		c->ahead_error = xasprintf("UIDVALIDITY of '%s' changed during "
+					   "the run; it is handled by the next "
+					   "run", c->ahead_wire);
+	} else {
+		imap_track_selected(&c->trk, c->ahead_wire, c->qresync,
+				    c->ahead_op.sel);
+		ahead_tell(c, true);
+		return 0;
+	}
+	imap_track_off(&c->trk, c->label, "SELECT sent ahead failed");
+	ahead_tell(c, false);
+	return 0;
+}
+
+int imap_client_flush(struct imap_client *c, char **error_r)
+{
+	struct imap_op op;
+
+	if (!c->ahead)
+		return 0;
+	if (op_begin(c, &op, error_r) < 0) {
+		ahead_tell(c, false);
+		return -1;
+	}
+	return op_end(c, &op, run(c), error_r);
+}
+
+bool imap_client_ahead(const struct imap_client *c)
+{
+	return c->ahead;
+}
+
 static int fetch_run(struct imap_client *c, struct imap_op *op,
 		     struct imap_cmd *cmd, char **error_r)
 {
@@ -1982,39 +2167,70 @@ static int run_one(struct imap_client *c, struct imap_op *op,
 }
 
 /*
- * One command at a time here, never pipelined: Dovecot (2.3) runs UID
- * commands of one session concurrently, and an EXPUNGE that overtakes the
- * STORE of \Deleted before it finds nothing to remove; the messages then
- * stay on the server, marked \Deleted (seen in the benchmark under load).
+ * The STOREs (ops: flags, and \Deleted of uidset unless marked) and UID
+ * EXPUNGE go out in one flight only under QRESYNC with UIDPLUS, where
+ * the EXPUNGE's VANISHED tells which of them went. Dovecot (2.3) runs
+ * UID commands of one session concurrently: an EXPUNGE that overtakes
+ * the STORE of \Deleted finds nothing to remove (seen in the benchmark
+ * under load). Its VANISHED then misses them, and the check below (UID
+ * SEARCH ... DELETED, sent once both are answered) finds them marked and
+ * expunges them again. Without VANISHED to tell, one command at a time.
  */
-static int expunge_uids(struct imap_client *c, const char *uidset,
-			bool marked, char **error_r)
+static int expunge_uids(struct imap_client *c, const struct imap_store_op *ops,
+			size_t n_ops, const char *uidset, bool marked,
+			char **error_r)
 {
 	struct imap_op op;
 	struct imap_cmd *cmd;
-	char *left = NULL, *others;
+	char *left = NULL, *others, *sets;
 	const char *set = uidset;
 	struct imap_uidranges own = { 0 }, round_own = { 0 };
-	size_t k = 0;
+	size_t k = 0, i;
+	bool queued = false;
+	bool one_flight = (c->caps & IMAP_CAP_UIDPLUS) && c->qresync;
 
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	if (!uidset_valid(uidset))
 		return bad_uidset(c, &op, uidset, error_r);
-	imap_uidranges_parse(&own, uidset);
+	for (i = 0; i < n_ops; i++)
+		if (!uidset_valid(ops[i].uidset))
+			return bad_uidset(c, &op, ops[i].uidset, error_r);
+	if (n_ops > 0) {
+		char *joined = uidsets_join(ops, n_ops);
+
+		sets = xasprintf("%s,%s", joined, uidset);
+		free(joined);
+	} else {
+		sets = xstrdup(uidset);
+	}
+	imap_uidranges_parse(&own, sets);
+	free(sets);
 	op.own = &own;
+	for (i = 0; i < n_ops; i++) {
+		if ((ops[i].flags & MF_ALL) == 0)
+			continue;
+		queue_store(c, ops[i].uidset, ops[i].add, ops[i].flags,
+			    ops[i].unchangedsince);
+		queued = true;
+	}
 	if (!marked) {
 		queue_store(c, uidset, true, MF_DELETED, 0);
-		if (run(c) < 0 || op.no_error != NULL)
-			goto out;
+		queued = true;
 	}
+	if (queued && !one_flight && (run(c) < 0 || op.no_error != NULL))
+		goto out;
 	if (c->caps & IMAP_CAP_UIDPLUS) {
 		for (int round = 0;; round++) {
 			cmd = new_cmd(c, "UID EXPUNGE");
 			imap_cmd_addf(cmd, " %s", set);
 			imap_uidranges_release(&round_own);
 			imap_uidranges_parse(&round_own, set);
-			op.own = &round_own;
+			/* the STOREs' own UIDs too while they are in this
+			 * flight; gone counts only the expunged ones */
+			op.own = round == 0 && queued && one_flight ? &own
+								   : &round_own;
+			op.gone_in = &round_own;
 			op.own_gone = 0;
 			if (run_one(c, &op, cmd, false) < 0)
 				break;
@@ -2050,7 +2266,7 @@ static int expunge_uids(struct imap_client *c, const char *uidset,
 	imap_cmd_add(cmd, " DELETED", 8);
 	if (run_one(c, &op, cmd, true) < 0)
 		goto out;
-	for (size_t i = 0; i < op.n_uids; i++) {
+	for (i = 0; i < op.n_uids; i++) {
 		if (!imap_uidset_contains(uidset, op.uids[i]))
 			op.uids[k++] = op.uids[i];
 	}
@@ -2081,14 +2297,27 @@ out:
 int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		      char **error_r)
 {
-	return expunge_uids(c, uidset, false, error_r);
+	return expunge_uids(c, NULL, 0, uidset, false, error_r);
 }
 
 int imap_expunge_marked(struct imap_client *c, const char *uidset,
 			char **error_r)
 {
-	return expunge_uids(c, uidset, (c->caps & IMAP_CAP_UIDPLUS) != 0,
-			    error_r);
+	return expunge_uids(c, NULL, 0, uidset,
+			    (c->caps & IMAP_CAP_UIDPLUS) != 0, error_r);
+}
+
+int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
+		       size_t n, const char *uidset, char **error_r)
+{
+	if (!(c->caps & IMAP_CAP_UIDPLUS)) {
+		/* EXPUNGE without UIDPLUS needs the \Deleted of others
+		 * sorted out first: the STOREs, then imap_expunge_uids() */
+		if (imap_store_batch(c, ops, n, NULL, error_r) < 0)
+			return -1;
+		return imap_expunge_uids(c, uidset, error_r);
+	}
+	return expunge_uids(c, ops, n, uidset, true, error_r);
 }
 
 void imap_copyuid_release(struct imap_copyuid *cu)

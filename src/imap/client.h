@@ -168,6 +168,31 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 		imap_vanished_cb *vcb, void *ctx, struct imap_selected *sel_r,
 		char **error_r);
 
+/* SELECT wire (with CONDSTORE when usable) in the flight of the next
+ * operation, without waiting for it here. That operation fails with the
+ * SELECT's error, or when the folder's UIDVALIDITY is not uidvalidity
+ * (0: any). For folders whose UIDVALIDITY this run has just read. */
+int imap_select_ahead(struct imap_client *c, const char *wire,
+		      uint32_t uidvalidity, char **error_r);
+/* Told once how a SELECT sent ahead ended: ok with its values, or not
+ * (refused, a changed UIDVALIDITY, a lost connection; sel NULL). Called
+ * from inside the operation that read the answer, or when the client is
+ * freed. */
+typedef void imap_ahead_done_fn(void *ctx, bool ok,
+				const struct imap_selected *sel);
+/* The same with imap_select()'s QRESYNC parameters and callbacks; *sel_r
+ * (NULL: none wanted) must stay valid until the next operation returns,
+ * which is when it is filled in; done (optional) is told then. */
+int imap_select_ahead_qr(struct imap_client *c, const char *wire,
+			 uint32_t uidvalidity, const struct imap_qresync *qr,
+			 imap_fetch_cb *fcb, imap_vanished_cb *vcb, void *ctx,
+			 struct imap_selected *sel_r, imap_ahead_done_fn *done,
+			 void *done_ctx, char **error_r);
+/* A SELECT sent ahead is still unanswered: wait for it now (a round trip
+ * of its own), with its error. 0 when there is none. */
+int imap_client_flush(struct imap_client *c, char **error_r);
+bool imap_client_ahead(const struct imap_client *c);
+
 /* The selected folder as this connection's own changes left it: the
  * SELECT's values (base_*) and the ones after our STOREs, expunges,
  * MOVEs and APPENDs, as the server reported them. */
@@ -263,6 +288,13 @@ int imap_expunge_uids(struct imap_client *c, const char *uidset,
  * imap_expunge_uids(). */
 int imap_expunge_marked(struct imap_client *c, const char *uidset,
 			char **error_r);
+
+/* The STOREs of ops, one of which marks uidset \Deleted, then UID
+ * EXPUNGE of uidset and its check: in one flight under QRESYNC with
+ * UIDPLUS (imap_expunge_uids() says why only then). A refused STORE
+ * fails the whole; the expunge may have been done. */
+int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
+		       size_t n, const char *uidset, char **error_r);
 
 /* Copy mapping from COPYUID (RFC 4315). */
 struct imap_copyuid {

@@ -168,43 +168,89 @@ static int plain_select(struct worker *w, struct folder *f, char **error_r)
 	return worker_select(w, f, error_r);
 }
 
-int bookmark_select(struct worker *w, struct folder *f, char **error_r)
+/* The plan's view of f to select it from with QRESYNC: false when
+ * there is none (or no QRESYNC), and a plain SELECT does. */
+static bool moved_in_view(struct remote *r, const struct folder *f,
+			  struct imap_qresync *qr, uint32_t *uidnext_r,
+			  uint32_t *exists_r)
 {
-	struct moved_in mi = { 0 };
-	struct imap_qresync qr = { 0 };
-	struct imap_selected sel;
-	struct remote *r;
-	uint32_t uidnext, exists;
+	memset(qr, 0, sizeof(*qr));
+	if (f->selected && !f->sel.nomodseq) {
+		qr->modseq = f->sel.highestmodseq;
+		*uidnext_r = f->sel.uidnext;
+		*exists_r = f->sel.exists;
+	} else if (!f->selected && f->server_unchanged && f->have_status) {
+		qr->modseq = f->stat.highestmodseq;
+		*uidnext_r = f->stat.uidnext;
+		*exists_r = f->stat.messages;
+	} else {
+		return false;
+	}
+	qr->uidvalidity = f->selected ? f->sel.uidvalidity : f->sf.uidvalidity;
+	return r->ops->qresync(r) && qr->modseq != 0 && qr->uidvalidity != 0;
+}
+
+/* The messages this run moved into f and out of it, for moved_fetch()
+ * and moved_vanished(). */
+static void moved_in_collect(const struct folder *f, struct moved_in *mi)
+{
 	size_t i;
 
-	if (worker_remote(w, error_r) < 0)
-		return -1;
-	r = w->r;
-	if (f->selected && !f->sel.nomodseq) {
-		qr.modseq = f->sel.highestmodseq;
-		uidnext = f->sel.uidnext;
-		exists = f->sel.exists;
-	} else if (!f->selected && f->server_unchanged && f->have_status) {
-		qr.modseq = f->stat.highestmodseq;
-		uidnext = f->stat.uidnext;
-		exists = f->stat.messages;
-	} else {
-		return plain_select(w, f, error_r);
-	}
-	qr.uidvalidity = f->selected ? f->sel.uidvalidity : f->sf.uidvalidity;
-	if (!r->ops->qresync(r) || qr.modseq == 0 || qr.uidvalidity == 0)
-		return plain_select(w, f, error_r);
-	mi.v = xcalloc(f->n_pairs + 1, sizeof(*mi.v));
+	mi->v = xcalloc(f->n_pairs + 1, sizeof(*mi->v));
 	for (i = 0; i < f->n_pairs; i++) {
 		const struct pair *p = &f->pairs[i];
 
 		if (p->mv == MV_SERVER && p->done && p->m.uid != 0) {
-			mi.v[mi.n].uid = p->m.uid;
-			mi.v[mi.n++].flags = p->m.flags;
+			mi->v[mi->n].uid = p->m.uid;
+			mi->v[mi->n++].flags = p->m.flags;
 		}
 	}
-	qsort(mi.v, mi.n, sizeof(*mi.v), cmp_u32);
-	mi.out = moved_out_uids(f, &mi.n_out);
+	qsort(mi->v, mi->n, sizeof(*mi->v), cmp_u32);
+	mi->out = moved_out_uids(f, &mi->n_out);
+}
+
+/* What the SELECT of a folder this run moved messages into says: when
+ * nothing but those moves changed it, its values become the plan's view
+ * (bookmark_own_changes() goes on from there). */
+static void moved_in_apply(struct folder *f, const struct moved_in *mi,
+			   const struct imap_selected *sel, uint32_t uidnext,
+			   uint32_t exists)
+{
+	if (!mi->other && mi->seen == mi->n && (mi->n > 0 || mi->gone > 0) &&
+	    !sel->nomodseq &&
+	    sel->highestmodseq != 0 && mi->gone <= exists &&
+	    sel->exists == exists + mi->n - mi->gone &&
+	    sel->uidnext >= uidnext) {
+		log_debug("%s: only this run's moves changed it (%zu in, "
+			  "%zu out)", f->name, mi->n, mi->gone);
+		f->sel.uidvalidity = sel->uidvalidity;
+		f->sel.uidnext = sel->uidnext;
+		f->sel.exists = sel->exists;
+		f->sel.highestmodseq = sel->highestmodseq;
+		f->sel.nomodseq = false;
+		f->selected = true;
+	} else if (!f->selected) {
+		/* as worker_select(): keep the stored bookmark, only learn
+		 * where new UIDs start */
+		f->sel.uidnext = sel->uidnext;
+		f->sel.uidvalidity = sel->uidvalidity;
+	}
+}
+
+int bookmark_select(struct worker *w, struct folder *f, char **error_r)
+{
+	struct moved_in mi = { 0 };
+	struct imap_qresync qr;
+	struct imap_selected sel;
+	struct remote *r;
+	uint32_t uidnext = 0, exists = 0;
+
+	if (worker_remote(w, error_r) < 0)
+		return -1;
+	r = w->r;
+	if (!moved_in_view(r, f, &qr, &uidnext, &exists))
+		return plain_select(w, f, error_r);
+	moved_in_collect(f, &mi);
 	FREE_AND_NULL(w->selected);
 	if (r->ops->select(r, f->name, &qr, moved_fetch, moved_vanished, &mi,
 			   &sel, error_r) < 0) {
@@ -220,25 +266,59 @@ int bookmark_select(struct worker *w, struct folder *f, char **error_r)
 				     "it is handled by the next run", f->name);
 		return -1;
 	}
-	if (!mi.other && mi.seen == mi.n && (mi.n > 0 || mi.gone > 0) &&
-	    !sel.nomodseq &&
-	    sel.highestmodseq != 0 && mi.gone <= exists &&
-	    sel.exists == exists + mi.n - mi.gone &&
-	    sel.uidnext >= uidnext) {
-		log_debug("%s: only this run's moves changed it (%zu in, "
-			  "%zu out)", f->name, mi.n, mi.gone);
-		f->sel.uidvalidity = sel.uidvalidity;
-		f->sel.uidnext = sel.uidnext;
-		f->sel.exists = sel.exists;
-		f->sel.highestmodseq = sel.highestmodseq;
-		f->sel.nomodseq = false;
-		f->selected = true;
-	} else if (!f->selected) {
-		/* as worker_select(): keep the stored bookmark, only learn
-		 * where new UIDs start */
-		f->sel.uidnext = sel.uidnext;
-		f->sel.uidvalidity = sel.uidvalidity;
+	moved_in_apply(f, &mi, &sel, uidnext, exists);
+	return 0;
+}
+
+/* The SELECT of bookmark_select_ahead(), from its flight to its answer. */
+struct bm_ahead {
+	struct folder *f;
+	struct moved_in mi;
+	struct imap_selected sel;
+	uint32_t uidnext, exists;
+};
+
+/* Its answer came (ok) or never will: the folder is not touched then,
+ * the run may have freed it. */
+static void bm_ahead_done(void *ctx, bool ok, const struct imap_selected *sel)
+{
+	struct bm_ahead *b = ctx;
+
+	if (ok && sel != NULL)
+		moved_in_apply(b->f, &b->mi, sel, b->uidnext, b->exists);
+	free(b->mi.v);
+	free(b->mi.out);
+	free(b);
+}
+
+int bookmark_select_ahead(struct worker *w, struct folder *f, char **error_r)
+{
+	struct imap_qresync qr;
+	struct bm_ahead *b;
+	struct remote *r;
+	uint32_t uidnext = 0, exists = 0;
+
+	if (worker_remote(w, error_r) < 0)
+		return -1;
+	r = w->r;
+	if (r->ops->select_ahead == NULL || r->ops->flush == NULL)
+		return bookmark_select(w, f, error_r);
+	if (!moved_in_view(r, f, &qr, &uidnext, &exists))
+		return plain_select(w, f, error_r);
+	b = xcalloc(1, sizeof(*b));
+	b->f = f;
+	b->uidnext = uidnext;
+	b->exists = exists;
+	moved_in_collect(f, &b->mi);
+	FREE_AND_NULL(w->selected);
+	/* a changed UIDVALIDITY fails the command that follows */
+	if (r->ops->select_ahead(r, f->name, qr.uidvalidity, &qr, moved_fetch,
+				 moved_vanished, &b->mi, &b->sel, bm_ahead_done,
+				 b, error_r) < 0) {
+		bm_ahead_done(b, false, NULL);
+		return -1;
 	}
+	w->selected = xstrdup(f->name);
 	return 0;
 }
 

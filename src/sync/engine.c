@@ -220,6 +220,52 @@ int worker_select_keep(struct worker *w, const char *name,
 	return worker_select_name(w, name, uidvalidity, sel_r, error_r);
 }
 
+/* The folder's UIDVALIDITY as this run has read it from the server (its
+ * SELECT, or a STATUS that agreed with the state), or 0. */
+uint32_t folder_fresh_uidvalidity(const struct folder *f)
+{
+	if (f->selected)
+		return f->sel.uidvalidity;
+	if (f->have_status && f->sf.uidvalidity != 0 &&
+	    f->stat.uidvalidity == f->sf.uidvalidity)
+		return f->sf.uidvalidity;
+	return 0;
+}
+
+/*
+ * Select name in the flight of the next command on this connection,
+ * without a round trip of its own (imap_select_ahead()). Only for a
+ * folder whose UIDVALIDITY this run has read from the server
+ * (folder_fresh_uidvalidity()): the commands behind the SELECT act
+ * before the client can check it. Otherwise, or where the server side
+ * cannot, a plain SELECT. Returns 1 when already selected, 0 or -1.
+ */
+int worker_select_ahead(struct worker *w, const char *name,
+			uint32_t uidvalidity, char **error_r)
+{
+	struct imap_selected sel;
+
+	if (worker_remote(w, error_r) < 0)
+		return -1;
+	if (w->selected != NULL && strcmp(w->selected, name) == 0)
+		return 1;
+	if (uidvalidity == 0 || w->r->ops->select_ahead == NULL)
+		return worker_select_name(w, name, uidvalidity, &sel, error_r);
+	FREE_AND_NULL(w->selected);
+	if (w->r->ops->select_ahead(w->r, name, uidvalidity, NULL, NULL, NULL,
+				    NULL, NULL, NULL, NULL, error_r) < 0)
+		return -1;
+	w->selected = xstrdup(name);
+	return 0;
+}
+
+/* After a command failed on w: the SELECT sent ahead of it may be what
+ * failed, so the next command selects again. */
+void worker_forget_selected(struct worker *w)
+{
+	FREE_AND_NULL(w->selected);
+}
+
 int worker_select_name(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
 		       char **error_r)
@@ -806,6 +852,8 @@ static void *preconnect_main(void *arg)
 	for (i = 1; i < e->pre_n; i++) {
 		struct worker *w = &e->workers[i];
 
+		if (w->pre_started)
+			continue;   /* already by preconnect_local() */
 		w->pre_started = pthread_create(&w->pre_thread, NULL,
 						preconnect_one, w) == 0;
 	}
@@ -855,6 +903,92 @@ static void preconnect(struct engine *e, int64_t login_ns)
 	e->pre_wait_ns = login_ns > 5000000 ? login_ns : 5000000;
 	e->pre_waiter_started = pthread_create(&e->pre_waiter, NULL,
 					       preconnect_main, e) == 0;
+}
+
+/*
+ * Local changes need the server too (the pushes), whatever the STATUS
+ * precheck says, and the Maildir tells them before any login: a folder
+ * whose cur/ or new/ mtime moved since the last run. Changes in at least
+ * FOLDERS_PER_LOGIN folders get a connection per folder (up to
+ * `connections`), logged in at once beside the first one instead of
+ * after the plan: over a slow link a login is several round trips, which
+ * then overlap, and the moves and execute phases find every worker
+ * ready. Changes in fewer folders keep one connection.
+ */
+static void preconnect_local(struct engine *e, struct worker *w0)
+{
+	struct state_folder *sfs = NULL;
+	size_t n_sfs = 0, changed = 0, n, i;
+
+	if (e->n_workers < 2 ||
+	    !((e->dir_new | e->dir_flags | e->dir_deletions | e->dir_moves) &
+	      SYNC_DIR_PUSH) ||
+	    state_folder_list(w0->st, &sfs, &n_sfs) < 0)
+		return;
+	for (i = 0; i < n_sfs; i++) {
+		const struct state_folder *sf = &sfs[i];
+		struct mdir *md = NULL;
+		int64_t c = 0, nw = 0;
+		char *err = NULL;
+
+		if (sf->local_path == NULL || sf->cur_mtime == 0 ||
+		    !wanted(e, sf->name))
+			continue;
+		if (mdir_open(sf->local_path, false, &md, NULL, &err) == 0 &&
+		    mdir_mtimes(md, &c, &nw, &err) == 0 &&
+		    (c != sf->cur_mtime || nw != sf->new_mtime))
+			changed++;
+		mdir_close(&md);
+		free(err);
+	}
+	state_folders_free(sfs, n_sfs);
+	/* as many as will work on them: changes in that many folders mean
+	 * a flight of STOREs, expunges or uploads in each */
+	n = changed >= FOLDERS_PER_LOGIN ? changed : conns_paying(changed, 0, 0);
+	if (n > e->n_workers)
+		n = e->n_workers;
+	if (n < 2)
+		return;
+	log_debug("%s: %zu folder(s) changed here: %zu connection(s) at once",
+		  e->a->name, changed, n);
+	for (i = 1; i < n; i++) {
+		struct worker *w = &e->workers[i];
+
+		w->pre_started = pthread_create(&w->pre_thread, NULL,
+						preconnect_one, w) == 0;
+	}
+}
+
+/*
+ * A login that took SLOW_LOGIN_NS or more was several round trips over a
+ * slow link, not a busy server next door: there a connection per folder
+ * that needs the server (up to `connections`) costs no time, its login
+ * overlapping the others' work, and the folders then go in parallel. The
+ * logins start now, each in a thread, before the gather phase wants
+ * them. Next door (loopback, a LAN) the rule of conns_paying() stays: a
+ * login costs the server a process there, more than a folder's flight.
+ */
+#define SLOW_LOGIN_NS (30 * 1000000LL)
+
+static size_t workers_open(struct engine *e, size_t want);
+
+static void preconnect_busy(struct engine *e, size_t busy)
+{
+	size_t want = workers_open(e, busy), i;
+
+	if (want <= e->n_workers)
+		return;
+	log_debug("%s: %zu folder(s) need the server over a slow link: %zu "
+		  "connection(s)", e->a->name, busy, want);
+	for (i = 1; i < want; i++) {
+		struct worker *w = &e->workers[i];
+
+		if (w->pre_started || w->r != NULL)
+			continue;
+		w->pre_started = pthread_create(&w->pre_thread, NULL,
+						preconnect_one, w) == 0;
+	}
+	e->n_workers = want;
 }
 
 /* The precheck is answered: the waiter either started the logins or
@@ -1060,7 +1194,7 @@ int sync_account_run(const struct sync_account *a,
 	int lock_fd = -1, r;
 	char *err = NULL;
 	size_t i, busy = 0, n_new = 0, n_msgs = 0;
-	int64_t pre_ns;
+	int64_t pre_ns, login_ns;
 
 	memset(&e, 0, sizeof(e));
 	e.a = a;
@@ -1118,6 +1252,8 @@ int sync_account_run(const struct sync_account *a,
 		e.exit_code = SYNC_EXIT_FAIL;
 		goto out;
 	}
+	if (!o->status_only && !o->dry_run)
+		preconnect_local(&e, w0);
 	pre_ns = mono_ns();
 	if (worker_remote(w0, &err) < 0) {
 		log_error("%s: %s", a->name, err);
@@ -1125,8 +1261,9 @@ int sync_account_run(const struct sync_account *a,
 		e.exit_code = sync_exit_merge(e.exit_code, SYNC_EXIT_FAIL);
 		goto out;
 	}
+	login_ns = mono_ns() - pre_ns;
 	if (!o->status_only)
-		preconnect(&e, mono_ns() - pre_ns);
+		preconnect(&e, login_ns);
 	early_status(&e, w0);
 	precheck_finished(&e);
 	if (discover(&e, w0) < 0) {
@@ -1160,6 +1297,9 @@ int sync_account_run(const struct sync_account *a,
 		}
 	}
 	e.n_workers = workers_open(&e, conns_paying(busy, n_new, 0));
+	if (!o->dry_run && login_ns >= SLOW_LOGIN_NS &&
+	    busy >= FOLDERS_PER_LOGIN)
+		preconnect_busy(&e, busy);
 
 	run_phase(&e, 1);
 	log_debug("%s: plan", a->name);
@@ -1178,7 +1318,11 @@ int sync_account_run(const struct sync_account *a,
 	busy = exec_queue(&e);
 	for (i = 0; i < e.n_folders; i++)
 		n_msgs += e.folders[i]->n_dl + e.folders[i]->n_ul;
-	e.n_workers = workers_open(&e, conns_paying(busy, n_new, n_msgs));
+	/* never fewer than are logged in already (preconnect_busy()) */
+	e.n_workers = workers_open(&e, conns_paying(busy, n_new, n_msgs) >
+					       e.n_workers
+					       ? conns_paying(busy, n_new, n_msgs)
+					       : e.n_workers);
 	if (!o->dry_run && !e.fatal && (busy = moves_collect(&e, w0)) > 0) {
 		size_t n = e.n_workers;
 

@@ -56,6 +56,7 @@ static void snew_free(struct folder *f)
 
 void folder_free(struct folder *f)
 {
+	free(f->ahead_ids);
 	size_t i;
 
 	if (f == NULL)
@@ -351,6 +352,64 @@ fail:
 	return -1;
 }
 
+#define GATHER_IDENTS_MAX 5000
+
+/* A new message's identity, from the header FETCH sent in the gather
+ * SELECT's flight. */
+struct ahead_ident {
+	uint32_t uid;
+	struct msg_ident id;
+};
+
+static int on_ahead_ident(void *ctx, const struct imap_fetch *fe)
+{
+	struct folder *f = ctx;
+	struct ahead_ident *a;
+
+	/* "N:*" also names the highest UID when it is below N */
+	if (fe->uid == 0 || !fe->has_size || fe->uid < f->sf.uidnext)
+		return 0;
+	ALLOC_GROW(f->ahead_ids, f->n_ahead_ids + 1, f->a_ahead_ids);
+	a = &f->ahead_ids[f->n_ahead_ids++];
+	a->uid = fe->uid;
+	fetch_to_ident(fe, &a->id);
+	return 0;
+}
+
+static bool snew_idents_wanted(struct worker *w, const struct folder *f);
+
+/*
+ * Under QRESYNC, with the STATUS precheck's UIDNEXT telling that new
+ * messages arrived since the bookmark and about how many: the SELECT
+ * goes ahead of the FETCH of their headers (UID FETCH uidnext:*), one
+ * flight instead of two (gather_snew_idents() would fetch them after the
+ * SELECT). Returns -1 when the SELECT failed.
+ */
+static int select_with_idents(struct worker *w, struct folder *f,
+			      const struct imap_qresync *qr, char **error_r)
+{
+	struct remote *r = w->r;
+	char *set, *err = NULL;
+	int ret;
+
+	if (r->ops->select_ahead(r, f->name, 0, qr, on_fetch, on_vanished, f,
+				 &f->sel, NULL, NULL, error_r) < 0)
+		return -1;
+	f->ahead_idents = true;
+	set = xasprintf("%u:*", f->sf.uidnext);
+	ret = r->ops->fetch_idents(r, set, on_ahead_ident, f, &err);
+	free(set);
+	if (ret < 0 && (f->sel.uidvalidity == 0 || r->ops->broken(r))) {
+		/* the SELECT itself failed, or the connection */
+		*error_r = err;
+		return -1;
+	}
+	free(err);   /* only the headers: gather_snew_idents() asks again */
+	if (ret < 0)
+		f->ahead_idents = false;
+	return 0;
+}
+
 static int gather_server(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
@@ -387,9 +446,17 @@ static int gather_server(struct worker *w, struct folder *f)
 	qr.known_uids = NULL;
 	free(w->selected);
 	w->selected = NULL;
-	if (r->ops->select(r, f->name, use_qr ? &qr : NULL,
-			   on_fetch, on_vanished, f, &f->sel, &err) < 0)
+	if (use_qr && r->ops->select_ahead != NULL && f->have_status &&
+	    f->stat.uidvalidity == f->sf.uidvalidity && f->sf.uidnext != 0 &&
+	    f->stat.uidnext > f->sf.uidnext &&
+	    f->stat.uidnext - f->sf.uidnext <= GATHER_IDENTS_MAX &&
+	    snew_idents_wanted(w, f)) {
+		if (select_with_idents(w, f, &qr, &err) < 0)
+			goto fail;
+	} else if (r->ops->select(r, f->name, use_qr ? &qr : NULL,
+				  on_fetch, on_vanished, f, &f->sel, &err) < 0) {
 		goto fail;
+	}
 	w->selected = xstrdup(f->name);
 	f->selected = true;
 
@@ -534,8 +601,6 @@ static int gather_local(struct worker *w, struct folder *f)
 	return 0;
 }
 
-#define GATHER_IDENTS_MAX 5000
-
 static int on_snew_ident(void *ctx, const struct imap_fetch *fe)
 {
 	struct folder *f = ctx;
@@ -564,6 +629,43 @@ static int on_snew_ident(void *ctx, const struct imap_fetch *fe)
  * folder: learn their identity (headers only) now, on this folder's own
  * connection and while it is selected, rather than one folder after the
  * other in the plan phase. */
+static bool snew_idents_wanted(struct worker *w, const struct folder *f)
+{
+	bool gmail = copies_gmail(w);
+
+	return (f->in_state || gmail) &&
+	       ((w->e->dir_moves & SYNC_DIR_PULL) || f->n_late > 0 || gmail);
+}
+
+/* The headers fetched in the SELECT's flight, to the new messages. */
+static void ahead_idents_hand_out(struct folder *f)
+{
+	size_t i, lo, hi;
+
+	for (i = 0; i < f->n_ahead_ids; i++) {
+		const struct ahead_ident *a = &f->ahead_ids[i];
+
+		lo = 0;
+		hi = f->n_snew;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (f->snew[mid].uid < a->uid)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo >= f->n_snew || f->snew[lo].uid != a->uid)
+			continue;
+		if (f->snew[lo].id == NULL)
+			f->snew[lo].id = xmalloc(sizeof(*f->snew[lo].id));
+		*f->snew[lo].id = a->id;
+		f->snew[lo].have_id = true;
+	}
+	FREE_AND_NULL(f->ahead_ids);
+	f->n_ahead_ids = f->a_ahead_ids = 0;
+}
+
 static void gather_snew_idents(struct worker *w, struct folder *f)
 {
 	uint32_t *uids;
@@ -571,13 +673,29 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	char *set, *err = NULL;
 	bool gmail = copies_gmail(w);
 
+	if (f->ahead_idents) {
+		/* fetched with the SELECT (select_with_idents()): every new
+		 * UID from the bookmark's UIDNEXT on, so nothing is missing
+		 * but what arrived after that FETCH */
+		f->ahead_idents = false;
+		if (!f->uidvalidity_changed) {
+			ahead_idents_hand_out(f);
+			for (i = 0; i < f->n_snew; i++)
+				if (!f->snew[i].have_id && !f->snew[i].claimed)
+					break;
+			if (i == f->n_snew)
+				return;
+		}
+		FREE_AND_NULL(f->ahead_ids);
+		f->n_ahead_ids = f->a_ahead_ids = 0;
+	}
 	if ((!f->in_state && !gmail) || !f->selected || f->n_snew == 0 ||
 	    f->n_snew > (gmail ? GATHER_IDENTS_MAX_GMAIL : GATHER_IDENTS_MAX) ||
-	    (!(w->e->dir_moves & SYNC_DIR_PULL) && f->n_late == 0 && !gmail))
+	    !snew_idents_wanted(w, f))
 		return;
 	uids = xcalloc(f->n_snew, sizeof(uint32_t));
 	for (i = 0; i < f->n_snew; i++)
-		if (!f->snew[i].claimed)
+		if (!f->snew[i].claimed && !f->snew[i].have_id)
 			uids[n++] = f->snew[i].uid;
 	if (n > 0) {
 		set = imap_uidset_make(uids, n);
@@ -1383,7 +1501,8 @@ static char *server_deletions(const struct folder *f)
  * flight of STOREs (execute_deletions() then only expunges them): one
  * round trip less. A run killed in between finds them marked, which the
  * plan takes for the deletion it is. */
-static int execute_flags(struct worker *w, struct folder *f, bool mark_del)
+static int execute_flags(struct worker *w, struct folder *f, bool mark_del,
+			 bool *expunged_r)
 {
 	struct store_plan sp;
 	struct imap_store_op ops[MF_COUNT * 2 + 1];
@@ -1429,6 +1548,7 @@ static int execute_flags(struct worker *w, struct folder *f, bool mark_del)
 		}
 	}
 	n_flag_ops = n_ops;
+	*expunged_r = false;
 	if (mark_del && (sets[n_ops] = server_deletions(f)) != NULL) {
 		ops[n_ops].uidset = sets[n_ops];
 		ops[n_ops].add = true;
@@ -1436,8 +1556,22 @@ static int execute_flags(struct worker *w, struct folder *f, bool mark_del)
 		ops[n_ops].unchangedsince = 0;
 		n_ops++;
 	}
-	if (n_ops > 0 &&
-	    w->r->ops->store(w->r, ops, n_ops, &err) < 0) {
+	/* with the deletions' UID EXPUNGE in the same flight where the
+	 * server side can: execute_deletions() then has only the local
+	 * side and the state left */
+	if (n_ops > n_flag_ops && w->r->ops->store_expunge != NULL) {
+		if (w->r->ops->store_expunge(w->r, ops, n_ops, sets[n_flag_ops],
+					     &err) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL,
+				    "%s: cannot store flags and delete "
+				    "messages on the server: %s", f->name, err);
+			free(err);
+			ret = -1;
+		} else {
+			*expunged_r = true;
+		}
+	} else if (n_ops > 0 &&
+		   w->r->ops->store(w->r, ops, n_ops, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: cannot store flags: %s",
 			    f->name, err);
 		free(err);
@@ -1538,7 +1672,8 @@ fail:
 	return -1;
 }
 
-static int execute_deletions(struct worker *w, struct folder *f, bool marked)
+static int execute_deletions(struct worker *w, struct folder *f, bool marked,
+			     bool expunged)
 {
 	char *set = server_deletions(f);
 	size_t n = 0, i;
@@ -1547,7 +1682,12 @@ static int execute_deletions(struct worker *w, struct folder *f, bool marked)
 	for (i = 0; i < f->n_pairs; i++)
 		if (f->pairs[i].act == ACT_DEL_SERVER)
 			n++;
-	if (set != NULL) {
+	if (set != NULL && expunged) {
+		/* gone with the flight of the STOREs (execute_flags()) */
+		free(set);
+		f->stats.pushed_deletions += (unsigned)n;
+		sync_crash_point("server messages expunged");
+	} else if (set != NULL) {
 		int r = marked ? w->r->ops->expunge_marked(w->r, set, &err)
 			       : w->r->ops->expunge(w->r, set, &err);
 
@@ -1790,11 +1930,34 @@ int folder_ensure_row(struct worker *w, struct folder *f)
 	return 0;
 }
 
+/*
+ * The execute phase's SELECT, in the flight of the folder's first
+ * command when this run has read its UIDVALIDITY: selected by the
+ * gather, or unchanged on the server by the STATUS precheck (whose
+ * UIDNEXT is the SELECT's still: nothing was moved into it, see
+ * folder_execute()). Else a SELECT of its own (worker_select()).
+ */
+static int select_for_execute(struct worker *w, struct folder *f,
+			      char **error_r)
+{
+	uint32_t uidvalidity = folder_fresh_uidvalidity(f);
+
+	if (uidvalidity == 0 || (!f->selected && !f->server_unchanged))
+		return worker_select(w, f, error_r);
+	if (worker_select_ahead(w, f->name, uidvalidity, error_r) < 0)
+		return -1;
+	if (!f->selected) {
+		f->sel.uidnext = f->stat.uidnext;
+		f->sel.uidvalidity = f->stat.uidvalidity;
+	}
+	return 0;
+}
+
 int folder_execute(struct worker *w, struct folder *f)
 {
 	struct engine *e = w->e;
 	char *err = NULL;
-	bool server_work, mark_del, moved = false;
+	bool server_work, mark_del, expunged = false, moved = false;
 	size_t i;
 	int ret = 0;
 
@@ -1819,12 +1982,12 @@ int folder_execute(struct worker *w, struct folder *f)
 	    (w->selected == NULL || strcmp(w->selected, f->name) != 0))
 		for (i = 0; i < f->n_outs && !moved; i++)
 			moved = f->outs[i].t->pairs[f->outs[i].pi].done;
-	if (moved && bookmark_select(w, f, &err) < 0) {
+	if (moved && bookmark_select_ahead(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
 		return -1;
 	}
-	if (!moved && server_work && worker_select(w, f, &err) < 0) {
+	if (!moved && server_work && select_for_execute(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
 		return -1;
@@ -1837,8 +2000,8 @@ int folder_execute(struct worker *w, struct folder *f)
 		   w->r->ops->expunge_marked != NULL &&
 		   (w->r->ops->caps(w->r) & IMAP_CAP_UIDPLUS);
 	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
-	    execute_flags(w, f, mark_del) < 0 ||
-	    execute_deletions(w, f, mark_del) < 0)
+	    execute_flags(w, f, mark_del, &expunged) < 0 ||
+	    execute_deletions(w, f, mark_del, expunged) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_copies > 0 && copies_execute(w, f) < 0)
 		ret = -1;
@@ -1847,6 +2010,17 @@ int folder_execute(struct worker *w, struct folder *f)
 		ret = -1;
 	if (ret == 0 && f->n_ul > 0 && execute_uploads(w, f) < 0)
 		ret = -1;
+	/* a SELECT sent ahead that no command followed: its answer now,
+	 * before the bookmark (bookmark_select_ahead()) */
+	if (w->r != NULL && w->r->ops->flush != NULL &&
+	    w->r->ops->flush(w->r, &err) < 0) {
+		if (ret == 0)
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
+		FREE_AND_NULL(err);
+		ret = -1;
+	}
+	if (ret < 0)
+		worker_forget_selected(w);
 	if (ret == 0)
 		bookmark_own_changes(w, f);
 	if (save_folder_row(w, f, ret == 0 && f->status == FOLDER_OK &&

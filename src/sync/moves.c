@@ -610,14 +610,18 @@ static int group_transfer(struct worker *w, struct folder *src,
 	/* src stays selected from one target's group to the next: the UIDs
 	 * moved are ones this run has seen, and other connections only add
 	 * to src in this phase */
-	r = worker_select_keep(w, src->name,
-			       src->selected ? src->sel.uidvalidity
-					     : src->sf.uidvalidity,
-			       &sel, &err);
+	r = folder_fresh_uidvalidity(src) != 0
+		    ? worker_select_ahead(w, src->name,
+					  folder_fresh_uidvalidity(src), &err)
+		    : worker_select_keep(w, src->name,
+					 src->selected ? src->sel.uidvalidity
+						       : src->sf.uidvalidity,
+					 &sel, &err);
 	if (r >= 0)
 		r = copy ? w->r->ops->copy(w->r, g->set, f->name, &map, &err)
 			 : w->r->ops->move(w->r, g->set, f->name, &map, &err);
 	if (r < 0) {
+		worker_forget_selected(w);
 		target_fail(e, f, xasprintf("cannot %s messages from '%s': %s",
 					    copy ? "copy" : "move", src->name,
 					    err));
@@ -786,13 +790,22 @@ static void copy_flight(struct worker *w, struct folder *src,
 		dests[m] = gs[i].t->name;
 		which[m++] = i;
 	}
-	r = m == 0 ? 0
-		   : worker_select_keep(w, src->name,
-					src->selected ? src->sel.uidvalidity
-						      : src->sf.uidvalidity,
-					&sel, &err);
+	/* the SELECT goes in the flight of the copies when this run has
+	 * read the source's UIDVALIDITY */
+	if (m == 0)
+		r = 0;
+	else if (folder_fresh_uidvalidity(src) != 0)
+		r = worker_select_ahead(w, src->name,
+					folder_fresh_uidvalidity(src), &err);
+	else
+		r = worker_select_keep(w, src->name,
+				       src->selected ? src->sel.uidvalidity
+						     : src->sf.uidvalidity,
+				       &sel, &err);
 	if (r >= 0 && m > 0)
 		r = w->r->ops->copy_batch(w->r, sets, dests, m, maps, ok, &err);
+	if (r < 0)
+		worker_forget_selected(w);
 	for (i = 0; i < m; i++) {
 		struct move_group *g = &gs[which[i]];
 

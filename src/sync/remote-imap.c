@@ -240,6 +240,22 @@ static int ri_select(struct remote *r, const char *name,
 				    sel_r, error_r));
 }
 
+static int ri_select_ahead(struct remote *r, const char *name,
+			   uint32_t uidvalidity, const struct imap_qresync *qr,
+			   imap_fetch_cb *fcb, imap_vanished_cb *vcb, void *ctx,
+			   struct imap_selected *sel_r, imap_ahead_done_fn *done,
+			   void *done_ctx, char **error_r)
+{
+	WITH_WIRE(name, imap_select_ahead_qr(RI(r)->c, w_, uidvalidity, qr,
+					     fcb, vcb, ctx, sel_r, done,
+					     done_ctx, error_r));
+}
+
+static int ri_flush(struct remote *r, char **error_r)
+{
+	return imap_client_flush(RI(r)->c, error_r);
+}
+
 static int ri_uids(struct remote *r, uint32_t **uids_r, size_t *n_r,
 		   char **error_r)
 {
@@ -284,6 +300,12 @@ static int ri_store(struct remote *r, const struct imap_store_op *ops,
 static int ri_expunge(struct remote *r, const char *uidset, char **error_r)
 {
 	return imap_expunge_uids(RI(r)->c, uidset, error_r);
+}
+
+static int ri_store_expunge(struct remote *r, const struct imap_store_op *ops,
+			    size_t n, const char *uidset, char **error_r)
+{
+	return imap_store_expunge(RI(r)->c, ops, n, uidset, error_r);
 }
 
 static int ri_expunge_marked(struct remote *r, const char *uidset,
@@ -374,6 +396,8 @@ static const struct remote_ops remote_imap_ops = {
 	.create = ri_create,
 	.rename = ri_rename,
 	.select = ri_select,
+	.select_ahead = ri_select_ahead,
+	.flush = ri_flush,
 	.uids = ri_uids,
 	.fetch_flags = ri_fetch_flags,
 	.fetch_idents = ri_fetch_idents,
@@ -382,6 +406,7 @@ static const struct remote_ops remote_imap_ops = {
 	.store = ri_store,
 	.expunge = ri_expunge,
 	.expunge_marked = ri_expunge_marked,
+	.store_expunge = ri_store_expunge,
 	.move = ri_move,
 	.copy = ri_copy,
 	.copy_batch = ri_copy_batch,

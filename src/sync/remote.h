@@ -59,6 +59,21 @@ struct remote_ops {
 		      const struct imap_qresync *qr, imap_fetch_cb *fcb,
 		      imap_vanished_cb *vcb, void *ctx,
 		      struct imap_selected *sel_r, char **error_r);
+	/* optional: SELECT in the flight of the next operation, which
+	 * fails when it does (imap_select_ahead_qr()); for a folder whose
+	 * UIDVALIDITY this run has read (0: any). qr, the callbacks and
+	 * sel_r as select(), NULL when not wanted; *sel_r is filled in by
+	 * the next operation. */
+	int (*select_ahead)(struct remote *r, const char *name,
+			    uint32_t uidvalidity,
+			    const struct imap_qresync *qr, imap_fetch_cb *fcb,
+			    imap_vanished_cb *vcb, void *ctx,
+			    struct imap_selected *sel_r,
+			    imap_ahead_done_fn *done, void *done_ctx,
+			    char **error_r);
+	/* with select_ahead: wait for a SELECT sent ahead that no command
+	 * followed yet (0 when there is none) */
+	int (*flush)(struct remote *r, char **error_r);
 	/* All UIDs of the selected folder (UID SEARCH ALL), ascending. */
 	int (*uids)(struct remote *r, uint32_t **uids_r, size_t *n_r,
 		    char **error_r);
@@ -80,6 +95,11 @@ struct remote_ops {
 	 * (imap_expunge_marked()) */
 	int (*expunge_marked)(struct remote *r, const char *uidset,
 			      char **error_r);
+	/* optional: store() of ops, one of which marks uidset \Deleted,
+	 * and the expunge of uidset, in one flight where the server allows
+	 * (imap_store_expunge()) */
+	int (*store_expunge)(struct remote *r, const struct imap_store_op *ops,
+			     size_t n, const char *uidset, char **error_r);
 	int (*move)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
 	/* optional: UID COPY (moves out of one folder into several copy to

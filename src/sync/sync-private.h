@@ -120,6 +120,11 @@ struct folder {
 	struct mdir *md;
 	struct imap_selected sel;
 	bool selected;
+	/* headers of new server messages fetched in the gather SELECT's
+	 * flight (folder.c), until gather_snew_idents() hands them out */
+	struct ahead_ident *ahead_ids;
+	size_t n_ahead_ids, a_ahead_ids;
+	bool ahead_idents;
 	int64_t cur_mtime, new_mtime;
 
 	struct pair *pairs;         /* state rows, sorted by uid; then the
@@ -277,6 +282,12 @@ size_t moves_collect(struct engine *e, struct worker *w0);
 void moves_out_execute(struct worker *w, struct folder *src);
 int recover_moves(struct worker *w, struct folder *f,
 		  struct journal_entry *je, size_t n_je);
+/* UIDVALIDITY read from the server in this run, or 0 (engine.c) */
+uint32_t folder_fresh_uidvalidity(const struct folder *f);
+/* Select in the next command's flight (engine.c): 1 already selected */
+int worker_select_ahead(struct worker *w, const char *name,
+			uint32_t uidvalidity, char **error_r);
+void worker_forget_selected(struct worker *w);
 /* Select a folder by name without touching any struct folder. */
 int worker_select_name(struct worker *w, const char *name,
 		       uint32_t uidvalidity, struct imap_selected *sel_r,
@@ -316,6 +327,10 @@ void bookmark_own_changes(struct worker *w, struct folder *f);
 /* Select a folder this run moved messages into for its execute phase
  * (like worker_select()); when nothing but those messages changed it
  * since the plan's view, that view moves past them. */
+/* The same, in the flight of the folder's next command: its answer is
+ * applied when it comes; remote flush() waits for it when no command
+ * follows. */
+int bookmark_select_ahead(struct worker *w, struct folder *f, char **error_r);
 int bookmark_select(struct worker *w, struct folder *f, char **error_r);
 /* Tell w's connection which of f's UIDs this run moved away. */
 void bookmark_moved_out(struct worker *w, struct folder *f);

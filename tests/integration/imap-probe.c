@@ -495,8 +495,11 @@ static int scenario(struct imap_client *c, const char *folder)
 }
 
 /* --copy-batch: "SET>DEST;SET>DEST..." in one flight; want "ok,no,..." */
+/* --copy-batch: with ahead (UIDVALIDITY, 0: none) the SELECT goes in
+ * the copies' flight (imap_select_ahead()); want "select-refused": the
+ * SELECT is refused, so is the whole batch, and the connection stays. */
 static void copy_batch(struct imap_client *c, const char *folder,
-		       const char *spec, const char *want)
+		       const char *spec, const char *want, uint32_t ahead)
 {
 	char *sp = xstrdup(spec), *wn = xstrdup(want), *p, *q, *save = NULL;
 	const char *sets[16], *dests[16];
@@ -520,10 +523,32 @@ static void copy_batch(struct imap_client *c, const char *folder,
 	for (p = strtok_r(wn, ",", &save); p && k < 16;
 	     p = strtok_r(NULL, ",", &save))
 		wants[k++] = strcmp(p, "ok") == 0;
-	r = imap_select(c, folder, false, NULL, NULL, NULL, NULL, &sel, &err);
-	report("select", r, err);
+	if (ahead != 0)
+		r = imap_select_ahead(c, folder, ahead, &err);
+	else
+		r = imap_select(c, folder, false, NULL, NULL, NULL, NULL, &sel,
+				&err);
+	report(ahead ? "select (sent ahead)" : "select", r, err);
 	err = NULL;
 	r = imap_copy_batch(c, sets, dests, n, maps, oks, &err);
+	if (strcmp(want, "select-refused") == 0) {
+		ok(r < 0 && err != NULL && strstr(err, "SELECT") != NULL,
+		   "copy batch of %zu: fails with the SELECT's error", n);
+		if (err)
+			printf("# error: %s\n", err);
+		for (i = 0; i < n; i++) {
+			ok(!oks[i], "copy %zu to %s: not reported done", i + 1,
+			   dests[i]);
+			imap_copyuid_release(&maps[i]);
+		}
+		free(err);
+		err = NULL;
+		r = imap_noop(c, &err);
+		report("NOOP after the batch", r, err);
+		free(sp);
+		free(wn);
+		return;
+	}
 	ok(r == 0, "copy batch of %zu: the connection stays usable", n);
 	if (err)
 		printf("# error: %s\n", err);
@@ -598,6 +623,7 @@ int main(int argc, char **argv)
 	const char *folder = "probe";
 	const char *expunge = NULL, *expect_exp = "ok", *copies = NULL;
 	const char *ident_set = NULL;
+	uint32_t ahead = 0;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -651,6 +677,8 @@ int main(int argc, char **argv)
 			ident_set = v;
 		else if (strcmp(a, "--expect") == 0)
 			expect_exp = v;
+		else if (strcmp(a, "--select-ahead") == 0)
+			ahead = (uint32_t)strtoul(v ? v : "0", NULL, 10);
 		else {
 			fprintf(stderr, "imap-probe: unknown option %s\n", a);
 			return 2;
@@ -718,7 +746,7 @@ int main(int argc, char **argv)
 		return tap_done();
 	}
 	if (copies != NULL) {
-		copy_batch(c, folder, copies, expect_exp);
+		copy_batch(c, folder, copies, expect_exp, ahead);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

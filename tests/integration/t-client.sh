@@ -177,7 +177,8 @@ raw=$(rawlog_client_lines)
 unlike "$raw" 'LOGIN|AUTHENTICATE' "no STARTTLS: no credentials sent"
 dovecot_stop
 
-# ---- UID EXPUNGE: one command at a time, and checked (scripted server) ----
+# ---- UID EXPUNGE: behind its STORE in one flight only where VANISHED tells
+#      what went, and checked (scripted server) ----
 FAKEIMAPD=${FAKEIMAPD:-$TOP_BUILDDIR/tests/script/fakeimapd}
 # Start fakeimapd on tests/script/client/$1.scn and wait for its port;
 # fake_done checks that it played the scenario to its end.
@@ -199,7 +200,7 @@ fake_done() {
 }
 
 printf 'x\n' >"$TEST_TMP/pass"
-for want in ordered:ok:1,5 retry:ok:2:4 stuck:fail:3 vanished:ok:2:4 \
+for want in ordered:ok:1,5 retry:ok:2:4 stuck:fail:3 vanished:ok:2:4 overtaken:ok:2:4 \
 	    vanished-part:ok:2:4; do
 	IFS=: read -r scn res set_lo set_hi <<<"$want"
 	set=$set_lo${set_hi:+:$set_hi}
@@ -224,5 +225,18 @@ probe "gm-msgid" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 	--folder INBOX --idents 1:3 \
 	--expect 1278455344230334865,1278455344230334865,18446744073709551615
 fake_done gm-msgid
+
+# ---- a SELECT sent ahead, in the flight of the copies after it ----
+for want in 'copy-ahead:1:2>A;3>B;4:5>C:ok,no,ok' \
+	    'copy-ahead-refused:1:2>A;4:5>C:select-refused'; do
+	scn=${want%%:*} rest=${want#*:}
+	spec=${rest%:*} res=${rest##*:}
+	fake_play "$scn"
+	probe "$scn" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+		--tls none --user alice --password-file "$TEST_TMP/pass" \
+		--folder INBOX --select-ahead 7 --copy-batch "$spec" \
+		--expect "$res"
+	fake_done "$scn"
+done
 
 done_testing

@@ -9,7 +9,8 @@
  * and plays SCENARIO, one directive per line:
  *
  *   # ...            comment (the test runner reads "# key: value" headers)
- *   S: text          send text + CRLF ("$TAG" becomes the last client tag)
+ *   S: text          send text + CRLF ("$TAG" becomes the last client tag,
+ *                    "$PTAG" the one before it: answers out of order)
  *   SRAW: text       send text as is, no CRLF
  *   SENDHEX: 2a 20   send bytes given in hex (spaces ignored)
  *   SENDREPEAT: N text   send text N times, no CRLF (deep nesting, huge lines)
@@ -86,6 +87,7 @@ struct fk_conn {
 	bool hungup;		/* client gone (EOF or write error) */
 	bool closed;		/* CLOSE ran: the scenario is over */
 	char tag[FK_MAX_TAG + 1];
+	char ptag[FK_MAX_TAG + 1];	/* the tag before */
 	struct fk_auto autos[FK_MAX_AUTO];
 	size_t n_autos;
 	int mismatches;
@@ -136,13 +138,17 @@ static void fk_out_add(struct fk_conn *c, const void *p, size_t n)
 	c->out_len += n;
 }
 
-/* Append text with every "$TAG" replaced by the last client tag. */
+/* Append text with every "$TAG" replaced by the last client tag, and
+ * "$PTAG" by the one before. */
 static void fk_out_text(struct fk_conn *c, const char *s, size_t n)
 {
 	size_t i = 0;
 
 	while (i < n) {
-		if (n - i >= 4 && memcmp(s + i, "$TAG", 4) == 0) {
+		if (n - i >= 5 && memcmp(s + i, "$PTAG", 5) == 0) {
+			fk_out_add(c, c->ptag, strlen(c->ptag));
+			i += 5;
+		} else if (n - i >= 4 && memcmp(s + i, "$TAG", 4) == 0) {
 			fk_out_add(c, c->tag, strlen(c->tag));
 			i += 4;
 		} else {
@@ -322,6 +328,7 @@ static const char *fk_take_tag(struct fk_conn *c, const char *line)
 
 	if (n > FK_MAX_TAG)
 		n = FK_MAX_TAG;
+	memcpy(c->ptag, c->tag, sizeof(c->ptag));
 	memcpy(c->tag, line, n);
 	c->tag[n] = '\0';
 	return sp != NULL ? sp + 1 : "";

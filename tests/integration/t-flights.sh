@@ -1,0 +1,165 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# t-flights.sh - SPEC "Round trips": no command waits for a reply it does
+# not need. Local moves (to two folders, and to one), flag changes,
+# deletions and new files in three folders go to Dovecot; its rawlog
+# (every line with the time the server read or wrote it) then shows, per
+# connection and selected folder:
+#   - the command after a SELECT reached the server before the SELECT's
+#     answer left it (the SELECT rides in the flight of the folder's work);
+#   - UID EXPUNGE reached it before the answer to the STORE of \Deleted;
+#   - the UID COPYs to several folders went in one flight;
+# and both sides end equal, and the next run sends no SELECT.
+
+. "${TOP_SRCDIR:?}/tests/harness/dovecot.sh"
+. "$TOP_SRCDIR/tests/integration/sync-lib.sh"
+. "$TOP_SRCDIR/tests/integration/crash-lib.sh"
+
+mid() { printf '<fl.%s@twinbox.test>' "$1"; }
+
+move_local() {	# move_local N FROM TO: as a mail reader moves a file
+	local x b
+	x=$(cl_local_file "$M" "$2" "$(mid "$1")") || {
+		diag "no local file for $(mid "$1") in $2"
+		return 1
+	}
+	b=${x##*/}
+	mv "$x" "$M/$3/cur/${b%%,U=*}:2,S"
+}
+
+set_local_flags() {	# set_local_flags FOLDER N FLAGS
+	local x
+	x=$(cl_local_file "$M" "$1" "$(mid "$2")") || return 1
+	mv "$x" "$M/$1/cur/$(basename "${x%%:2,*}"):2,$3"
+}
+
+delete_local() {	# delete_local FOLDER N
+	local x
+	x=$(cl_local_file "$M" "$1" "$(mid "$2")") && rm -f "$x"
+}
+
+new_local() {	# new_local FOLDER NAME
+	printf 'From: a@twinbox.test\nSubject: %s\nMessage-ID: <%s@twinbox.test>\n\nbody %s\n' \
+		"$2" "$2" "$2" >"$M/$1/new/$(date +%s).$2.local"
+}
+
+# One line per session and selected folder: "FOLDER sel=A exp=B copy=C
+# flights=F: COMMANDS" (a "|" where a flight ends), where A counts commands that reached the server only after
+# it had answered the SELECT before them (0 or 1), B the UID EXPUNGEs that
+# came after the answer to their STORE, C the UID COPYs that came after
+# the answer to the first one, F the flights (a command that came after
+# the answer to the one before it starts one; APPENDs stream, so an
+# APPEND after an APPEND does not; LOGOUT is not waited for).
+flights() {
+	local f
+	for f in "$DOVECOT_DIR"/rawlog/*.in; do
+		awk 'NR == FNR { if ($2 != "*" && $2 != "+" && !($2 in t))
+				 t[$2] = $1 + 0; next }
+		     function done_seg() {
+			if (seg != "")
+				printf "%s sel=%d exp=%d copy=%d flights=%d:%s\n",
+					seg, sel, nexp, cp, fl, seq
+		     }
+		     $2 !~ /^[A-Za-z]*[0-9]+$/ { next }
+		     {
+			cmd = toupper($3)
+			if (cmd == "UID") cmd = cmd " " toupper($4)
+			ts = $1 + 0
+		     }
+		     cmd == "SELECT" || cmd == "EXAMINE" {
+			done_seg()
+			seg = $4; sel = nexp = cp = 0; fl = 1
+			prev = cmd; ptag = $2; copy1 = ""; seq = " SELECT"
+			next
+		     }
+		     seg == "" || cmd ~ /^LOGOUT/ { next }
+		     {
+			waited = (ptag in t) && ts > t[ptag]
+			if (waited && !(cmd == "APPEND" && prev == "APPEND")) {
+				fl++
+				seq = seq " |"
+			}
+			if (!(cmd == "APPEND" && prev == "APPEND"))
+				seq = seq " " cmd
+			if (waited && prev == "SELECT") sel++
+			if (cmd == "UID EXPUNGE" && prev == "UID STORE" && waited)
+				nexp++
+			if (cmd == "UID COPY") {
+				if (copy1 == "") copy1 = $2
+				else if ((copy1 in t) && ts > t[copy1]) cp++
+			}
+			prev = cmd; ptag = $2
+		     }
+		     END { done_seg() }' "${f%.in}.out" "$f"
+	done
+}
+
+dovecot_start
+U=$TEST_USER
+M=$TEST_TMP/mail
+CFG=$TEST_TMP/fl.yaml
+tb_write_config "$CFG" fl maildir="$M"
+cl_seed "$U" INBOX 12 fl.i S || fail "seed INBOX"
+cl_seed "$U" Archive 6 fl.a S || fail "seed Archive"
+cl_seed "$U" Work 6 fl.w S || fail "seed Work"
+tb_run "$TWINBOX" -c "$CFG" sync
+is "$RUN_STATUS" 0 "first sync" || diag "$RUN_ERR"
+tb_run "$TWINBOX" -c "$CFG" sync
+is "$RUN_STATUS" 0 "second sync" || diag "$RUN_ERR"
+
+# local work in three folders: moves out of INBOX to two folders (UID
+# COPY to each, then one expunge) and out of Work to one (UID MOVE),
+# flags, deletions, new files
+move_local i.1 INBOX Archive
+move_local i.2 INBOX Work
+move_local w.1 Work INBOX
+set_local_flags INBOX i.3 FS
+set_local_flags Archive a.1 RS
+delete_local INBOX i.4
+delete_local Work w.2
+delete_local Archive a.2
+new_local INBOX fl-new-1
+new_local Archive fl-new-2
+new_local Work fl-new-3
+rawlog_reset
+tb_run "$TWINBOX" -c "$CFG" -vv sync
+is "$RUN_STATUS" 0 "sync of the local changes" || diag "$RUN_ERR"
+cl_agree "$U" "$M" 24
+is "$CL_ERR" "" "both sides hold the same 24 messages, once each"
+is "$(mail_list "$U" INBOX | awk -F '\t' -v id="$(mid i.3)" '$3 == id { print $2 }')" \
+	'\Flagged \Seen' "the server has the flag change"
+
+cmds=$(rawlog_commands | tr '\n' ' ')
+like "$cmds" "UID COPY" "the moves to two folders went out as UID COPY"
+like "$cmds" "UID MOVE" "the move to one folder went out as UID MOVE"
+like "$cmds" "UID EXPUNGE" "the deletions went out"
+like "$cmds" "APPEND" "the new files went out"
+fl=$(flights)
+diag "$fl"
+ok "$([ "$(printf '%s\n' "$fl" | grep -c 'flights=')" -ge 3 ] && echo 0 || echo 1)" \
+	"the rawlog shows the three folders' flights"
+is "$(printf '%s\n' "$fl" | grep -c 'sel=[1-9]')" 0 \
+	"no command waited for the answer to the SELECT before it"
+is "$(printf '%s\n' "$fl" | grep -c 'exp=[1-9]')" 0 \
+	"no UID EXPUNGE waited for the answer to its STORE"
+is "$(printf '%s\n' "$fl" | grep -c 'copy=[1-9]')" 0 \
+	"the UID COPYs to several folders went in one flight"
+# per folder and phase: [SELECT + COPYs] [STORE + EXPUNGE] for the
+# moves, [SELECT + STOREs + EXPUNGE] [APPENDs] for the rest; a folder
+# whose connection moved messages out of it and then does its own work
+# has both in one selection
+is "$(printf '%s\n' "$fl" | awk '{ sub("flights=", "", $5); sub(":.*", "", $5) } $5 > 4' | wc -l)" 0 \
+	"at most two flights per folder and phase (four for both phases in one selection)"
+srvs=$(printf '%s\n' "$RUN_ERR" | grep -c 'round trips after the greeting')
+ok "$([ "$srvs" -ge 1 ] && echo 0 || echo 1)" "-vv tells the round trips of each connection"
+
+# the run after: what a no-op sends, no SELECT
+rawlog_reset
+tb_run "$TWINBOX" -c "$CFG" sync
+is "$RUN_STATUS" 0 "the sync after" || diag "$RUN_ERR"
+is "$(rawlog_commands | grep -cE '^(SELECT|EXAMINE)$')" 0 \
+	"the sync after selects nothing" || diag "$(rawlog_commands)"
+cl_agree "$U" "$M" 24
+is "$CL_ERR" "" "... and both sides still agree"
+
+done_testing
