@@ -30,6 +30,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -1967,6 +1968,105 @@ static void t_faults(unsigned caps, enum crash_kind kind)
 	free(what);
 }
 
+/* Run the engine in a fresh process that stops itself (SIGSTOP) at the
+ * crash point stop_at; then act() runs, and the child is killed (kill) or
+ * let go on. Returns the exit status, or -1; -2 when it never stopped. */
+static int fx_run_child_stop(struct fx *x, const char *stop_at,
+			     void (*act)(struct fx *), bool kill_it)
+{
+	pid_t pid;
+	int status;
+	bool stopped = false;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			if (getenv("TB_TEST_VERBOSE") == NULL)
+				dup2(fd, 2);
+		}
+		unsetenv("TWINBOX_CRASH_AT");
+		setenv("TWINBOX_STOP_AT", stop_at, 1);
+		execl(self_exe, self_exe, "--child", x->root,
+		      x->layout == MDIR_VERBATIM ? "verbatim" : "maildir++",
+		      (char *)NULL);
+		_exit(127);
+	}
+	for (;;) {
+		if (waitpid(pid, &status, WUNTRACED) < 0)
+			return -1;
+		if (!WIFSTOPPED(status))
+			break;
+		stopped = true;
+		if (act)
+			act(x);
+		kill(pid, kill_it ? SIGKILL : SIGCONT);
+	}
+	if (!stopped)
+		return -2;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+/* The message of this tag as the engine APPENDs it (CRLF). */
+static void srv_add_appended(struct fx *x, const char *folder,
+			     const char *tag, unsigned flags)
+{
+	char *lf = msg_lf(tag), *m = to_crlf(lf), *error = NULL;
+
+	if (fake_msg_add(x->fs, folder, m, strlen(m), flags, 1600000000,
+			 NULL, &error) < 0)
+		bail("server add", error);
+	free(m);
+	free(lf);
+}
+
+/* the server executes the APPENDs a killed run had sent only now */
+static void late_appends_land(struct fx *x)
+{
+	srv_add_appended(x, "INBOX", "l1", 0);
+	srv_add_appended(x, "INBOX", "l2", MF_SEEN);
+}
+
+/*
+ * A run killed after journalling its uploads, whose APPENDs the server
+ * executes late: after the next run's recovery has given up on them
+ * (J_LATE_APPEND tombstones written) but before that run lists the new
+ * server messages. The late copies are the uploads: each message must end
+ * up once on each side, not downloaded as new and uploaded again.
+ */
+static void t_late_append(unsigned caps)
+{
+	struct fx *x = synced("late-append", caps, MDIR_VERBATIM);
+	char *what = xasprintf("late APPEND before the listing (%s)",
+			       caps_name(caps));
+	const char *want = "INBOX: a() b(S) c(S) d(FS) l1() l2(S)\n"
+			   "Work: w1(S) w2()\n";
+	int ret;
+
+	local_add(x, "INBOX", "l1", 0);
+	local_add(x, "INBOX", "l2", MF_SEEN);
+	ret = fx_run_child_stop(x, "upload journal written", NULL, true);
+	is_int(ret, 128 + SIGKILL, "%s: killed with its uploads journalled",
+	       what);
+	ok(srv_uid(x, "INBOX", "l1") == 0, "%s: nothing appended yet", what);
+	ret = fx_run_child_stop(x, "journal resolved", late_appends_land,
+				false);
+	is_int(ret, 0, "%s: the next run exits 0", what);
+	check_views(x, want, what);
+	is_int(fx_run(x), 0, "%s: one more run exits 0", what);
+	check_views(x, want, what);
+	check_noop_run(x, what);
+	free(what);
+	fx_free(&x);
+}
+
 int main(int argc, char **argv)
 {
 	static const unsigned caps_sets[] = { FAKE_CAPS_FULL,
@@ -2024,6 +2124,7 @@ int main(int argc, char **argv)
 		t_moves(caps);
 		t_gmail(caps);
 		t_gmail_msgid(caps);
+		t_late_append(caps);
 	}
 	for (i = 0; i < N_ELEMENTS(caps_sets); i++) {
 		const char *k = getenv("TB_CRASH_KIND");
