@@ -77,6 +77,8 @@ void folder_free(struct folder *f)
 		state_journal_free(f->late, f->n_late);
 	free(f->dup_uids);
 	free(f->dup_jids);
+	free(f->adopt_uids);
+	free(f->adopt_late);
 	free(f->outs);
 	if (f->md)
 		mdir_close(&f->md);

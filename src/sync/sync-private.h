@@ -141,6 +141,10 @@ struct folder {
 	uint32_t *dup_uids;         /* plan: late duplicates of our uploads */
 	size_t n_dup;
 	int64_t *dup_jids;          /* their tombstones */
+	uint32_t *adopt_uids;       /* plan: late copies of files not
+				       uploaded again yet: paired with them */
+	size_t *adopt_late;         /* their tombstones (index into late) */
+	size_t n_adopt;
 
 	struct copy_in *copies;     /* plan: copies into it (copies-*.c) */
 	size_t n_copies, a_copies;
