@@ -67,11 +67,27 @@ diag "$killed of 4 watchers killed, $mid in the middle of the transfer"
 ok $((killed == 4 ? 0 : 1)) "every watcher was killed, none had exited"
 ok $((mid >= 2 ? 0 : 1)) "at least 2 kills landed in the middle of a transfer"
 
-tb_run "$TWINBOX" -c "$CFG" --json sync
+# what recovery decided, for a failure that shows only under load
+crash_diag() {
+	local f id
+	diag "watchers' (then the final sync's) recovery and copy lines:"
+	diag "$(printf '%s\n' "$RUN_ERR" | cat "$WATCH_ERR" - |
+		grep -E 'finishing|late copy|upload of|interrupted|cop(y|ies)|recovered' |
+		sed -E 's/(recovered (upload|download)) .*/\1/' | uniq -c | tail -n 40)"
+	for f in INBOX Archive; do
+		for id in $( { cl_server_ids "$U" "$f" | uniq -d
+			      cl_local_ids "$M/$f" | uniq -d; } |
+			    LC_ALL=C sort -u | head -n 3); do
+			diag "$f: $id twice; server|local folders: $(cl_where "$U" "$M" "$id")"
+		done
+	done
+}
+
+tb_run "$TWINBOX" -c "$CFG" -vv --json sync
 is "$RUN_STATUS" 0 "the run after the kills completes" || diag "$RUN_ERR"
 cl_agree "$U" "$M" "$total"
 ok $? "server and Maildir agree, $total messages, none lost or duplicated" ||
-	diag "$CL_ERR"
+	{ diag "$CL_ERR"; crash_diag; }
 tb_run "$TWINBOX" -c "$CFG" --json sync
 unlike "$RUN_OUT" '"(pulled|pushed)_(new|deletions)":[1-9]' \
 	"one more run has nothing left to transfer" || diag "$RUN_OUT"
