@@ -160,14 +160,7 @@ static int execute_pulls(struct worker *w, struct folder *f, bool deferred)
 		if (!pull_now(c, deferred))
 			continue;
 		if (c->made) {
-			m.uid = c->uid;
-			m.base = c->base;
-			m.flags = c->flags;
-			m.size = c->id.size;
-			m.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
-			memcpy(m.hhash, c->id.hhash, 16);
-			m.have_hhash = true;
-			m.emailid = c->id.sid[0] ? c->id.sid : NULL;
+			pair_row_ident(&m, c->uid, c->base, c->flags, &c->id);
 			if (state_msg_put(w->st, f->sf.id, &m) < 0)
 				goto state_fail_rb;
 		}
@@ -389,13 +382,8 @@ static int push_record(struct worker *w, struct folder *f,
 			f->incomplete = true;
 			continue;
 		}
-		m.uid = c->new_uid;
-		m.base = f->lents[c->lidx].base;
-		m.flags = c->flags;
-		m.size = c->id.size;
-		m.msgid = c->id.msgid[0] ? c->id.msgid : NULL;
-		memcpy(m.hhash, c->id.hhash, 16);
-		m.have_hhash = true;
+		pair_row_ident(&m, c->new_uid, f->lents[c->lidx].base, c->flags,
+			       &c->id);
 		if (state_msg_put(w->st, f->sf.id, &m) < 0 ||
 		    state_journal_remove(w->st, c->jid) < 0) {
 			(void)state_rollback(w->st);

@@ -1052,13 +1052,7 @@ static int dl_flush(struct dl_ctx *d)
 		struct dl_pending *p = &d->pend[i];
 		struct state_msg m = { 0 };
 
-		m.uid = p->uid;
-		m.base = p->base;
-		m.flags = p->flags;
-		m.size = p->id.size;
-		m.msgid = p->id.msgid[0] ? p->id.msgid : NULL;
-		memcpy(m.hhash, p->id.hhash, sizeof(m.hhash));
-		m.have_hhash = true;
+		pair_row_ident(&m, p->uid, p->base, p->flags, &p->id);
 		if (state_msg_put(st, d->f->sf.id, &m) < 0 ||
 		    state_journal_remove(st, p->jid) < 0) {
 			(void)state_rollback(st);
@@ -1435,13 +1429,7 @@ static int execute_uploads(struct worker *w, struct folder *f)
 
 			if (!msgs[i].ok_r || uid == 0)
 				continue;   /* the journal resolves it next run */
-			sm.uid = uid;
-			sm.base = it->base;
-			sm.flags = it->flags;
-			sm.size = it->id.size;
-			sm.msgid = it->id.msgid[0] ? it->id.msgid : NULL;
-			memcpy(sm.hhash, it->id.hhash, 16);
-			sm.have_hhash = true;
+			pair_row_ident(&sm, uid, it->base, it->flags, &it->id);
 			if (state_msg_put(w->st, f->sf.id, &sm) < 0 ||
 			    state_journal_remove(w->st, it->jid) < 0) {
 				folder_fail(f, SYNC_EXIT_FAIL, "%s",

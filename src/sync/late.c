@@ -146,13 +146,7 @@ static int late_adopt(struct worker *w, struct folder *f)
 		const struct journal_entry *t = &f->late[f->adopt_late[i]];
 		struct state_msg m = { 0 };
 
-		m.uid = f->adopt_uids[i];
-		m.base = t->base;
-		m.flags = t->flags;
-		m.size = t->size;
-		m.msgid = t->msgid;
-		memcpy(m.hhash, t->hhash, sizeof(m.hhash));
-		m.have_hhash = true;
+		pair_row_journal(&m, f->adopt_uids[i], t);
 		if (state_msg_put(w->st, f->sf.id, &m) < 0 ||
 		    state_journal_remove(w->st, t->id) < 0) {
 			(void)state_rollback(w->st);

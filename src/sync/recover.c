@@ -259,13 +259,8 @@ int folder_recover(struct worker *w, struct folder *f)
 				if (l.v[j].used || !ident_equal(&l.v[j].id, &id))
 					continue;
 				l.v[j].used = true;
-				m.uid = l.v[j].uid;
-				m.base = ents[i].base;
-				m.flags = ents[i].flags;
-				m.size = id.size;
-				m.msgid = id.msgid[0] ? id.msgid : NULL;
-				memcpy(m.hhash, id.hhash, 16);
-				m.have_hhash = true;
+				pair_row_ident(&m, l.v[j].uid, ents[i].base,
+					       ents[i].flags, &id);
 				if (state_msg_put(w->st, f->sf.id, &m) < 0) {
 					folder_fail(f, SYNC_EXIT_FAIL, "%s",
 						    state_error(w->st));
@@ -349,13 +344,7 @@ int folder_recover(struct worker *w, struct folder *f)
 					goto state_fail;
 				continue;
 			}
-			m.uid = found[i];
-			m.base = e->base;
-			m.flags = e->flags;
-			m.size = e->size;
-			m.msgid = e->msgid;
-			memcpy(m.hhash, e->hhash, 16);
-			m.have_hhash = true;
+			pair_row_journal(&m, found[i], e);
 			if (state_msg_put(w->st, f->sf.id, &m) < 0) {
 				folder_fail(f, SYNC_EXIT_FAIL, "%s",
 					    state_error(w->st));

@@ -395,4 +395,35 @@ int64_t wall_ns(void);
 void sleep_until_wall_ns(int64_t until);
 int cmp_u32(const void *a, const void *b);
 
+/* The state row of a new pair, its identity taken from a message's
+ * (downloads, uploads, copies, recovery) or from a journal entry's (an
+ * upload a killed run had sent). Strings are borrowed, not copied. */
+static inline void pair_row_ident(struct state_msg *m, uint32_t uid,
+				  char *base, unsigned flags,
+				  struct msg_ident *id)
+{
+	memset(m, 0, sizeof(*m));
+	m->uid = uid;
+	m->base = base;
+	m->flags = flags;
+	m->size = id->size;
+	m->msgid = id->msgid[0] ? id->msgid : NULL;
+	memcpy(m->hhash, id->hhash, sizeof(m->hhash));
+	m->have_hhash = true;
+	m->emailid = id->sid[0] ? id->sid : NULL;
+}
+
+static inline void pair_row_journal(struct state_msg *m, uint32_t uid,
+				    const struct journal_entry *e)
+{
+	memset(m, 0, sizeof(*m));
+	m->uid = uid;
+	m->base = e->base;
+	m->flags = e->flags;
+	m->size = e->size;
+	m->msgid = e->msgid;
+	memcpy(m->hhash, e->hhash, sizeof(m->hhash));
+	m->have_hhash = true;
+}
+
 #endif
