@@ -36,21 +36,33 @@ rawlog_reset() {
 }
 
 kill_rounds() {	# kill_rounds NAME: syncs killed at random moments
-	local name=$1 r ms pid killed=0
+	local name=$1 r ms pid st killed=0
 	LOG=$TEST_TMP/$name.log
 	: >"$LOG"
-	# a run of 500 copies takes some tens to hundreds of milliseconds
+	# A run of 500 copies takes some tens to hundreds of milliseconds. Once
+	# one run finishes, the copies are done and later kills hit no-op runs:
+	# stop there. Only the kills before that test anything.
 	for ((r = 0; r < 8; r++)); do
-		ms=$((2 + RANDOM % (40 + 40 * r)))
+		ms=$((2 + RANDOM % (30 + 30 * r)))
 		"$TWINBOX" -c "$CFG" -q sync >>"$LOG" 2>&1 </dev/null &
 		pid=$!
 		cl_ms_sleep "$ms"
 		kill -9 "$pid" 2>/dev/null
 		{ wait "$pid"; } 2>/dev/null
-		[ $? = 137 ] && killed=$((killed + 1))
+		st=$?
+		[ $st = 137 ] && killed=$((killed + 1))
+		[ $st = 0 ] && break
 	done
-	diag "$name: $killed of 8 runs killed before they finished"
-	ok $(( killed >= 2 ? 0 : 1 )) "$name: at least 2 of the 8 runs were killed mid-way"
+	diag "$name: $killed runs killed before one finished"
+	if [ "$killed" -ge 1 ]; then
+		pass "$name: at least one run was killed mid-way"
+	else
+		# a machine fast enough to finish within the first delay
+		TAP_N=$((TAP_N + 1))
+		printf 'ok %d - %s # SKIP %s\n' "$TAP_N" \
+			"$name: at least one run was killed mid-way" \
+			"the first run finished within ${ms} ms"
+	fi
 }
 
 check_phase() {	# check_phase NAME TOTAL DUPS
