@@ -1126,9 +1126,19 @@ static size_t workers_open(struct engine *e, size_t want)
 	return want;
 }
 
+/* Bodies the plan moves over the wire for f: its downloads and uploads
+ * less the copies among them, which the other side already holds (a
+ * server copy into a file, a UID COPY for a copied file). */
+static size_t folder_transfers(const struct folder *f)
+{
+	size_t n = f->n_dl + f->n_ul;
+
+	return n > f->n_copies ? n - f->n_copies : 0;
+}
+
 static size_t pending_weight(const struct folder *f)
 {
-	size_t w = 1 + 4 * (f->n_dl + f->n_ul), i;
+	size_t w = 1 + 4 * folder_transfers(f), i;
 
 	for (i = 0; i < f->n_pairs; i++)
 		if (f->pairs[i].act != ACT_NONE || f->pairs[i].mv != MV_NONE)
@@ -1317,7 +1327,7 @@ int sync_account_run(const struct sync_account *a,
 	}
 	busy = exec_queue(&e);
 	for (i = 0; i < e.n_folders; i++)
-		n_msgs += e.folders[i]->n_dl + e.folders[i]->n_ul;
+		n_msgs += folder_transfers(e.folders[i]);
 	/* never fewer than are logged in already (preconnect_busy()) */
 	e.n_workers = workers_open(&e, conns_paying(busy, n_new, n_msgs) >
 					       e.n_workers
