@@ -99,6 +99,7 @@ int account_sync(const struct config *c, const struct account_config *a,
 
 	rf.open = remote_imap_open;
 	rf.ctx = &ac.set;
+	rf.login_hint = ac.set.login_hint;
 	r = sync_account_run(&sa, &rf, &o);
 	if (held == NULL)
 		account_conn_release(&ac);

@@ -18,6 +18,7 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <strings.h>
 #include <time.h>
 
@@ -1116,10 +1117,11 @@ static int do_starttls(struct imap_client *c,
 		*error_r = xstrdup(c->broken_error);
 		return -1;
 	}
-	/* Capabilities from before the handshake are not trusted. */
+	/* Capabilities from before the handshake are not trusted: the
+	 * caller asks again (or logs in early, then asks). */
 	c->caps = 0;
 	c->caps_gen = 0;
-	return get_capabilities(c, error_r);
+	return 0;
 }
 
 /* ---- authentication ---- */
@@ -1227,15 +1229,23 @@ static const char *mech_name(enum imap_auth mech)
 	}
 }
 
-static int authenticate(struct imap_client *c,
-			const struct imap_client_settings *set, char **error_r)
+/* A login in flight: authenticate_send() .. authenticate_finish(). */
+struct auth_flight {
+	struct auth_ctx a;
+	struct imap_op op;
+	enum imap_auth mech;
+	bool early;                 /* sent by early_auth_start() */
+};
+
+static int authenticate_send(struct imap_client *c,
+			     const struct imap_client_settings *set,
+			     struct auth_flight *af, unsigned caps,
+			     char **error_r)
 {
 	enum imap_auth mech = set->auth;
-	struct auth_ctx a = { 0 };
 	struct imap_cmd *cmd;
-	struct imap_op op;
-	int r;
 
+	memset(af, 0, sizeof(*af));
 	if (set->user == NULL || set->secret == NULL) {
 		client_fail(c, IMAP_FAIL_AUTH, "no user name or password for '%s'",
 			    set->host);
@@ -1243,9 +1253,9 @@ static int authenticate(struct imap_client *c,
 		return -1;
 	}
 	if (mech == IMAP_AUTH_AUTO)
-		mech = (c->caps & IMAP_CAP_AUTH_PLAIN) ? IMAP_AUTH_PLAIN :
+		mech = (caps & IMAP_CAP_AUTH_PLAIN) ? IMAP_AUTH_PLAIN :
 			IMAP_AUTH_LOGIN;
-	if (mech == IMAP_AUTH_LOGIN && (c->caps & IMAP_CAP_LOGINDISABLED)) {
+	if (mech == IMAP_AUTH_LOGIN && (caps & IMAP_CAP_LOGINDISABLED)) {
 		client_fail(c, IMAP_FAIL_AUTH,
 			    "server '%s' does not allow LOGIN here (LOGINDISABLED)%s",
 			    set->host, net_conn_is_tls(c->conn) ? "" :
@@ -1253,35 +1263,173 @@ static int authenticate(struct imap_client *c,
 		*error_r = xstrdup(c->broken_error);
 		return -1;
 	}
-	if (op_begin(c, &op, error_r) < 0)
+	af->mech = mech;
+	if (op_begin(c, &af->op, error_r) < 0)
 		return -1;
 	if (mech == IMAP_AUTH_LOGIN) {
-		cmd = imap_cmd_login(++c->next_tag, c->caps, set->user,
+		cmd = imap_cmd_login(++c->next_tag, caps, set->user,
 				     set->secret);
 	} else {
-		a.resp = sasl_response(set, mech);
-		if (c->caps & IMAP_CAP_SASL_IR)
-			a.sent = true;
-		cmd = imap_cmd_authenticate(++c->next_tag, c->caps,
-					    mech_name(mech), a.resp,
-					    (c->caps & IMAP_CAP_SASL_IR) != 0);
+		af->a.resp = sasl_response(set, mech);
+		if (caps & IMAP_CAP_SASL_IR)
+			af->a.sent = true;
+		cmd = imap_cmd_authenticate(++c->next_tag, caps,
+					    mech_name(mech), af->a.resp,
+					    (caps & IMAP_CAP_SASL_IR) != 0);
 		cmd->cont = auth_cont;
 	}
 	cmd->secret = true;
 	cmd->exclusive = true;
-	queue_cmd(c, cmd, auth_done, &a, 0);
-	r = run(c);
-	if (a.resp != NULL) {
-		secure_zero(a.resp, strlen(a.resp));
-		free(a.resp);
+	queue_cmd(c, cmd, auth_done, &af->a, 0);
+	return 0;
+}
+
+/* Waits for the answer. 0: logged in; 1: refused, *refusal_r says how
+ * (the caller decides); -1: the connection failed. */
+static int authenticate_wait(struct imap_client *c, struct auth_flight *af,
+			     char **refusal_r, char **error_r)
+{
+	int r = run(c);
+
+	*refusal_r = NULL;
+	if (af->a.resp != NULL) {
+		secure_zero(af->a.resp, strlen(af->a.resp));
+		FREE_AND_NULL(af->a.resp);
 	}
-	if (r == 0 && op.no_error != NULL) {
-		client_fail(c, IMAP_FAIL_AUTH,
-			    "authentication as '%s' on '%s' failed (%s): %s",
-			    set->user, set->host, mech_name(mech), op.no_error);
-		r = -1;
+	if (r == 0 && af->op.no_error != NULL) {
+		*refusal_r = af->op.no_error;
+		af->op.no_error = NULL;
+		(void)op_end(c, &af->op, 0, NULL);
+		return 1;
 	}
-	return op_end(c, &op, r, error_r);
+	return op_end(c, &af->op, r, error_r);
+}
+
+static int auth_refused(struct imap_client *c,
+			const struct imap_client_settings *set,
+			enum imap_auth mech, char *refusal, char **error_r)
+{
+	client_fail(c, IMAP_FAIL_AUTH,
+		    "authentication as '%s' on '%s' failed (%s): %s",
+		    set->user, set->host, mech_name(mech), refusal);
+	free(refusal);
+	*error_r = xstrdup(c->broken_error);
+	return -1;
+}
+
+static int authenticate(struct imap_client *c,
+			const struct imap_client_settings *set, char **error_r)
+{
+	struct auth_flight af;
+	char *refusal = NULL;
+	int r;
+
+	if (authenticate_send(c, set, &af, c->caps, error_r) < 0)
+		return -1;
+	r = authenticate_wait(c, &af, &refusal, error_r);
+	if (r == 1)
+		return auth_refused(c, set, af.mech, refusal, error_r);
+	return r;
+}
+
+/*
+ * Early login. Over TLS, the login can leave in the flight of the
+ * handshake's last message instead of after the greeting (implicit TLS)
+ * or after a CAPABILITY (STARTTLS): a round trip less per connection.
+ * That needs to know, before the server says so, that it takes
+ * AUTHENTICATE PLAIN with an initial response: set->login_hint, from
+ * what this server's greeting offered to an earlier connection or run.
+ * The peer is the verified TLS server the credentials would go to a
+ * moment later anyway. A hint gone stale (the server no longer offers
+ * both) costs its refusal and a login the usual way.
+ */
+static bool early_auth_wanted(const struct imap_client *c,
+			      const struct imap_client_settings *set)
+{
+	return set->login_hint != NULL &&
+	       atomic_load(set->login_hint) == IMAP_HINT_EARLY_AUTH &&
+	       set->tls != IMAP_TLS_NONE && net_conn_is_tls(c->conn) &&
+	       (set->auth == IMAP_AUTH_AUTO || set->auth == IMAP_AUTH_PLAIN) &&
+	       set->user != NULL && set->secret != NULL;
+}
+
+/* What the server's capabilities (greeting, or after STARTTLS) say for
+ * the next connection's early login. */
+static void early_auth_learn(const struct imap_client *c,
+			     const struct imap_client_settings *set)
+{
+	unsigned both = IMAP_CAP_SASL_IR | IMAP_CAP_AUTH_PLAIN;
+
+	if (set->login_hint == NULL || c->caps_gen == 0 ||
+	    set->tls == IMAP_TLS_NONE)
+		return;
+	atomic_store(set->login_hint, (c->caps & both) == both
+					      ? IMAP_HINT_EARLY_AUTH
+					      : IMAP_HINT_NO_EARLY_AUTH);
+}
+
+/* The connection failed with an early login in flight. */
+static void early_auth_abandon(struct imap_client *c, struct auth_flight *af)
+{
+	if (af->a.resp != NULL) {
+		secure_zero(af->a.resp, strlen(af->a.resp));
+		FREE_AND_NULL(af->a.resp);
+	}
+	(void)op_end(c, &af->op, -1, NULL);
+	af->early = false;
+}
+
+/* The login goes on the wire now, before anything is read. */
+static int early_auth_start(struct imap_client *c,
+			    const struct imap_client_settings *set,
+			    struct auth_flight *af, char **error_r)
+{
+	if (authenticate_send(c, set, af,
+			      IMAP_CAP_SASL_IR | IMAP_CAP_AUTH_PLAIN,
+			      error_r) < 0)
+		return -1;
+	af->early = true;
+	log_debug("%s: logging in without waiting for the server", c->label);
+	if (send_ready(c) < 0) {
+		early_auth_abandon(c, af);
+		*error_r = xstrdup(c->broken_error);
+		return -1;
+	}
+	return 0;
+}
+
+/* After the greeting (and STARTTLS): the login, or the answer to the
+ * one sent early. A refused early login is the server's last word only
+ * when it offers what the login assumed; otherwise the hint was stale. */
+static int login(struct imap_client *c, const struct imap_client_settings *set,
+		 struct auth_flight *af, char **error_r)
+{
+	unsigned both = IMAP_CAP_SASL_IR | IMAP_CAP_AUTH_PLAIN;
+	char *refusal = NULL;
+	int r;
+
+	if (!af->early)
+		return authenticate(c, set, error_r);
+	af->early = false;
+	r = authenticate_wait(c, af, &refusal, error_r);
+	if (r <= 0)
+		return r;
+	if (c->preauth) {
+		/* logged in by the greeting: the login was superfluous */
+		free(refusal);
+		return 0;
+	}
+	if (c->caps_gen == 0 && get_capabilities(c, error_r) < 0) {
+		free(refusal);
+		return -1;
+	}
+	if ((c->caps & both) == both)
+		return auth_refused(c, set, af->mech, refusal, error_r);
+	log_debug("%s: the early login was refused (the server no longer "
+		  "offers SASL-IR and AUTH=PLAIN); logging in again", c->label);
+	free(refusal);
+	early_auth_learn(c, set);
+	return authenticate(c, set, error_r);
 }
 
 /* QRESYNC is on, or its ENABLE goes out ahead of the command being
@@ -1308,6 +1456,7 @@ int imap_client_connect(const struct imap_client_settings *set,
 	struct imap_client *c;
 	struct imap_parser_limits lim;
 	struct imap_body_sink sink = { sink_begin, sink_data, sink_end, NULL };
+	struct auth_flight af = { .early = false };
 	char *err = NULL;
 
 	*c_r = NULL;
@@ -1344,9 +1493,12 @@ int imap_client_connect(const struct imap_client_settings *set,
 			free(err);
 			goto failed;
 		}
+		if (early_auth_wanted(c, set) && early_auth_start(c, set, &af,
+								   &err) < 0)
+			goto failed_err;
 	}
 	if (read_greeting(c) < 0)
-		goto failed;
+		goto failed_af;
 	if (set->tls == IMAP_TLS_STARTTLS) {
 		if (c->preauth) {
 			/* RFC 3501 forbids STARTTLS in the authenticated
@@ -1360,13 +1512,17 @@ int imap_client_connect(const struct imap_client_settings *set,
 			goto failed_err;
 		if (do_starttls(c, set, &err) < 0)
 			goto failed_err;
+		if (early_auth_wanted(c, set) && early_auth_start(c, set, &af,
+								   &err) < 0)
+			goto failed_err;
 	}
-	if (c->caps_gen == 0 && get_capabilities(c, &err) < 0)
+	if (!af.early && c->caps_gen == 0 && get_capabilities(c, &err) < 0)
 		goto failed_err;
-	if (!c->preauth) {
+	early_auth_learn(c, set);
+	if (!c->preauth || af.early) {
 		unsigned gen = c->caps_gen;
 
-		if (authenticate(c, set, &err) < 0)
+		if (login(c, set, &af, &err) < 0)
 			goto failed_err;
 		/* Capabilities change with login; servers often announce
 		 * the new ones in the OK, else ask (RFC 3501 6.2.3). */
@@ -1381,6 +1537,10 @@ int imap_client_connect(const struct imap_client_settings *set,
 	*c_r = c;
 	return 0;
 
+failed_af:
+	if (af.early)
+		early_auth_abandon(c, &af);
+	goto failed;
 failed_err:
 	free(err);
 failed:

@@ -43,7 +43,16 @@ struct imap_client_settings {
 	unsigned io_timeout;        /* seconds without progress; 0 = 120 */
 	unsigned pipeline_depth;    /* commands in flight; 0 = 64 */
 	const char *label;          /* for log/trace prefixes, e.g. the account name */
+	/* What connections to this server learnt of its login, shared by
+	 * the connections of a run and kept by the caller across runs
+	 * (NULL: none). IMAP_HINT_EARLY_AUTH: its greeting offered
+	 * SASL-IR and AUTH=PLAIN, so the login may leave before the
+	 * greeting arrives (imap_client_connect()). */
+	_Atomic int *login_hint;
 };
+
+enum { IMAP_HINT_UNKNOWN = 0, IMAP_HINT_NO_EARLY_AUTH = 1,
+       IMAP_HINT_EARLY_AUTH = 2 };
 
 enum imap_failure {
 	IMAP_FAIL_NONE = 0,

@@ -861,6 +861,48 @@ static void *preconnect_main(void *arg)
 }
 
 /*
+ * What the connections learnt of logging in to this server (early login,
+ * imap_client_connect()) is kept in the state from run to run, so that
+ * the first connection of the next run profits too. Returns the value
+ * loaded.
+ */
+#define LOGIN_HINT_KEY "login_hint"
+
+static int login_hint_load(struct engine *e, struct worker *w0)
+{
+	_Atomic int *h = e->rf->login_hint;
+	char *v = NULL;
+
+	if (h == NULL)
+		return IMAP_HINT_UNKNOWN;
+	if (atomic_load(h) == IMAP_HINT_UNKNOWN &&
+	    state_meta_get(w0->st, LOGIN_HINT_KEY, &v) == 1) {
+		if (strcmp(v, "early-auth") == 0)
+			atomic_store(h, IMAP_HINT_EARLY_AUTH);
+		else if (strcmp(v, "no-early-auth") == 0)
+			atomic_store(h, IMAP_HINT_NO_EARLY_AUTH);
+	}
+	free(v);
+	return atomic_load(h);
+}
+
+static void login_hint_save(struct engine *e, struct worker *w0, int loaded)
+{
+	_Atomic int *h = e->rf->login_hint;
+	int now;
+
+	if (h == NULL || e->o->dry_run)
+		return;
+	now = atomic_load(h);
+	if (now == IMAP_HINT_UNKNOWN || now == loaded)
+		return;
+	if (state_meta_put(w0->st, LOGIN_HINT_KEY,
+			   now == IMAP_HINT_EARLY_AUTH ? "early-auth"
+						       : "no-early-auth") < 0)
+		log_debug("%s: %s", e->a->name, state_error(w0->st));
+}
+
+/*
  * Connections where they pay. `connections` is a maximum: a login costs
  * the server a process (about 20 ms of CPU against Dovecot's stock
  * model) and the client several round trips (TCP, TLS, LOGIN), while a
@@ -1205,6 +1247,7 @@ int sync_account_run(const struct sync_account *a,
 	char *err = NULL;
 	size_t i, busy = 0, n_new = 0, n_msgs = 0;
 	int64_t pre_ns, login_ns;
+	int hint;
 
 	memset(&e, 0, sizeof(e));
 	e.a = a;
@@ -1262,6 +1305,7 @@ int sync_account_run(const struct sync_account *a,
 		e.exit_code = SYNC_EXIT_FAIL;
 		goto out;
 	}
+	hint = login_hint_load(&e, w0);
 	if (!o->status_only && !o->dry_run)
 		preconnect_local(&e, w0);
 	pre_ns = mono_ns();
@@ -1272,6 +1316,7 @@ int sync_account_run(const struct sync_account *a,
 		goto out;
 	}
 	login_ns = mono_ns() - pre_ns;
+	login_hint_save(&e, w0, hint);
 	if (!o->status_only)
 		preconnect(&e, login_ns);
 	early_status(&e, w0);

@@ -141,6 +141,10 @@ struct remote_factory {
 	int (*open)(void *ctx, struct remote **r_r, enum imap_failure *failure_r,
 		    char **error_r);
 	void *ctx;
+	/* What the connections learn of logging in to the server
+	 * (imap_client_settings.login_hint), or NULL; the engine keeps
+	 * it in the state from run to run. */
+	_Atomic int *login_hint;
 };
 
 #endif

@@ -10,6 +10,7 @@
  *              [--expunge UIDSET --expect ok|fail]
  *              [--copy-batch 'SET>DEST;SET>DEST...' --expect ok,no,...]
  *              [--idents UIDSET --expect GMID,GMID,...]
+ *              [--early-auth yes|no] [--expect-hint early|no] [--login-only yes]
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
  * (created, used, deleted): list, status, select (QRESYNC/CONDSTORE),
@@ -32,6 +33,7 @@
 #include "../unit/tap.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 
 #define N_MSG 4
 
@@ -624,6 +626,9 @@ int main(int argc, char **argv)
 	const char *expunge = NULL, *expect_exp = "ok", *copies = NULL;
 	const char *ident_set = NULL;
 	uint32_t ahead = 0;
+	_Atomic int hint = IMAP_HINT_UNKNOWN;
+	const char *want_hint = NULL;
+	bool login_only = false;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -677,6 +682,13 @@ int main(int argc, char **argv)
 			ident_set = v;
 		else if (strcmp(a, "--expect") == 0)
 			expect_exp = v;
+		else if (strcmp(a, "--early-auth") == 0)
+			hint = strcmp(v, "yes") == 0 ? IMAP_HINT_EARLY_AUTH
+						     : IMAP_HINT_UNKNOWN;
+		else if (strcmp(a, "--expect-hint") == 0)
+			want_hint = v;
+		else if (strcmp(a, "--login-only") == 0)
+			login_only = strcmp(v, "yes") == 0;
 		else if (strcmp(a, "--select-ahead") == 0)
 			ahead = (uint32_t)strtoul(v ? v : "0", NULL, 10);
 		else {
@@ -691,6 +703,7 @@ int main(int argc, char **argv)
 	set.secret = pass;
 	set.io_timeout = 30;
 	set.connect_timeout = 10;
+	set.login_hint = &hint;
 
 	r = imap_client_connect(&set, &c, &fail, &err);
 	if (expect != NULL) {
@@ -718,6 +731,16 @@ int main(int argc, char **argv)
 		return tap_done();
 	}
 	ok(imap_client_has(c, IMAP_CAP_IMAP4REV1), "capabilities known after login");
+	if (want_hint != NULL)
+		ok(atomic_load(&hint) == (strcmp(want_hint, "early") == 0
+						  ? IMAP_HINT_EARLY_AUTH
+						  : IMAP_HINT_NO_EARLY_AUTH),
+		   "after login, the hint says: %s", want_hint);
+	if (login_only) {
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
 	if (expunge != NULL) {
 		struct imap_selected sel;
 		bool want_ok = strcmp(expect_exp, "ok") == 0;

@@ -180,11 +180,14 @@ dovecot_stop
 # ---- UID EXPUNGE: behind its STORE in one flight only where VANISHED tells
 #      what went, and checked (scripted server) ----
 FAKEIMAPD=${FAKEIMAPD:-$TOP_BUILDDIR/tests/script/fakeimapd}
+# its certificate, for the scenarios over TLS
+tb_make_certs "$TEST_TMP/ssl" || bail_out "cannot make certificates"
 # Start fakeimapd on tests/script/client/$1.scn and wait for its port;
 # fake_done checks that it played the scenario to its end.
 fake_play() {
 	rm -f "$TEST_TMP/port"
 	"$FAKEIMAPD" -p "$TEST_TMP/port" -t 20 \
+		-c "$TEST_TMP/ssl/server.pem" -k "$TEST_TMP/ssl/server.key" \
 		"$TOP_SRCDIR/tests/script/client/$1.scn" \
 		>"$TEST_TMP/fake.out" 2>"$TEST_TMP/fake.err" &
 	fpid=$!
@@ -238,5 +241,55 @@ for want in 'copy-ahead:1:2>A;3>B;4:5>C:ok,no,ok' \
 		--expect "$res"
 	fake_done "$scn"
 done
+
+# ---- early login: the login leaves with the TLS handshake's last message
+#      when an earlier connection saw the server offer SASL-IR and
+#      AUTH=PLAIN (imap_client_settings.login_hint) ----
+dovecot_start
+printf '%s' "$TEST_PASS" >"$TEST_TMP/pw"
+for t in implicit starttls; do
+	port=$IMAP_PORT
+	[ "$t" = implicit ] && port=$IMAPS_PORT
+	probe "learn $t" --trace --host localhost --port "$port" --tls "$t" \
+		--ca "$CA_FILE" --user "$TEST_USER" --password-file "$TEST_TMP/pw" \
+		--login-only yes --expect-hint early
+	probe "early $t" --trace --host localhost --port "$port" --tls "$t" \
+		--ca "$CA_FILE" --user "$TEST_USER" --password-file "$TEST_TMP/pw" \
+		--login-only yes --early-auth yes --expect-hint early
+	tr=$(grep -E ' (C|S): ' "$TEST_TMP/probe.err")
+	auth=$(printf '%s\n' "$tr" | grep -n 'C: T[0-9]* AUTHENTICATE PLAIN' | cut -d: -f1)
+	greet=$(printf '%s\n' "$tr" | grep -n 'S: \* OK' | head -n 1 | cut -d: -f1)
+	if [ "$t" = implicit ]; then
+		ok "$([ -n "$auth" ] && [ -n "$greet" ] && [ "$auth" -lt "$greet" ] && echo 0 || echo 1)" \
+			"early $t: AUTHENTICATE sent before the greeting was read"
+	else
+		unlike "$(printf '%s\n' "$tr" | sed -n '/STARTTLS/,/AUTHENTICATE/p')" 'CAPABILITY$' \
+			"early $t: AUTHENTICATE right after the handshake, no CAPABILITY first"
+	fi
+	is "$(printf '%s\n' "$tr" | grep -c 'AUTHENTICATE')" 1 "early $t: one login"
+	unlike "$(cat "$TEST_TMP/probe.err")" "$TEST_PASS" "early $t: no password in the trace"
+done
+printf 'wrong' >"$TEST_TMP/badpw"
+probe "early, wrong password" --trace --host localhost --port "$IMAPS_PORT" \
+	--tls implicit --ca "$CA_FILE" --user "$TEST_USER" \
+	--password-file "$TEST_TMP/badpw" --early-auth yes --expect-fail auth \
+	--expect-error "authentication as '$TEST_USER'"
+is "$(grep -c 'AUTHENTICATE' "$TEST_TMP/probe.err")" 1 \
+	"early, wrong password: one attempt, not two"
+dovecot_stop
+
+printf 'x\n' >"$TEST_TMP/pass"
+fake_play early-auth-stale
+probe "early-auth-stale" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls implicit --ca "$TEST_TMP/ssl/ca.pem" --user alice \
+	--password-file "$TEST_TMP/pass" --early-auth yes --login-only yes \
+	--expect-hint no
+fake_done early-auth-stale
+fake_play early-auth-refused
+probe "early-auth-refused" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls implicit --ca "$TEST_TMP/ssl/ca.pem" --user alice \
+	--password-file "$TEST_TMP/pass" --early-auth yes --expect-fail auth \
+	--expect-error "Authentication failed"
+fake_done early-auth-refused
 
 done_testing

@@ -46,6 +46,47 @@ cfg=$TEST_TMP/localhost.yaml
 tb_write_config "$cfg" lh tls=implicit host=localhost
 tb_run "$TWINBOX" -c "$cfg" list-folders lh
 is "$RUN_STATUS" 0 "host localhost over implicit TLS" || diag "$RUN_ERR"
+
+# Early login: a sync remembers in its state that the server offers SASL-IR
+# and AUTH=PLAIN; the next run's login leaves with the TLS handshake,
+# before the greeting is read (one round trip less), and a wrong password
+# is then still one failed attempt with a clear error.
+for tls in implicit starttls; do
+	cfg=$TEST_TMP/early-$tls.yaml
+	tb_write_config "$cfg" "early-$tls" tls=$tls \
+		maildir="$TEST_TMP/mail/early-$tls"
+	tb_run "$TWINBOX" -vvv -c "$cfg" sync
+	is "$RUN_STATUS" 0 "early login, $tls: first sync" || diag "$RUN_ERR"
+	unlike "$RUN_ERR" 'logging in without waiting' \
+		"early login, $tls: not on the first run (nothing known yet)"
+	tb_run "$TWINBOX" -vvv -c "$cfg" sync
+	is "$RUN_STATUS" 0 "early login, $tls: second sync" || diag "$RUN_ERR"
+	like "$RUN_ERR" 'logging in without waiting' \
+		"early login, $tls: the second run logs in early"
+	tr=$(printf '%s\n' "$RUN_ERR" | grep -E ' (C|S): ' | head -n 8)
+	if [ "$tls" = implicit ]; then
+		like "$(printf '%s\n' "$tr" | head -n 1)" 'C: T1 AUTHENTICATE PLAIN <redacted>' \
+			"early login, $tls: the login is the first thing on the wire"
+	else
+		unlike "$(printf '%s\n' "$tr" | sed -n '/STARTTLS/,/AUTHENTICATE/p')" \
+			'C: T[0-9]+ CAPABILITY' \
+			"early login, $tls: no CAPABILITY between STARTTLS and the login"
+	fi
+	unlike "$RUN_ERR" "$TEST_PASS" "early login, $tls: no password in the trace"
+	is "$(find "$TEST_TMP/mail/early-$tls" -type f \( -path '*/cur/*' -o -path '*/new/*' \) | wc -l)" 3 \
+		"early login, $tls: the 3 messages synced"
+	printf 'wrong\n' >"$TEST_TMP/early-bad.pass"
+	chmod 600 "$TEST_TMP/early-bad.pass"
+	tb_write_config "$cfg" "early-$tls" tls=$tls \
+		maildir="$TEST_TMP/mail/early-$tls" \
+		password_file="$TEST_TMP/early-bad.pass"
+	tb_run "$TWINBOX" -vvv -c "$cfg" sync
+	is "$RUN_STATUS" 3 "early login, $tls: a wrong password exits 3"
+	like "$RUN_ERR" "authentication as '$TEST_USER'.*failed" \
+		"early login, $tls: ... and says the login failed"
+	is "$(printf '%s\n' "$RUN_ERR" | grep -c 'C: T[0-9]* AUTHENTICATE')" 1 \
+		"early login, $tls: ... after one attempt"
+done
 dovecot_stop
 
 # A server with nothing but IMAP4rev1: still works, and the client does
