@@ -18,7 +18,6 @@ int account_conn_init(const struct account_config *a, struct account_conn *ac,
 	ac->set.fingerprint = a->fingerprint;
 	ac->set.user = a->user;
 	ac->set.secret = ac->secret;
-	ac->login_hint = IMAP_HINT_UNKNOWN;
 	ac->set.login_hint = &ac->login_hint;
 	switch (a->auth) {
 	case AUTH_PLAIN: ac->set.auth = IMAP_AUTH_PLAIN; break;

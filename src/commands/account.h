@@ -15,7 +15,7 @@
 struct account_conn {
 	struct imap_client_settings set;
 	char *secret;           /* owned, wiped on release */
-	_Atomic int login_hint; /* set.login_hint points here */
+	struct imap_login_hint login_hint;  /* set.login_hint points here */
 };
 
 /* Fetch the secret and fill the client settings. -1 with *error_r. */

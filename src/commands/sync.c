@@ -98,6 +98,7 @@ int account_sync(const struct config *c, const struct account_config *a,
 	o.lock_held = held != NULL;
 
 	rf.open = remote_imap_open;
+	rf.open_first = remote_imap_open_first;
 	rf.ctx = &ac.set;
 	rf.login_hint = ac.set.login_hint;
 	r = sync_account_run(&sa, &rf, &o);

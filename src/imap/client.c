@@ -74,6 +74,8 @@ static const char *const client_state_names[] = {
 	"connecting", "greeted", "authenticated", "logout", "broken",
 };
 
+struct auth_flight;
+
 struct imap_client {
 	char *host;                     /* owned */
 	char *label;                    /* owned, for log prefixes */
@@ -127,10 +129,19 @@ struct imap_client {
 	char *ahead_error;              /* it failed: owned, for op_end() */
 	imap_ahead_done_fn *ahead_done; /* told once it is answered (or not) */
 	void *ahead_done_ctx;
+	/* A login the first operation's flight follows, before its answer
+	 * and the greeting are read (imap_client_connect_first()) */
+	struct auth_flight *login_af;
+	struct auth_flight *login_dead; /* its remains on a broken connection */
+	bool login_failed;              /* flush() says so */
+	char *login_user;               /* owned, for the error message */
+	struct imap_login_hint *login_hint;   /* borrowed */
 };
 
 static int client_fail(struct imap_client *c, enum imap_failure f,
 		       const char *fmt, ...) ATTR_PRINTF(3, 4);
+static int login_finish(struct imap_client *c);
+static void auth_flight_free(struct auth_flight **afp);
 
 /* The one place that changes the session state. */
 static void client_set_state(struct imap_client *c, enum client_state s)
@@ -242,6 +253,38 @@ static void caps_set(struct imap_client *c, const struct imap_arg *args,
 	c->caps = caps;
 	c->caps_gen++;
 	log_debug("%s: capabilities 0x%x", c->label, caps);
+}
+
+char *imap_caps_names(unsigned caps)
+{
+	struct buf b = BUF_INIT_MAX(BUF_MAX_UNLIMITED);
+
+	for (size_t k = 0; k < N_ELEMENTS(cap_names); k++) {
+		if (!(caps & cap_names[k].bit))
+			continue;
+		if ((b.len > 0 && buf_addch(&b, ' ') < 0) ||
+		    buf_addstr(&b, cap_names[k].name) < 0)
+			BUG("unbounded buffer");
+	}
+	return b.len > 0 ? buf_take(&b, NULL) : xstrdup("");
+}
+
+unsigned imap_caps_parse(const char *s)
+{
+	unsigned caps = 0;
+
+	while (*s != '\0') {
+		size_t n;
+
+		s += strspn(s, " ");
+		n = strcspn(s, " ");
+		for (size_t k = 0; k < N_ELEMENTS(cap_names) && n > 0; k++)
+			if (strlen(cap_names[k].name) == n &&
+			    strncasecmp(cap_names[k].name, s, n) == 0)
+				caps |= cap_names[k].bit;
+		s += n;
+	}
+	return caps;
 }
 
 /* ---- untagged responses ---- */
@@ -916,6 +959,8 @@ static void ahead_tell(struct imap_client *c, bool ok);
 /* Pump until the running operation has no pending command. */
 static int run(struct imap_client *c)
 {
+	if (c->login_af != NULL && login_finish(c) < 0)
+		return -1;
 	if (c->ahead && ahead_finish(c) < 0)
 		return -1;
 	while (c->op->pending > 0) {
@@ -1347,7 +1392,7 @@ static bool early_auth_wanted(const struct imap_client *c,
 			      const struct imap_client_settings *set)
 {
 	return set->login_hint != NULL &&
-	       atomic_load(set->login_hint) == IMAP_HINT_EARLY_AUTH &&
+	       atomic_load(&set->login_hint->early) == IMAP_HINT_EARLY_AUTH &&
 	       set->tls != IMAP_TLS_NONE && net_conn_is_tls(c->conn) &&
 	       (set->auth == IMAP_AUTH_AUTO || set->auth == IMAP_AUTH_PLAIN) &&
 	       set->user != NULL && set->secret != NULL;
@@ -1356,16 +1401,29 @@ static bool early_auth_wanted(const struct imap_client *c,
 /* What the server's capabilities (greeting, or after STARTTLS) say for
  * the next connection's early login. */
 static void early_auth_learn(const struct imap_client *c,
-			     const struct imap_client_settings *set)
+			     struct imap_login_hint *hint, enum imap_tls tls)
 {
 	unsigned both = IMAP_CAP_SASL_IR | IMAP_CAP_AUTH_PLAIN;
 
-	if (set->login_hint == NULL || c->caps_gen == 0 ||
-	    set->tls == IMAP_TLS_NONE)
+	if (hint == NULL || c->caps_gen == 0 || tls == IMAP_TLS_NONE)
 		return;
-	atomic_store(set->login_hint, (c->caps & both) == both
+	atomic_store(&hint->early, (c->caps & both) == both
 					      ? IMAP_HINT_EARLY_AUTH
 					      : IMAP_HINT_NO_EARLY_AUTH);
+}
+
+static void auth_flight_free(struct auth_flight **afp)
+{
+	struct auth_flight *af = *afp;
+
+	if (af == NULL)
+		return;
+	if (af->a.resp != NULL) {
+		secure_zero(af->a.resp, strlen(af->a.resp));
+		free(af->a.resp);
+	}
+	free(af);
+	*afp = NULL;
 }
 
 /* The connection failed with an early login in flight. */
@@ -1428,7 +1486,7 @@ static int login(struct imap_client *c, const struct imap_client_settings *set,
 	log_debug("%s: the early login was refused (the server no longer "
 		  "offers SASL-IR and AUTH=PLAIN); logging in again", c->label);
 	free(refusal);
-	early_auth_learn(c, set);
+	early_auth_learn(c, set->login_hint, set->tls);
 	return authenticate(c, set, error_r);
 }
 
@@ -1449,14 +1507,36 @@ static void enable_qresync(struct imap_client *c)
 		c->enable_due = c->qresync_asked = true;
 }
 
-int imap_client_connect(const struct imap_client_settings *set,
-			struct imap_client **c_r,
-			enum imap_failure *failure_r, char **error_r)
+/* Leave the answer to the login sent early for the first operation
+ * (login_finish()): it and the greeting are read in that operation's
+ * flight. Only for implicit TLS, where the greeting names the
+ * capabilities that tell a stale hint from a wrong password. */
+static void login_defer(struct imap_client *c,
+			const struct imap_client_settings *set,
+			struct auth_flight **afp)
+{
+	/* the login held the pipeline to itself; it may lead it now */
+	if (c->flight != NULL)
+		c->flight->exclusive = false;
+	c->op = &c->idle_op;
+	c->login_af = *afp;
+	*afp = NULL;
+	c->login_user = xstrdup(set->user);
+	c->login_hint = set->login_hint;
+	c->caps = atomic_load(&set->login_hint->caps);
+	client_set_state(c, CS_AUTHENTICATED);
+	enable_qresync(c);
+	log_debug("%s: the first commands go with the login", c->label);
+}
+
+static int client_connect(const struct imap_client_settings *set, bool first,
+			  struct imap_client **c_r,
+			  enum imap_failure *failure_r, char **error_r)
 {
 	struct imap_client *c;
 	struct imap_parser_limits lim;
 	struct imap_body_sink sink = { sink_begin, sink_data, sink_end, NULL };
-	struct auth_flight af = { .early = false };
+	struct auth_flight *af = xcalloc(1, sizeof(*af));
 	char *err = NULL;
 
 	*c_r = NULL;
@@ -1493,9 +1573,15 @@ int imap_client_connect(const struct imap_client_settings *set,
 			free(err);
 			goto failed;
 		}
-		if (early_auth_wanted(c, set) && early_auth_start(c, set, &af,
+		if (early_auth_wanted(c, set) && early_auth_start(c, set, af,
 								   &err) < 0)
 			goto failed_err;
+		if (af->early && first &&
+		    atomic_load(&set->login_hint->caps) != 0) {
+			login_defer(c, set, &af);
+			*c_r = c;
+			return 0;
+		}
 	}
 	if (read_greeting(c) < 0)
 		goto failed_af;
@@ -1512,23 +1598,26 @@ int imap_client_connect(const struct imap_client_settings *set,
 			goto failed_err;
 		if (do_starttls(c, set, &err) < 0)
 			goto failed_err;
-		if (early_auth_wanted(c, set) && early_auth_start(c, set, &af,
+		if (early_auth_wanted(c, set) && early_auth_start(c, set, af,
 								   &err) < 0)
 			goto failed_err;
 	}
-	if (!af.early && c->caps_gen == 0 && get_capabilities(c, &err) < 0)
+	if (!af->early && c->caps_gen == 0 && get_capabilities(c, &err) < 0)
 		goto failed_err;
-	early_auth_learn(c, set);
-	if (!c->preauth || af.early) {
+	early_auth_learn(c, set->login_hint, set->tls);
+	if (!c->preauth || af->early) {
 		unsigned gen = c->caps_gen;
 
-		if (login(c, set, &af, &err) < 0)
+		if (login(c, set, af, &err) < 0)
 			goto failed_err;
 		/* Capabilities change with login; servers often announce
 		 * the new ones in the OK, else ask (RFC 3501 6.2.3). */
 		if (c->caps_gen == gen && get_capabilities(c, &err) < 0)
 			goto failed_err;
+		if (set->login_hint != NULL)
+			atomic_store(&set->login_hint->caps, c->caps);
 	}
+	auth_flight_free(&af);
 	client_set_state(c, CS_AUTHENTICATED);
 	enable_qresync(c);
 	log_debug("%s: logged in%s%s", c->label,
@@ -1538,15 +1627,118 @@ int imap_client_connect(const struct imap_client_settings *set,
 	return 0;
 
 failed_af:
-	if (af.early)
-		early_auth_abandon(c, &af);
+	if (af->early)
+		early_auth_abandon(c, af);
 	goto failed;
 failed_err:
 	free(err);
 failed:
+	auth_flight_free(&af);
 	*failure_r = c->broken ? c->broken_failure : IMAP_FAIL_NET;
 	*error_r = xstrdup(c->broken ? c->broken_error : "connection failed");
 	imap_client_free(&c);
+	return -1;
+}
+
+int imap_client_connect(const struct imap_client_settings *set,
+			struct imap_client **c_r,
+			enum imap_failure *failure_r, char **error_r)
+{
+	return client_connect(set, false, c_r, failure_r, error_r);
+}
+
+int imap_client_connect_first(const struct imap_client_settings *set,
+			      struct imap_client **c_r,
+			      enum imap_failure *failure_r, char **error_r)
+{
+	return client_connect(set, true, c_r, failure_r, error_r);
+}
+
+/*
+ * The first operation after imap_client_connect_first(): its commands go
+ * out behind the login, then the greeting and the login's answer are
+ * read. A refusal fails the operation: with IMAP_FAIL_AUTH when the
+ * greeting offered what the login assumed (a wrong password), else as a
+ * lost connection after which the caller connects again, the usual way
+ * (the hint was stale). The run() that called it goes on reading its
+ * operation's answers.
+ */
+static int login_finish(struct imap_client *c)
+{
+	unsigned both = IMAP_CAP_SASL_IR | IMAP_CAP_AUTH_PLAIN, gen;
+	struct auth_flight *af = c->login_af;
+	struct imap_op *op = c->op;
+	char *refusal = NULL, *err = NULL;
+	unsigned greeting_caps = 0;
+	bool greeting_known, ahead;
+	int r;
+
+	c->login_af = NULL;
+	if (send_ready(c) < 0)
+		goto broken;
+	c->op = &af->op;
+	if (read_greeting(c) < 0)
+		goto broken;
+	greeting_known = c->caps_gen > 0;
+	greeting_caps = c->caps;
+	early_auth_learn(c, c->login_hint, IMAP_TLS_IMPLICIT);
+	gen = c->caps_gen;
+	/* a SELECT queued ahead is answered after the login: not yet */
+	ahead = c->ahead;
+	c->ahead = false;
+	r = authenticate_wait(c, af, &refusal, &err);
+	c->ahead = ahead;
+	c->op = op;
+	if (r < 0) {
+		free(err);
+		goto broken;
+	}
+	if (r == 1 && c->preauth) {
+		FREE_AND_NULL(refusal);   /* logged in by the greeting */
+		r = 0;
+	}
+	if (r == 0) {
+		if (c->caps_gen == gen) {
+			/* no capabilities in the OK: the hint's are all we
+			 * have; the next connection asks */
+			if (c->login_hint != NULL)
+				atomic_store(&c->login_hint->caps, 0);
+		} else if (c->login_hint != NULL) {
+			atomic_store(&c->login_hint->caps, c->caps);
+		}
+		log_debug("%s: logged in%s%s", c->label,
+			  net_conn_is_tls(c->conn) ? " over " : "",
+			  net_conn_tls_info(c->conn));
+		auth_flight_free(&af);
+		return 0;
+	}
+	if (greeting_known && (greeting_caps & both) == both) {
+		client_fail(c, IMAP_FAIL_AUTH,
+			    "authentication as '%s' on '%s' failed (%s): %s",
+			    c->login_user ? c->login_user : "", c->host,
+			    mech_name(af->mech), refusal);
+	} else {
+		if (c->login_hint != NULL)
+			atomic_store(&c->login_hint->early,
+				     IMAP_HINT_NO_EARLY_AUTH);
+		client_fail(c, IMAP_FAIL_NET,
+			    "the server refused a login sent ahead of its "
+			    "greeting (%s); logging in again", refusal);
+	}
+	free(refusal);
+	auth_flight_free(&af);
+	c->login_failed = true;
+	return -1;
+broken:
+	/* the login's command stays in the flight list of the broken
+	 * connection, pointing here: freed with the client */
+	c->op = op;
+	if (af->a.resp != NULL) {
+		secure_zero(af->a.resp, strlen(af->a.resp));
+		FREE_AND_NULL(af->a.resp);
+	}
+	c->login_dead = af;
+	c->login_failed = true;
 	return -1;
 }
 
@@ -1563,6 +1755,9 @@ void imap_client_free(struct imap_client **cp)
 	imap_rtrace_release(&c->rtrace);
 	imap_track_release(&c->trk);
 	ahead_tell(c, false);
+	auth_flight_free(&c->login_af);
+	auth_flight_free(&c->login_dead);
+	free(c->login_user);
 	free(c->ahead_wire);
 	free(c->ahead_error);
 	free(c->broken_error);
@@ -2059,7 +2254,7 @@ int imap_client_flush(struct imap_client *c, char **error_r)
 {
 	struct imap_op op;
 
-	if (!c->ahead)
+	if (!c->ahead && c->login_af == NULL && !c->login_failed)
 		return 0;
 	if (op_begin(c, &op, error_r) < 0) {
 		ahead_tell(c, false);

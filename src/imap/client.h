@@ -45,14 +45,24 @@ struct imap_client_settings {
 	const char *label;          /* for log/trace prefixes, e.g. the account name */
 	/* What connections to this server learnt of its login, shared by
 	 * the connections of a run and kept by the caller across runs
-	 * (NULL: none). IMAP_HINT_EARLY_AUTH: its greeting offered
-	 * SASL-IR and AUTH=PLAIN, so the login may leave before the
-	 * greeting arrives (imap_client_connect()). */
-	_Atomic int *login_hint;
+	 * (NULL: none); see struct imap_login_hint. */
+	struct imap_login_hint *login_hint;
 };
 
+/*
+ * early: IMAP_HINT_EARLY_AUTH when the server's greeting offered SASL-IR
+ * and AUTH=PLAIN, so that the login may leave before the greeting
+ * arrives (imap_client_connect()). caps: the capabilities it announced
+ * after the last login (imap_cap bits, 0: unknown), with which
+ * imap_client_connect_first() lets the first commands go before the
+ * login's answer.
+ */
 enum { IMAP_HINT_UNKNOWN = 0, IMAP_HINT_NO_EARLY_AUTH = 1,
        IMAP_HINT_EARLY_AUTH = 2 };
+struct imap_login_hint {
+	_Atomic int early;
+	_Atomic unsigned caps;
+};
 
 enum imap_failure {
 	IMAP_FAIL_NONE = 0,
@@ -92,12 +102,25 @@ struct imap_client;
 int imap_client_connect(const struct imap_client_settings *set,
 			struct imap_client **c_r,
 			enum imap_failure *failure_r, char **error_r);
+/* The same, except that with an early login (login_hint) whose
+ * capabilities are known, it returns before the login is answered: the
+ * first operation's commands go in its flight, and that operation fails
+ * if the login does (imap_client_failure() IMAP_FAIL_AUTH: a wrong
+ * password; IMAP_FAIL_NET: connect again). imap_client_flush() reads
+ * the answer when no operation follows. */
+int imap_client_connect_first(const struct imap_client_settings *set,
+			      struct imap_client **c_r,
+			      enum imap_failure *failure_r, char **error_r);
 /* LOGOUT (best effort) and free. */
 void imap_client_close(struct imap_client **c);
 /* Free without LOGOUT (after a failure). */
 void imap_client_free(struct imap_client **c);
 
 unsigned imap_client_caps(const struct imap_client *c);   /* imap_cap bits */
+/* imap_cap bits as capability names, space separated (malloc'ed), and
+ * back (unknown names ignored) */
+char *imap_caps_names(unsigned caps);
+unsigned imap_caps_parse(const char *s);
 bool imap_client_has(const struct imap_client *c, enum imap_cap cap);
 /* QRESYNC / CONDSTORE were ENABLEd (or are usable) on this connection */
 bool imap_client_qresync(const struct imap_client *c);

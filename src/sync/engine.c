@@ -146,7 +146,21 @@ static void worker_close_remote(struct worker *w)
 	FREE_AND_NULL(w->selected);
 }
 
+static int worker_open(struct worker *w, bool first, char **error_r);
+
 int worker_remote(struct worker *w, char **error_r)
+{
+	return worker_open(w, false, error_r);
+}
+
+/* The run's first connection: its first commands may go with the login,
+ * whose failure first_login_check() then reports. */
+static int worker_remote_first(struct worker *w, char **error_r)
+{
+	return worker_open(w, w->e->rf->open_first != NULL, error_r);
+}
+
+static int worker_open(struct worker *w, bool first, char **error_r)
 {
 	struct engine *e = w->e;
 	enum imap_failure fail = IMAP_FAIL_NONE;
@@ -160,7 +174,8 @@ int worker_remote(struct worker *w, char **error_r)
 					     : "account failed");
 		return -1;
 	}
-	if (e->rf->open(e->rf->ctx, &w->r, &fail, &err) < 0) {
+	if ((first ? e->rf->open_first : e->rf->open)(e->rf->ctx, &w->r, &fail,
+						      &err) < 0) {
 		int code = (fail == IMAP_FAIL_AUTH || fail == IMAP_FAIL_TLS)
 				   ? SYNC_EXIT_AUTH : SYNC_EXIT_FAIL;
 
@@ -596,6 +611,36 @@ static const struct early_status *early_find(const struct engine *e,
 	return NULL;
 }
 
+/*
+ * The first connection's login went with the STATUS precheck
+ * (worker_remote_first()): its answer is in now. A refused password ends
+ * the run as a refused login does (exit 3); a refusal that only says the
+ * server no longer takes an early login connects again, the usual way.
+ */
+static int first_login_check(struct engine *e, struct worker *w0)
+{
+	struct remote *r = w0->r;
+	enum imap_failure fail;
+	char *err = NULL;
+
+	if (r == NULL || r->ops->flush == NULL || r->ops->flush(r, &err) == 0)
+		return 0;
+	fail = r->ops->failure(r);
+	if (fail != IMAP_FAIL_AUTH && fail != IMAP_FAIL_TLS) {
+		log_debug("%s: %s", e->a->name, err);
+		FREE_AND_NULL(err);
+		if (worker_remote(w0, &err) == 0)
+			return 0;
+	} else {
+		engine_fatal(e, SYNC_EXIT_AUTH, err);
+	}
+	if (!e->fatal)   /* else said once at the end of the run */
+		log_error("%s: %s", e->a->name, err);
+	free(err);
+	e->exit_code = sync_exit_merge(e->exit_code, SYNC_EXIT_FAIL);
+	return -1;
+}
+
 static void early_free(struct engine *e)
 {
 	size_t i;
@@ -861,45 +906,63 @@ static void *preconnect_main(void *arg)
 }
 
 /*
- * What the connections learnt of logging in to this server (early login,
- * imap_client_connect()) is kept in the state from run to run, so that
- * the first connection of the next run profits too. Returns the value
- * loaded.
+ * What the connections learnt of logging in to this server (early login
+ * and the capabilities after it, imap_client_connect()) is kept in the
+ * state from run to run, so that the first connection of the next run
+ * profits too: meta "login_hint", "early-auth" or "no-early-auth" and the
+ * capability names.
  */
 #define LOGIN_HINT_KEY "login_hint"
 
-static int login_hint_load(struct engine *e, struct worker *w0)
+static char *login_hint_format(const struct imap_login_hint *h)
 {
-	_Atomic int *h = e->rf->login_hint;
+	int early = atomic_load(&h->early);
+	char *caps, *v;
+
+	if (early == IMAP_HINT_UNKNOWN)
+		return NULL;
+	caps = imap_caps_names(atomic_load(&h->caps));
+	v = xasprintf("%s%s%s", early == IMAP_HINT_EARLY_AUTH
+					 ? "early-auth" : "no-early-auth",
+		      *caps ? " " : "", caps);
+	free(caps);
+	return v;
+}
+
+static char *login_hint_load(struct engine *e, struct worker *w0)
+{
+	struct imap_login_hint *h = e->rf->login_hint;
 	char *v = NULL;
 
 	if (h == NULL)
-		return IMAP_HINT_UNKNOWN;
-	if (atomic_load(h) == IMAP_HINT_UNKNOWN &&
+		return NULL;
+	if (atomic_load(&h->early) == IMAP_HINT_UNKNOWN &&
 	    state_meta_get(w0->st, LOGIN_HINT_KEY, &v) == 1) {
-		if (strcmp(v, "early-auth") == 0)
-			atomic_store(h, IMAP_HINT_EARLY_AUTH);
-		else if (strcmp(v, "no-early-auth") == 0)
-			atomic_store(h, IMAP_HINT_NO_EARLY_AUTH);
+		size_t k = strcspn(v, " ");
+
+		if (k == 10 && strncmp(v, "early-auth", k) == 0)
+			atomic_store(&h->early, IMAP_HINT_EARLY_AUTH);
+		else if (k == 13 && strncmp(v, "no-early-auth", k) == 0)
+			atomic_store(&h->early, IMAP_HINT_NO_EARLY_AUTH);
+		atomic_store(&h->caps, imap_caps_parse(v + k));
 	}
 	free(v);
-	return atomic_load(h);
+	return login_hint_format(h);
 }
 
-static void login_hint_save(struct engine *e, struct worker *w0, int loaded)
+static void login_hint_save(struct engine *e, struct worker *w0,
+			    const char *loaded)
 {
-	_Atomic int *h = e->rf->login_hint;
-	int now;
+	struct imap_login_hint *h = e->rf->login_hint;
+	char *now;
 
-	if (h == NULL || e->o->dry_run)
+	if (h == NULL || e->o->dry_run || w0->st == NULL)
 		return;
-	now = atomic_load(h);
-	if (now == IMAP_HINT_UNKNOWN || now == loaded)
-		return;
-	if (state_meta_put(w0->st, LOGIN_HINT_KEY,
-			   now == IMAP_HINT_EARLY_AUTH ? "early-auth"
-						       : "no-early-auth") < 0)
+	now = login_hint_format(h);
+	if (now != NULL && (loaded == NULL || strcmp(now, loaded) != 0) &&
+	    state_meta_put(w0->st, LOGIN_HINT_KEY, now) < 0)
 		log_debug("%s: %s", e->a->name, state_error(w0->st));
+	free(now);
 }
 
 /*
@@ -1247,7 +1310,7 @@ int sync_account_run(const struct sync_account *a,
 	char *err = NULL;
 	size_t i, busy = 0, n_new = 0, n_msgs = 0;
 	int64_t pre_ns, login_ns;
-	int hint;
+	char *hint = NULL;
 
 	memset(&e, 0, sizeof(e));
 	e.a = a;
@@ -1309,18 +1372,21 @@ int sync_account_run(const struct sync_account *a,
 	if (!o->status_only && !o->dry_run)
 		preconnect_local(&e, w0);
 	pre_ns = mono_ns();
-	if (worker_remote(w0, &err) < 0) {
-		log_error("%s: %s", a->name, err);
+	if (worker_remote_first(w0, &err) < 0) {
+		/* a refused login is fatal, and said once, below */
+		if (!e.fatal)
+			log_error("%s: %s", a->name, err);
 		free(err);
 		e.exit_code = sync_exit_merge(e.exit_code, SYNC_EXIT_FAIL);
 		goto out;
 	}
 	login_ns = mono_ns() - pre_ns;
-	login_hint_save(&e, w0, hint);
 	if (!o->status_only)
 		preconnect(&e, login_ns);
 	early_status(&e, w0);
 	precheck_finished(&e);
+	if (first_login_check(&e, w0) < 0)
+		goto out;
 	if (discover(&e, w0) < 0) {
 		e.exit_code = SYNC_EXIT_FAIL;
 		goto out;
@@ -1417,6 +1483,8 @@ int sync_account_run(const struct sync_account *a,
 	}
 	report_summary(&e);
 out:
+	login_hint_save(&e, w0, hint);
+	free(hint);
 	early_free(&e);
 	if (e.prelist != NULL)
 		remote_folders_free(e.prelist, e.n_prelist);

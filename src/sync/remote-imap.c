@@ -418,17 +418,30 @@ static const struct remote_ops remote_imap_ops = {
 	.close = ri_close,
 };
 
-int remote_imap_open(void *settings, struct remote **r_r,
-		     enum imap_failure *failure_r, char **error_r)
+static int open_remote(void *settings, bool first, struct remote **r_r,
+		       enum imap_failure *failure_r, char **error_r)
 {
 	struct remote_imap *ri;
 	struct imap_client *c = NULL;
 
-	if (imap_client_connect(settings, &c, failure_r, error_r) < 0)
+	if ((first ? imap_client_connect_first : imap_client_connect)(
+		    settings, &c, failure_r, error_r) < 0)
 		return -1;
 	ri = xcalloc(1, sizeof(*ri));
 	ri->r.ops = &remote_imap_ops;
 	ri->c = c;
 	*r_r = &ri->r;
 	return 0;
+}
+
+int remote_imap_open(void *settings, struct remote **r_r,
+		     enum imap_failure *failure_r, char **error_r)
+{
+	return open_remote(settings, false, r_r, failure_r, error_r);
+}
+
+int remote_imap_open_first(void *settings, struct remote **r_r,
+			   enum imap_failure *failure_r, char **error_r)
+{
+	return open_remote(settings, true, r_r, failure_r, error_r);
 }

@@ -10,6 +10,10 @@
 /* ctx of the factory: the settings (borrowed; must outlive the run). */
 int remote_imap_open(void *settings, struct remote **r_r,
 		     enum imap_failure *failure_r, char **error_r);
+/* The first connection of a run: its first commands may go with the
+ * login (imap_client_connect_first()). */
+int remote_imap_open_first(void *settings, struct remote **r_r,
+			   enum imap_failure *failure_r, char **error_r);
 
 /* UTF-8 '/'-separated name -> wire name for a server delimiter. */
 char *remote_imap_wire_name(const char *name, char delim);

@@ -140,11 +140,16 @@ struct remote_factory {
 	/* 0 ok; -1 with *failure_r (TLS/AUTH => exit 3) and *error_r */
 	int (*open)(void *ctx, struct remote **r_r, enum imap_failure *failure_r,
 		    char **error_r);
+	/* the same for a run's first connection, whose first commands may
+	 * go with the login (NULL: open); its login failure may show in
+	 * the first command's, or in flush */
+	int (*open_first)(void *ctx, struct remote **r_r,
+			  enum imap_failure *failure_r, char **error_r);
 	void *ctx;
 	/* What the connections learn of logging in to the server
 	 * (imap_client_settings.login_hint), or NULL; the engine keeps
 	 * it in the state from run to run. */
-	_Atomic int *login_hint;
+	struct imap_login_hint *login_hint;
 };
 
 #endif

@@ -11,6 +11,7 @@
  *              [--copy-batch 'SET>DEST;SET>DEST...' --expect ok,no,...]
  *              [--idents UIDSET --expect GMID,GMID,...]
  *              [--early-auth yes|no] [--expect-hint early|no] [--login-only yes]
+ *              [--first yes --hint-caps 'CAP CAP...']
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
  * (created, used, deleted): list, status, select (QRESYNC/CONDSTORE),
@@ -626,9 +627,9 @@ int main(int argc, char **argv)
 	const char *expunge = NULL, *expect_exp = "ok", *copies = NULL;
 	const char *ident_set = NULL;
 	uint32_t ahead = 0;
-	_Atomic int hint = IMAP_HINT_UNKNOWN;
+	struct imap_login_hint hint = { IMAP_HINT_UNKNOWN, 0 };
 	const char *want_hint = NULL;
-	bool login_only = false;
+	bool login_only = false, first = false;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -683,10 +684,15 @@ int main(int argc, char **argv)
 		else if (strcmp(a, "--expect") == 0)
 			expect_exp = v;
 		else if (strcmp(a, "--early-auth") == 0)
-			hint = strcmp(v, "yes") == 0 ? IMAP_HINT_EARLY_AUTH
-						     : IMAP_HINT_UNKNOWN;
+			hint.early = strcmp(v, "yes") == 0
+					     ? IMAP_HINT_EARLY_AUTH
+					     : IMAP_HINT_UNKNOWN;
 		else if (strcmp(a, "--expect-hint") == 0)
 			want_hint = v;
+		else if (strcmp(a, "--first") == 0)
+			first = strcmp(v, "yes") == 0;
+		else if (strcmp(a, "--hint-caps") == 0)
+			hint.caps = imap_caps_parse(v);
 		else if (strcmp(a, "--login-only") == 0)
 			login_only = strcmp(v, "yes") == 0;
 		else if (strcmp(a, "--select-ahead") == 0)
@@ -705,7 +711,13 @@ int main(int argc, char **argv)
 	set.connect_timeout = 10;
 	set.login_hint = &hint;
 
-	r = imap_client_connect(&set, &c, &fail, &err);
+	r = (first ? imap_client_connect_first : imap_client_connect)(
+		&set, &c, &fail, &err);
+	/* a login left for the first operation: its answer now */
+	if (r == 0 && first && imap_client_flush(c, &err) < 0) {
+		r = -1;
+		fail = imap_client_failure(c);
+	}
 	if (expect != NULL) {
 		enum imap_failure want = strcmp(expect, "auth") == 0 ? IMAP_FAIL_AUTH :
 			strcmp(expect, "tls") == 0 ? IMAP_FAIL_TLS : IMAP_FAIL_NET;
@@ -732,7 +744,7 @@ int main(int argc, char **argv)
 	}
 	ok(imap_client_has(c, IMAP_CAP_IMAP4REV1), "capabilities known after login");
 	if (want_hint != NULL)
-		ok(atomic_load(&hint) == (strcmp(want_hint, "early") == 0
+		ok(atomic_load(&hint.early) == (strcmp(want_hint, "early") == 0
 						  ? IMAP_HINT_EARLY_AUTH
 						  : IMAP_HINT_NO_EARLY_AUTH),
 		   "after login, the hint says: %s", want_hint);

@@ -269,7 +269,25 @@ for t in implicit starttls; do
 	is "$(printf '%s\n' "$tr" | grep -c 'AUTHENTICATE')" 1 "early $t: one login"
 	unlike "$(cat "$TEST_TMP/probe.err")" "$TEST_PASS" "early $t: no password in the trace"
 done
+# the first connection of a run: its first commands behind the login
+probe "first, early" --trace --host localhost --port "$IMAPS_PORT" \
+	--tls implicit --ca "$CA_FILE" --user "$TEST_USER" \
+	--password-file "$TEST_TMP/pw" --early-auth yes --first yes \
+	--hint-caps "IMAP4REV1 ENABLE QRESYNC CONDSTORE" --login-only yes \
+	--expect-hint early
+tr=$(grep -E ' (C|S): ' "$TEST_TMP/probe.err")
+like "$(printf '%s\n' "$tr" | head -n 2 | tr '\n' ' ')" \
+	'C: T1 AUTHENTICATE PLAIN <redacted> .*C: T2 ENABLE QRESYNC' \
+	"first, early: ENABLE goes behind the login, before the greeting is read"
+like "$tr" 'S: T2 OK' "first, early: ... and is answered"
 printf 'wrong' >"$TEST_TMP/badpw"
+probe "first, wrong password" --trace --host localhost --port "$IMAPS_PORT" \
+	--tls implicit --ca "$CA_FILE" --user "$TEST_USER" \
+	--password-file "$TEST_TMP/badpw" --early-auth yes --first yes \
+	--hint-caps "IMAP4REV1 ENABLE QRESYNC" --login-only yes \
+	--expect-fail auth --expect-error "authentication as '$TEST_USER'"
+is "$(grep -c 'AUTHENTICATE' "$TEST_TMP/probe.err")" 1 \
+	"first, wrong password: one attempt"
 probe "early, wrong password" --trace --host localhost --port "$IMAPS_PORT" \
 	--tls implicit --ca "$CA_FILE" --user "$TEST_USER" \
 	--password-file "$TEST_TMP/badpw" --early-auth yes --expect-fail auth \
@@ -291,5 +309,19 @@ probe "early-auth-refused" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 	--password-file "$TEST_TMP/pass" --early-auth yes --expect-fail auth \
 	--expect-error "Authentication failed"
 fake_done early-auth-refused
+fake_play early-first-stale
+probe "early-first-stale" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls implicit --ca "$TEST_TMP/ssl/ca.pem" --user alice \
+	--password-file "$TEST_TMP/pass" --early-auth yes --first yes \
+	--hint-caps IMAP4REV1 --login-only yes --expect-fail net \
+	--expect-error "refused a login sent ahead"
+fake_done early-first-stale
+fake_play early-first-refused
+probe "early-first-refused" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls implicit --ca "$TEST_TMP/ssl/ca.pem" --user alice \
+	--password-file "$TEST_TMP/pass" --early-auth yes --first yes \
+	--hint-caps "IMAP4REV1 ENABLE QRESYNC" --login-only yes \
+	--expect-fail auth --expect-error "Authentication failed"
+fake_done early-first-refused
 
 done_testing

@@ -2255,6 +2255,7 @@ void fake_server_factory(struct fake_server *fs, struct remote_factory *rf_r)
 	rf_r->open = factory_open;
 	rf_r->ctx = fs;
 	rf_r->login_hint = NULL;
+	rf_r->open_first = NULL;
 }
 
 /* ---------------------------------------------------------------------- */
