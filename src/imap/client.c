@@ -2346,6 +2346,7 @@ struct append_ctx {
 	struct imap_append_msg *msgs;
 	uint32_t uidvalidity;
 	const char *wire;
+	char *refused;                  /* append_done_alone(); malloc'ed */
 };
 
 static void append_done(struct imap_client *c, struct imap_cmd *cmd,
@@ -2374,6 +2375,51 @@ static void append_done(struct imap_client *c, struct imap_cmd *cmd,
 	imap_track_appended(&c->trk, c->label, a->wire, m->uid_r);
 }
 
+/* In imap_store_expunge_append(): a refused APPEND is that message's
+ * failure, not the flight's. */
+static void append_done_alone(struct imap_client *c, struct imap_cmd *cmd,
+			      const struct imap_response *r)
+{
+	struct append_ctx *a = cmd->ctx;
+
+	if (r->status != IMAP_STATUS_OK) {
+		a->msgs[cmd->index].ok_r = false;
+		if (a->refused == NULL)
+			a->refused = xasprintf("APPEND failed: %s",
+					       r->text && *r->text ? r->text
+								   : "refused");
+		return;
+	}
+	append_done(c, cmd, r);
+}
+
+static void queue_appends(struct imap_client *c, struct append_ctx *a,
+			  size_t n, imap_cmd_done_fn *done)
+{
+	struct imap_append_msg *msgs = a->msgs;
+
+	for (size_t i = 0; i < n; i++) {
+		struct imap_cmd *cmd = new_cmd(c, "APPEND");
+		char flags[80], date[32];
+
+		msgs[i].uid_r = 0;
+		msgs[i].ok_r = false;
+		imap_cmd_add(cmd, " ", 1);
+		imap_cmd_add_astring(cmd, a->wire, strlen(a->wire));
+		if (msgs[i].flags & MF_ALL) {
+			flags_to_imap(msgs[i].flags & MF_ALL, flags, sizeof(flags));
+			imap_cmd_addf(cmd, " (%s)", flags);
+		}
+		if (msgs[i].date > 0) {
+			imap_format_date(msgs[i].date, date);
+			imap_cmd_addf(cmd, " \"%s\"", date);
+		}
+		imap_cmd_add(cmd, " ", 1);
+		imap_cmd_add_literal(cmd, NULL, msgs[i].size, &msgs[i]);
+		queue_cmd(c, cmd, done, a, i);
+	}
+}
+
 int imap_append_batch(struct imap_client *c, const char *wire,
 		      struct imap_append_msg *msgs, size_t n,
 		      uint32_t *uidvalidity_r, char **error_r)
@@ -2386,26 +2432,7 @@ int imap_append_batch(struct imap_client *c, const char *wire,
 		*uidvalidity_r = 0;
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		struct imap_cmd *cmd = new_cmd(c, "APPEND");
-		char flags[80], date[32];
-
-		msgs[i].uid_r = 0;
-		msgs[i].ok_r = false;
-		imap_cmd_add(cmd, " ", 1);
-		imap_cmd_add_astring(cmd, wire, strlen(wire));
-		if (msgs[i].flags & MF_ALL) {
-			flags_to_imap(msgs[i].flags & MF_ALL, flags, sizeof(flags));
-			imap_cmd_addf(cmd, " (%s)", flags);
-		}
-		if (msgs[i].date > 0) {
-			imap_format_date(msgs[i].date, date);
-			imap_cmd_addf(cmd, " \"%s\"", date);
-		}
-		imap_cmd_add(cmd, " ", 1);
-		imap_cmd_add_literal(cmd, NULL, msgs[i].size, &msgs[i]);
-		queue_cmd(c, cmd, append_done, &a, i);
-	}
+	queue_appends(c, &a, n, append_done);
 	r = run(c);
 	if (uidvalidity_r)
 		*uidvalidity_r = a.uidvalidity;
@@ -2533,7 +2560,7 @@ static int run_one(struct imap_client *c, struct imap_op *op,
  */
 static int expunge_uids(struct imap_client *c, const struct imap_store_op *ops,
 			size_t n_ops, const char *uidset, bool marked,
-			char **error_r)
+			struct append_ctx *tail, size_t n_tail, char **error_r)
 {
 	struct imap_op op;
 	struct imap_cmd *cmd;
@@ -2587,8 +2614,16 @@ static int expunge_uids(struct imap_client *c, const struct imap_store_op *ops,
 								   : &round_own;
 			op.gone_in = &round_own;
 			op.own_gone = 0;
-			if (run_one(c, &op, cmd, false) < 0)
+			if (round == 0 && tail != NULL) {
+				/* the APPENDs behind it, in the same flight */
+				queue_cmd(c, cmd, NULL, NULL, 0);
+				queue_appends(c, tail, n_tail,
+					      append_done_alone);
+				if (run(c) < 0 || op.no_error != NULL)
+					break;
+			} else if (run_one(c, &op, cmd, false) < 0) {
 				break;
+			}
 			/* VANISHED (QRESYNC) named every one of them gone:
 			 * nothing to check (RFC 7162 3.2.10) */
 			if (op.own_gone > 0 &&
@@ -2652,14 +2687,14 @@ out:
 int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		      char **error_r)
 {
-	return expunge_uids(c, NULL, 0, uidset, false, error_r);
+	return expunge_uids(c, NULL, 0, uidset, false, NULL, 0, error_r);
 }
 
 int imap_expunge_marked(struct imap_client *c, const char *uidset,
 			char **error_r)
 {
 	return expunge_uids(c, NULL, 0, uidset,
-			    (c->caps & IMAP_CAP_UIDPLUS) != 0, error_r);
+			    (c->caps & IMAP_CAP_UIDPLUS) != 0, NULL, 0, error_r);
 }
 
 int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
@@ -2672,7 +2707,75 @@ int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
 			return -1;
 		return imap_expunge_uids(c, uidset, error_r);
 	}
-	return expunge_uids(c, ops, n, uidset, true, error_r);
+	return expunge_uids(c, ops, n, uidset, true, NULL, 0, error_r);
+}
+
+/*
+ * The STOREs, the UID EXPUNGE of uidset (NULL: none) and the APPENDs of
+ * msgs to wire in one flight, where the server side allows the first two
+ * there (imap_store_expunge()); otherwise the APPENDs follow once those
+ * are answered. Returns as imap_store_expunge() for the STOREs and the
+ * expunge; each message says in ok_r / uid_r how its APPEND went, and
+ * *append_error_r (malloc'ed, or NULL) names the first refusal. The
+ * APPENDs are sent whatever the STOREs' fate.
+ */
+int imap_store_expunge_append(struct imap_client *c,
+			      const struct imap_store_op *ops, size_t n_ops,
+			      const char *uidset, const char *wire,
+			      struct imap_append_msg *msgs, size_t n_msgs,
+			      uint32_t *uidvalidity_r, char **append_error_r,
+			      char **error_r)
+{
+	struct append_ctx a = { .msgs = msgs, .wire = wire };
+	bool one_flight = (c->caps & IMAP_CAP_UIDPLUS) && c->qresync;
+	int r;
+
+	*append_error_r = NULL;
+	if (uidvalidity_r)
+		*uidvalidity_r = 0;
+	for (size_t i = 0; i < n_msgs; i++)
+		msgs[i].ok_r = false;
+	if (uidset != NULL && one_flight) {
+		r = expunge_uids(c, ops, n_ops, uidset, true, &a, n_msgs,
+				 error_r);
+	} else if (uidset == NULL) {
+		struct imap_op op;
+		struct imap_uidranges own = { 0 };
+		char *sets;
+
+		if (op_begin(c, &op, error_r) < 0)
+			return -1;
+		for (size_t i = 0; i < n_ops; i++)
+			if (!uidset_valid(ops[i].uidset))
+				return bad_uidset(c, &op, ops[i].uidset,
+						  error_r);
+		sets = uidsets_join(ops, n_ops);
+		imap_uidranges_parse(&own, sets);
+		free(sets);
+		op.own = &own;
+		for (size_t i = 0; i < n_ops; i++)
+			if (ops[i].flags & MF_ALL)
+				queue_store(c, ops[i].uidset, ops[i].add,
+					    ops[i].flags, ops[i].unchangedsince);
+		queue_appends(c, &a, n_msgs, append_done_alone);
+		r = op_end(c, &op, run(c), error_r);
+		imap_uidranges_release(&own);
+	} else {
+		/* the expunge needs the STOREs' answers first */
+		char *err = NULL;
+		int ra;
+
+		r = imap_store_expunge(c, ops, n_ops, uidset, error_r);
+		ra = imap_append_batch(c, wire, msgs, n_msgs, uidvalidity_r,
+				       &err);
+		if (ra < 0)
+			*append_error_r = err ? err : xstrdup("APPEND failed");
+		return r;
+	}
+	if (uidvalidity_r)
+		*uidvalidity_r = a.uidvalidity;
+	*append_error_r = a.refused;
+	return r;
 }
 
 void imap_copyuid_release(struct imap_copyuid *cu)

@@ -327,6 +327,16 @@ int imap_expunge_marked(struct imap_client *c, const char *uidset,
  * fails the whole; the expunge may have been done. */
 int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
 		       size_t n, const char *uidset, char **error_r);
+/* The same with the APPENDs of msgs to wire in its flight (see
+ * client.c): each message's ok_r / uid_r say how its APPEND went, and
+ * *append_error_r (malloc'ed or NULL) the first refusal. uidset may be
+ * NULL: the STOREs and the APPENDs. */
+int imap_store_expunge_append(struct imap_client *c,
+			      const struct imap_store_op *ops, size_t n_ops,
+			      const char *uidset, const char *wire,
+			      struct imap_append_msg *msgs, size_t n_msgs,
+			      uint32_t *uidvalidity_r, char **append_error_r,
+			      char **error_r);
 
 /* Copy mapping from COPYUID (RFC 4315). */
 struct imap_copyuid {

@@ -1302,164 +1302,231 @@ static long ul_read(void *ctx, void *buf, size_t n)
 	return (long)got;
 }
 
-static int execute_uploads(struct worker *w, struct folder *f)
+/*
+ * One APPEND batch of the uploads: its files opened and the intent
+ * journalled (ul_batch_prepare()), sent (ul_batch_send(), or in the
+ * flight of the folder's STOREs: execute_flags()), then recorded
+ * (ul_batch_finish()).
+ */
+struct ul_batch {
+	struct ul_item *items;
+	struct imap_append_msg *msgs;
+	size_t n, m;                /* files asked, files opened */
+	bool sent;                  /* on the wire (or refused there) */
+	char *error;                /* an APPEND refused in that flight */
+};
+
+static void ul_batch_release(struct ul_batch *b)
 {
-	struct engine *e = w->e;
-	size_t off, i;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		if (b->items[i].rd)
+			mdir_reader_close(&b->items[i].rd);
+		free(b->items[i].base);
+		free(b->items[i].error);
+	}
+	free(b->items);
+	free(b->msgs);
+	free(b->error);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Open the batch of the uploads from off on and journal its intent. */
+static int ul_batch_prepare(struct worker *w, struct folder *f, size_t off,
+			    struct ul_batch *b)
+{
+	size_t i, n = f->n_ul - off < UPLOAD_BATCH ? f->n_ul - off
+						  : UPLOAD_BATCH;
+	char *err = NULL;
 	int ret = 0;
+
+	memset(b, 0, sizeof(*b));
+	b->n = n;
+	b->items = xcalloc(n, sizeof(*b->items));
+	b->msgs = xcalloc(n, sizeof(*b->msgs));
+	/* open every file of the batch and learn its identity */
+	for (i = 0; i < n; i++) {
+		struct mdir_entry *le = &f->lents[f->ul_idx[off + i]];
+		struct ul_item *it = &b->items[b->m];
+		int r;
+
+		r = mdir_msg_ident(f->md, le->base, &it->id, &err);
+		if (r == 0)
+			r = mdir_reader_open(f->md, le->base, &it->rd, &err);
+		if (r == 1) {
+			/* gone since the scan: a deletion for next time */
+			continue;
+		}
+		if (r < 0) {
+			log_warn("%s: cannot read '%s': %s", f->name,
+				 le->base, err);
+			FREE_AND_NULL(err);
+			f->exit_code = sync_exit_merge(f->exit_code,
+						       SYNC_EXIT_FAIL);
+			continue;
+		}
+		it->f = f;
+		it->base = xstrdup(le->base);
+		it->flags = mdir_reader_flags(it->rd);
+		b->msgs[b->m].flags = it->flags;
+		b->msgs[b->m].date = (int64_t)mdir_reader_mtime(it->rd);
+		b->msgs[b->m].size = mdir_reader_size(it->rd);
+		it->id.size = b->msgs[b->m].size;
+		b->msgs[b->m].read = ul_read;
+		b->msgs[b->m].ctx = it;
+		b->m++;
+	}
+	/* intent: these files may reach the server from here on */
+	if (b->m > 0 && state_begin(w->st) == 0) {
+		for (i = 0; i < b->m; i++) {
+			struct journal_entry je = { 0 };
+			struct ul_item *it = &b->items[i];
+
+			je.folder_id = f->sf.id;
+			je.op = J_APPEND;
+			je.base = it->base;
+			je.aux = f->sel.uidnext;
+			je.flags = it->flags;
+			je.size = it->id.size;
+			je.msgid = it->id.msgid[0] ? it->id.msgid : NULL;
+			memcpy(je.hhash, it->id.hhash, 16);
+			je.have_hhash = true;
+			if (state_journal_add(w->st, &je) < 0)
+				break;
+			it->jid = je.id;
+		}
+		if (i < b->m || state_commit(w->st) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			(void)state_rollback(w->st);
+			ret = -1;
+		}
+	} else if (b->m > 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+		ret = -1;
+	}
+	sync_crash_point("upload journal written");
+	return ret;
+}
+
+static int ul_batch_send(struct worker *w, struct folder *f,
+			 struct ul_batch *b)
+{
+	uint32_t uv = 0;
 	char *err = NULL;
 
-	for (off = 0; off < f->n_ul && ret == 0; off += UPLOAD_BATCH) {
-		size_t n = f->n_ul - off < UPLOAD_BATCH ? f->n_ul - off
-							: UPLOAD_BATCH;
-		struct ul_item *items = xcalloc(n, sizeof(*items));
-		struct imap_append_msg *msgs = xcalloc(n, sizeof(*msgs));
-		size_t m = 0;
-		uint32_t uv = 0;
+	b->sent = true;
+	if (b->m > 0 &&
+	    w->r->ops->append(w->r, f->name, b->msgs, b->m, &uv, &err) < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: upload failed: %s",
+			    f->name, err);
+		free(err);
+		return -1;
+	}
+	sync_crash_point("messages appended");
+	return 0;
+}
 
-		/* open every file of the batch and learn its identity */
-		for (i = 0; i < n; i++) {
-			struct mdir_entry *le = &f->lents[f->ul_idx[off + i]];
-			struct ul_item *it = &items[m];
-			int r;
+/* Record what of a sent batch reached the server, in one transaction
+ * (until it commits, the journal covers it); without UIDPLUS the new
+ * UIDs are found again by content, all of the batch in two commands. */
+static int ul_batch_finish(struct worker *w, struct folder *f,
+			   struct ul_batch *b)
+{
+	struct engine *e = w->e;
+	char *err = NULL;
+	size_t i;
 
-			r = mdir_msg_ident(f->md, le->base, &it->id, &err);
-			if (r == 0)
-				r = mdir_reader_open(f->md, le->base, &it->rd, &err);
-			if (r == 1) {
-				/* gone since the scan: a deletion for next time */
-				continue;
-			}
-			if (r < 0) {
-				log_warn("%s: cannot read '%s': %s", f->name,
-					 le->base, err);
-				free(err);
-				err = NULL;
-				f->exit_code = sync_exit_merge(f->exit_code,
-							       SYNC_EXIT_FAIL);
-				continue;
-			}
-			it->f = f;
-			it->base = xstrdup(le->base);
-			it->flags = mdir_reader_flags(it->rd);
-			msgs[m].flags = it->flags;
-			msgs[m].date = (int64_t)mdir_reader_mtime(it->rd);
-			msgs[m].size = mdir_reader_size(it->rd);
-			it->id.size = msgs[m].size;
-			msgs[m].read = ul_read;
-			msgs[m].ctx = it;
-			m++;
-		}
-		/* intent: these files may reach the server from here on */
-		if (m > 0 && state_begin(w->st) == 0) {
-			for (i = 0; i < m; i++) {
-				struct journal_entry je = { 0 };
+	if (b->m == 0)
+		return 0;
+	if (!w->r->ops->broken(w->r)) {
+		struct msg_ident *ids = xcalloc(b->m, sizeof(*ids));
+		uint32_t *found = xcalloc(b->m, sizeof(uint32_t));
+		size_t *which = xcalloc(b->m, sizeof(size_t));
+		uint32_t *taken = folder_taken_uids(f);
+		size_t n_ids = 0, n_taken = f->n_pairs + f->n_dl;
 
-				je.folder_id = f->sf.id;
-				je.op = J_APPEND;
-				je.base = items[i].base;
-				je.aux = f->sel.uidnext;
-				je.flags = items[i].flags;
-				je.size = items[i].id.size;
-				je.msgid = items[i].id.msgid[0] ? items[i].id.msgid : NULL;
-				memcpy(je.hhash, items[i].id.hhash, 16);
-				je.have_hhash = true;
-				if (state_journal_add(w->st, &je) < 0)
-					break;
-				items[i].jid = je.id;
+		for (i = 0; i < b->m; i++)
+			if (b->msgs[i].ok_r && b->msgs[i].uid_r == 0) {
+				ids[n_ids] = b->items[i].id;
+				which[n_ids++] = i;
 			}
-			if (i < m || state_commit(w->st) < 0) {
-				folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
-				(void)state_rollback(w->st);
-				ret = -1;
-			}
-		} else if (m > 0) {
-			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
-			ret = -1;
+		if (n_ids > 0 &&
+		    remote_find_idents(w, ids, n_ids, f->sel.uidnext,
+				       taken, n_taken, found, &err) < 0) {
+			log_warn("%s: cannot find uploaded messages again: %s",
+				 f->name, err);
+			FREE_AND_NULL(err);
 		}
-		sync_crash_point("upload journal written");
-		if (ret == 0 && m > 0 &&
-		    w->r->ops->append(w->r, f->name, msgs, m, &uv, &err) < 0) {
-			folder_fail(f, SYNC_EXIT_FAIL, "%s: upload failed: %s",
-				    f->name, err);
-			free(err);
-			err = NULL;
-			ret = -1;
+		for (i = 0; i < n_ids; i++)
+			b->msgs[which[i]].uid_r = found[i];
+		free(ids);
+		free(found);
+		free(which);
+		free(taken);
+	}
+	if (state_begin(w->st) < 0)
+		goto fail;
+	for (i = 0; i < b->m; i++) {
+		struct ul_item *it = &b->items[i];
+		struct state_msg sm = { 0 };
+		uint32_t uid = b->msgs[i].uid_r;
+
+		if (!b->msgs[i].ok_r || uid == 0)
+			continue;   /* the journal resolves it next run */
+		pair_row_ident(&sm, uid, it->base, it->flags, &it->id);
+		if (state_msg_put(w->st, f->sf.id, &sm) < 0 ||
+		    state_journal_remove(w->st, it->jid) < 0) {
+			(void)state_rollback(w->st);
+			goto fail;
 		}
+		f->stats.pushed_new++;
+		f->stats.bytes_up += it->id.size;
+		engine_progress(e, f, 1, it->id.size);
+	}
+	if (state_commit(w->st) < 0) {
+		(void)state_rollback(w->st);
+		goto fail;
+	}
+	sync_crash_point("uploads committed");
+	return 0;
+fail:
+	folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+	return -1;
+}
+
+/* The uploads, a batch at a time; first (or NULL) is the first batch,
+ * prepared and maybe sent already with the STOREs. */
+static int execute_uploads(struct worker *w, struct folder *f,
+			   struct ul_batch *first)
+{
+	size_t off = 0;
+	int ret = 0;
+
+	if (first != NULL) {
+		if (!first->sent)
+			ret = ul_batch_send(w, f, first);
 		if (ret == 0)
-			sync_crash_point("messages appended");
-		/* Without UIDPLUS the new UIDs are found again by content,
-		 * all of the batch in two commands. */
-		if (ret == 0 && m > 0 && !w->r->ops->broken(w->r)) {
-			struct msg_ident *ids = xcalloc(m, sizeof(*ids));
-			uint32_t *found = xcalloc(m, sizeof(uint32_t));
-			size_t *which = xcalloc(m, sizeof(size_t));
-			uint32_t *taken = folder_taken_uids(f);
-			size_t n_ids = 0, n_taken = f->n_pairs + f->n_dl;
-
-			for (i = 0; i < m; i++)
-				if (msgs[i].ok_r && msgs[i].uid_r == 0) {
-					ids[n_ids] = items[i].id;
-					which[n_ids++] = i;
-				}
-			if (n_ids > 0 &&
-			    remote_find_idents(w, ids, n_ids, f->sel.uidnext,
-					       taken, n_taken, found, &err) < 0) {
-				log_warn("%s: cannot find uploaded messages again: %s",
-					 f->name, err);
-				FREE_AND_NULL(err);
-			}
-			for (i = 0; i < n_ids; i++)
-				msgs[which[i]].uid_r = found[i];
-			free(ids);
-			free(found);
-			free(which);
-			free(taken);
-		}
-		/* record what reached the server, the whole batch in one
-		 * transaction (until it commits, the journal covers it) */
-		if (ret == 0 && m > 0 && state_begin(w->st) < 0) {
-			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+			ret = ul_batch_finish(w, f, first);
+		if (ret == 0 && first->error != NULL) {
+			/* refused in the flight of the STOREs: recorded
+			 * what went, the journal has the rest */
+			folder_fail(f, SYNC_EXIT_FAIL, "%s: upload failed: %s",
+				    f->name, first->error);
 			ret = -1;
 		}
-		for (i = 0; i < m && ret == 0; i++) {
-			struct ul_item *it = &items[i];
-			struct state_msg sm = { 0 };
-			uint32_t uid = msgs[i].uid_r;
+		off = first->n;
+		ul_batch_release(first);
+	}
+	for (; off < f->n_ul && ret == 0; off += UPLOAD_BATCH) {
+		struct ul_batch b;
 
-			if (!msgs[i].ok_r || uid == 0)
-				continue;   /* the journal resolves it next run */
-			pair_row_ident(&sm, uid, it->base, it->flags, &it->id);
-			if (state_msg_put(w->st, f->sf.id, &sm) < 0 ||
-			    state_journal_remove(w->st, it->jid) < 0) {
-				folder_fail(f, SYNC_EXIT_FAIL, "%s",
-					    state_error(w->st));
-				(void)state_rollback(w->st);
-				ret = -1;
-				break;
-			}
-			f->stats.pushed_new++;
-			f->stats.bytes_up += it->id.size;
-			engine_progress(e, f, 1, it->id.size);
-		}
-		if (ret == 0 && m > 0) {
-			if (state_commit(w->st) < 0) {
-				folder_fail(f, SYNC_EXIT_FAIL, "%s",
-					    state_error(w->st));
-				(void)state_rollback(w->st);
-				ret = -1;
-			} else {
-				sync_crash_point("uploads committed");
-			}
-		}
-		for (i = 0; i < n; i++) {
-			if (items[i].rd)
-				mdir_reader_close(&items[i].rd);
-			free(items[i].base);
-			free(items[i].error);
-		}
-		free(items);
-		free(msgs);
+		ret = ul_batch_prepare(w, f, off, &b);
+		if (ret == 0)
+			ret = ul_batch_send(w, f, &b);
+		if (ret == 0)
+			ret = ul_batch_finish(w, f, &b);
+		ul_batch_release(&b);
 	}
 	return ret;
 }
@@ -1492,7 +1559,7 @@ static char *server_deletions(const struct folder *f)
  * round trip less. A run killed in between finds them marked, which the
  * plan takes for the deletion it is. */
 static int execute_flags(struct worker *w, struct folder *f, bool mark_del,
-			 bool *expunged_r)
+			 struct ul_batch *ul, bool *expunged_r)
 {
 	struct store_plan sp;
 	struct imap_store_op ops[MF_COUNT * 2 + 1];
@@ -1548,8 +1615,28 @@ static int execute_flags(struct worker *w, struct folder *f, bool mark_del,
 	}
 	/* with the deletions' UID EXPUNGE in the same flight where the
 	 * server side can: execute_deletions() then has only the local
-	 * side and the state left */
-	if (n_ops > n_flag_ops && w->r->ops->store_expunge != NULL) {
+	 * side and the state left; and with the first uploads (ul) behind
+	 * them where it can, which execute_uploads() then records */
+	if (ul != NULL && ul->m > 0 && n_ops > 0 &&
+	    (n_ops == n_flag_ops || w->r->ops->store_expunge != NULL)) {
+		const char *del = n_ops > n_flag_ops ? sets[n_flag_ops] : NULL;
+		uint32_t uv = 0;
+
+		ul->sent = true;
+		if (w->r->ops->store_expunge_append(w->r, ops, n_ops, del,
+						    f->name, ul->msgs, ul->m,
+						    &uv, &ul->error, &err) < 0) {
+			folder_fail(f, SYNC_EXIT_FAIL,
+				    "%s: cannot store flags%s on the server: %s",
+				    f->name, del ? " and delete messages" : "",
+				    err);
+			free(err);
+			ret = -1;
+		} else if (del != NULL) {
+			*expunged_r = true;
+		}
+		sync_crash_point("messages appended");
+	} else if (n_ops > n_flag_ops && w->r->ops->store_expunge != NULL) {
 		if (w->r->ops->store_expunge(w->r, ops, n_ops, sets[n_flag_ops],
 					     &err) < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL,
@@ -1948,6 +2035,7 @@ int folder_execute(struct worker *w, struct folder *f)
 	struct engine *e = w->e;
 	char *err = NULL;
 	bool server_work, mark_del, expunged = false, moved = false;
+	struct ul_batch first, *ul = NULL;
 	size_t i;
 	int ret = 0;
 
@@ -1989,17 +2077,37 @@ int folder_execute(struct worker *w, struct folder *f)
 	mark_del = server_work && w->r != NULL &&
 		   w->r->ops->expunge_marked != NULL &&
 		   (w->r->ops->caps(w->r) & IMAP_CAP_UIDPLUS);
-	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0 ||
-	    execute_flags(w, f, mark_del, &expunged) < 0 ||
-	    execute_deletions(w, f, mark_del, expunged) < 0)
+	if (moves_execute(w, f) < 0 || late_execute(w, f) < 0)
+		ret = -1;
+	/* the first uploads go in the flight of the STOREs (but not
+	 * while copies may still turn files into uploads or not) */
+	if (ret == 0 && server_work && f->n_ul > 0 && f->n_copies == 0 &&
+	    w->r != NULL && w->r->ops->store_expunge_append != NULL) {
+		if (ul_batch_prepare(w, f, 0, &first) < 0)
+			ret = -1;
+		ul = &first;
+	}
+	if (ret == 0 &&
+	    (execute_flags(w, f, mark_del, ul, &expunged) < 0 ||
+	     execute_deletions(w, f, mark_del, expunged) < 0))
 		ret = -1;
 	if (ret == 0 && f->n_copies > 0 && copies_execute(w, f) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_dl > 0 &&
 	    execute_downloads(w, f, f->dl_uids, f->n_dl) < 0)
 		ret = -1;
-	if (ret == 0 && f->n_ul > 0 && execute_uploads(w, f) < 0)
-		ret = -1;
+	if (ret == 0 && f->n_ul > 0) {
+		if (execute_uploads(w, f, ul) < 0)
+			ret = -1;
+		ul = NULL;   /* released there */
+	}
+	if (ul != NULL) {
+		/* a step after its flight failed: what reached the server
+		 * is recorded all the same (the journal has the rest) */
+		if (ul->sent)
+			(void)ul_batch_finish(w, f, ul);
+		ul_batch_release(ul);
+	}
 	/* a SELECT sent ahead that no command followed: its answer now,
 	 * before the bookmark (bookmark_select_ahead()) */
 	if (w->r != NULL && w->r->ops->flush != NULL &&

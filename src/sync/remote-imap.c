@@ -308,6 +308,20 @@ static int ri_store_expunge(struct remote *r, const struct imap_store_op *ops,
 	return imap_store_expunge(RI(r)->c, ops, n, uidset, error_r);
 }
 
+static int ri_store_expunge_append(struct remote *r,
+				   const struct imap_store_op *ops, size_t n,
+				   const char *uidset, const char *name,
+				   struct imap_append_msg *msgs, size_t n_msgs,
+				   uint32_t *uidvalidity_r,
+				   char **append_error_r, char **error_r)
+{
+	*append_error_r = NULL;
+	WITH_WIRE(name, imap_store_expunge_append(RI(r)->c, ops, n, uidset,
+						  w_, msgs, n_msgs,
+						  uidvalidity_r,
+						  append_error_r, error_r));
+}
+
 static int ri_expunge_marked(struct remote *r, const char *uidset,
 			     char **error_r)
 {
@@ -407,6 +421,7 @@ static const struct remote_ops remote_imap_ops = {
 	.expunge = ri_expunge,
 	.expunge_marked = ri_expunge_marked,
 	.store_expunge = ri_store_expunge,
+	.store_expunge_append = ri_store_expunge_append,
 	.move = ri_move,
 	.copy = ri_copy,
 	.copy_batch = ri_copy_batch,

@@ -100,6 +100,16 @@ struct remote_ops {
 	 * (imap_store_expunge()) */
 	int (*store_expunge)(struct remote *r, const struct imap_store_op *ops,
 			     size_t n, const char *uidset, char **error_r);
+	/* optional: the same (uidset NULL: the STOREs alone) with the
+	 * APPENDs of msgs to name in its flight; each message's ok_r and
+	 * uid_r, and *append_error_r, say how its APPEND went
+	 * (imap_store_expunge_append()) */
+	int (*store_expunge_append)(struct remote *r,
+				    const struct imap_store_op *ops, size_t n,
+				    const char *uidset, const char *name,
+				    struct imap_append_msg *msgs, size_t n_msgs,
+				    uint32_t *uidvalidity_r,
+				    char **append_error_r, char **error_r);
 	int (*move)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
 	/* optional: UID COPY (moves out of one folder into several copy to

@@ -12,6 +12,7 @@
  *              [--idents UIDSET --expect GMID,GMID,...]
  *              [--early-auth yes|no] [--expect-hint early|no] [--login-only yes]
  *              [--first yes --hint-caps 'CAP CAP...']
+ *              [--store-append UIDSET [--expunge-set UIDSET] --expect ok|no,ok|no]
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
  * (created, used, deleted): list, status, select (QRESYNC/CONDSTORE),
@@ -497,6 +498,67 @@ static int scenario(struct imap_client *c, const char *folder)
 	return 0;
 }
 
+/* --store-append: STORE +FLAGS.SILENT (\Flagged) of set and, when del is
+ * given, its expunge, then an APPEND of a small message to the folder,
+ * in one flight (imap_store_expunge_append()). want
+ * "STORE-RESULT,APPEND-RESULT": ok or no each. */
+struct probe_msg {
+	const char *text;
+	size_t off;
+};
+
+static long probe_read(void *ctx, void *buf, size_t n)
+{
+	struct probe_msg *m = ctx;
+	size_t left = strlen(m->text) - m->off;
+
+	if (n > left)
+		n = left;
+	memcpy(buf, m->text + m->off, n);
+	m->off += n;
+	return (long)n;
+}
+
+static void store_append(struct imap_client *c, const char *folder,
+			 const char *set, const char *del, const char *want)
+{
+	struct probe_msg pm = { "Subject: probe\r\n\r\nhello\r\n", 0 };
+	struct imap_append_msg am = { 0 };
+	struct imap_store_op ops[2] = { { set, true, MF_FLAGGED, 0 },
+					{ del, true, MF_DELETED, 0 } };
+	struct imap_selected sel;
+	char *err = NULL, *aerr = NULL;
+	bool want_store = strncmp(want, "ok,", 3) == 0;
+	bool want_append = strcmp(strchr(want, ',') ? strchr(want, ',') + 1
+						    : "", "ok") == 0;
+	uint32_t uv = 0;
+	int r;
+
+	r = imap_select(c, folder, false, NULL, NULL, NULL, NULL, &sel, &err);
+	report("select", r, err);
+	am.size = strlen(pm.text);
+	am.read = probe_read;
+	am.ctx = &pm;
+	err = NULL;
+	r = imap_store_expunge_append(c, ops, del ? 2 : 1, del, folder, &am, 1,
+				      &uv, &aerr, &err);
+	ok((r == 0) == want_store, "the STOREs %s",
+	   want_store ? "succeed" : "fail");
+	if (err)
+		printf("# error: %s\n", err);
+	ok(am.ok_r == want_append && (aerr == NULL) == want_append,
+	   "the APPEND %s, whatever became of the STOREs",
+	   want_append ? "succeeds" : "fails alone");
+	if (want_append)
+		ok(am.uid_r != 0 && uv != 0, "its APPENDUID is read (UID %u)",
+		   am.uid_r);
+	free(err);
+	free(aerr);
+	err = NULL;
+	r = imap_noop(c, &err);
+	report("NOOP after the flight", r, err);
+}
+
 /* --copy-batch: "SET>DEST;SET>DEST..." in one flight; want "ok,no,..." */
 /* --copy-batch: with ahead (UIDVALIDITY, 0: none) the SELECT goes in
  * the copies' flight (imap_select_ahead()); want "select-refused": the
@@ -630,6 +692,7 @@ int main(int argc, char **argv)
 	struct imap_login_hint hint = { IMAP_HINT_UNKNOWN, 0 };
 	const char *want_hint = NULL;
 	bool login_only = false, first = false;
+	const char *sa_set = NULL, *sa_del = NULL;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -689,6 +752,10 @@ int main(int argc, char **argv)
 					     : IMAP_HINT_UNKNOWN;
 		else if (strcmp(a, "--expect-hint") == 0)
 			want_hint = v;
+		else if (strcmp(a, "--store-append") == 0)
+			sa_set = v;
+		else if (strcmp(a, "--expunge-set") == 0)
+			sa_del = v;
 		else if (strcmp(a, "--first") == 0)
 			first = strcmp(v, "yes") == 0;
 		else if (strcmp(a, "--hint-caps") == 0)
@@ -776,6 +843,12 @@ int main(int argc, char **argv)
 	}
 	if (ident_set != NULL) {
 		idents(c, folder, ident_set, expect_exp);
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
+	if (sa_set != NULL) {
+		store_append(c, folder, sa_set, sa_del, expect_exp);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

@@ -242,6 +242,19 @@ for want in 'copy-ahead:1:2>A;3>B;4:5>C:ok,no,ok' \
 	fake_done "$scn"
 done
 
+# ---- a folder's STOREs, expunge and APPENDs in one flight: a refusal
+#      fails only its own command ----
+fake_play store-append-refused
+probe "store-append-refused" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls none --user alice --password-file "$TEST_TMP/pass" \
+	--folder INBOX --store-append 1:2 --expect no,ok
+fake_done store-append-refused
+fake_play store-expunge-append
+probe "store-expunge-append" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls none --user alice --password-file "$TEST_TMP/pass" \
+	--folder INBOX --store-append 1 --expunge-set 2 --expect ok,no
+fake_done store-expunge-append
+
 # ---- early login: the login leaves with the TLS handshake's last message
 #      when an earlier connection saw the server offer SASL-IR and
 #      AUTH=PLAIN (imap_client_settings.login_hint) ----

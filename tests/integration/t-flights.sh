@@ -145,11 +145,18 @@ is "$(printf '%s\n' "$fl" | grep -c 'exp=[1-9]')" 0 \
 is "$(printf '%s\n' "$fl" | grep -c 'copy=[1-9]')" 0 \
 	"the UID COPYs to several folders went in one flight"
 # per folder and phase: [SELECT + COPYs] [STORE + EXPUNGE] for the
-# moves, [SELECT + STOREs + EXPUNGE] [APPENDs] for the rest; a folder
+# moves, [SELECT + STOREs + EXPUNGE + APPENDs] for the rest; a folder
 # whose connection moved messages out of it and then does its own work
 # has both in one selection
 is "$(printf '%s\n' "$fl" | awk '{ sub("flights=", "", $5); sub(":.*", "", $5) } $5 > 4' | wc -l)" 0 \
 	"at most two flights per folder and phase (four for both phases in one selection)"
+# a folder's flags, deletions and new files: SELECT, STOREs, UID EXPUNGE
+# and the APPENDs in one flight
+x=$(printf '%s\n' "$fl" | grep 'UID STORE.*APPEND')
+ok "$([ -n "$x" ] && echo 0 || echo 1)" \
+	"the APPENDs went with the STOREs of their folder" || diag "$fl"
+is "$(printf '%s\n' "$fl" | grep 'APPEND' | grep -vc 'flights=1:')" 0 \
+	"every folder with new files: its work in one flight" || diag "$fl"
 srvs=$(printf '%s\n' "$RUN_ERR" | grep -c 'round trips after the greeting')
 ok "$([ "$srvs" -ge 1 ] && echo 0 || echo 1)" "-vv tells the round trips of each connection"
 

@@ -2192,6 +2192,30 @@ static void fr_close(struct remote *r)
 	free(c);
 }
 
+/* The STOREs, the expunge and the APPENDs "in one flight": one after
+ * the other here, the APPENDs whatever became of the rest. */
+static int fr_store_expunge_append(struct remote *r,
+				   const struct imap_store_op *ops, size_t n,
+				   const char *uidset, const char *name,
+				   struct imap_append_msg *msgs, size_t n_msgs,
+				   uint32_t *uidvalidity_r,
+				   char **append_error_r, char **error_r)
+{
+	char *aerr = NULL;
+	int ret = 0;
+
+	*append_error_r = NULL;
+	if (n > 0)
+		ret = fr_store(r, ops, n, error_r);
+	if (ret == 0 && uidset != NULL)
+		ret = fr_expunge(r, uidset, error_r);
+	if (fr_append(r, name, msgs, n_msgs, uidvalidity_r, &aerr) < 0)
+		*append_error_r = aerr ? aerr : xstrdup("APPEND failed");
+	else
+		free(aerr);
+	return ret;
+}
+
 static const struct remote_ops fake_remote_ops = {
 	.caps = fr_caps,
 	.qresync = fr_qresync,
@@ -2210,6 +2234,7 @@ static const struct remote_ops fake_remote_ops = {
 	.append = fr_append,
 	.store = fr_store,
 	.expunge = fr_expunge,
+	.store_expunge_append = fr_store_expunge_append,
 	.move = fr_move,
 	.copy = fr_copy,
 	.search_msgid = fr_search_msgid,
