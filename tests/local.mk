@@ -56,7 +56,9 @@ TB_SCENARIOS = \
 	tests/script/client/copy-refused.scn \
 	tests/script/client/gm-msgid.scn \
 	tests/script/client/copy-ahead.scn \
-	tests/script/client/copy-ahead-refused.scn
+	tests/script/client/copy-ahead-refused.scn \
+	tests/script/client/copy-from-many.scn \
+	tests/script/client/copy-from-many-uidvalidity.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.
