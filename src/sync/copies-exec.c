@@ -522,7 +522,8 @@ static int push_flight(struct worker *w, struct folder *f,
 	worker_forget_selected(w);
 	if (r < 0) {
 		/* nothing known of any COPY: every journal entry stays */
-		log_warn("%s: cannot copy on the server: %s", f->name, err);
+		log_warn("%s: cannot copy on the server: %s", f->name,
+			 err ? err : "connection failed");
 		folder_fail(f, SYNC_EXIT_FAIL,
 			    "%s: server copy failed; the next run finishes it",
 			    f->name);
