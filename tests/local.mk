@@ -62,7 +62,9 @@ TB_SCENARIOS = \
 	tests/script/client/early-first-stale.scn \
 	tests/script/client/early-first-refused.scn \
 	tests/script/client/store-append-refused.scn \
-	tests/script/client/store-expunge-append.scn
+	tests/script/client/store-expunge-append.scn \
+	tests/script/client/copy-from-many.scn \
+	tests/script/client/copy-from-many-uidvalidity.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.

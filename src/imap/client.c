@@ -2876,6 +2876,134 @@ int imap_copy_batch(struct imap_client *c, const char *const *uidsets,
 	return r;
 }
 
+struct copy_from {
+	struct imap_op *op;
+	const struct imap_copy_src *srcs;
+	size_t n;
+	struct imap_selected *sels;     /* one per source */
+	bool *selected;                 /* its SELECT ended as expected */
+	struct imap_copyuid *maps;
+	enum imap_copy_src_result *res;
+	char *error;                    /* the first failure; malloc'ed */
+};
+
+static void copy_from_note(struct copy_from *b, char *msg)
+{
+	if (b->error == NULL)
+		b->error = msg;
+	else
+		free(msg);
+}
+
+/* The server answers in order (a SELECT runs alone): the untagged data
+ * up to this answer were this SELECT's, the next ones the next's. */
+static void copy_from_select_done(struct imap_client *c, struct imap_cmd *cmd,
+				  const struct imap_response *r)
+{
+	struct copy_from *b = cmd->ctx;
+	size_t i = cmd->index;
+
+	(void)c;
+	b->op->sel = i + 1 < b->n ? &b->sels[i + 1] : NULL;
+	if (r->status != IMAP_STATUS_OK)
+		copy_from_note(b, xasprintf("SELECT of '%s' failed: %s",
+					    b->srcs[i].wire,
+					    r->text && *r->text ? r->text
+								 : "refused"));
+	else if (b->srcs[i].uidvalidity != 0 &&
+		 b->sels[i].uidvalidity != b->srcs[i].uidvalidity)
+		copy_from_note(b, xasprintf("UIDVALIDITY of '%s' changed "
+					    "during the run; it is handled by "
+					    "the next run", b->srcs[i].wire));
+	else
+		b->selected[i] = true;
+}
+
+static void copy_from_copy_done(struct imap_client *c, struct imap_cmd *cmd,
+				const struct imap_response *r)
+{
+	struct copy_from *b = cmd->ctx;
+	size_t i = cmd->index;
+
+	(void)c;
+	if (!b->selected[i]) {
+		/* its answer means nothing: no mailbox, or another one */
+		b->res[i] = IMAP_COPY_SRC_UNSELECTED;
+		return;
+	}
+	if (r->status != IMAP_STATUS_OK) {
+		b->res[i] = IMAP_COPY_SRC_REFUSED;
+		copy_from_note(b, xasprintf("UID COPY from '%s' failed: %s",
+					    b->srcs[i].wire,
+					    r->text && *r->text ? r->text
+								 : "refused"));
+		return;
+	}
+	b->res[i] = IMAP_COPY_SRC_OK;
+	if (r->code.code == IMAP_CODE_COPYUID)
+		copyuid_set(&b->maps[i], &r->code);
+}
+
+int imap_copy_from_many(struct imap_client *c,
+			const struct imap_copy_src *srcs, size_t n,
+			const char *dest, struct imap_copyuid *maps_r,
+			enum imap_copy_src_result *res_r, char **error_r)
+{
+	struct copy_from b = { .srcs = srcs, .n = n, .maps = maps_r,
+			       .res = res_r };
+	struct imap_op op;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		memset(&maps_r[i], 0, sizeof(maps_r[i]));
+		res_r[i] = IMAP_COPY_SRC_UNSELECTED;
+	}
+	/* what the connection has selected changes n times, and the
+	 * commands between are not this client's view of any folder */
+	imap_track_off(&c->trk, c->label, NULL);
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!uidset_valid(srcs[i].uidset))
+			return bad_uidset(c, &op, srcs[i].uidset, error_r);
+	if (n == 0)
+		return op_end(c, &op, run(c), error_r);
+	b.op = &op;
+	b.sels = xcalloc(n, sizeof(*b.sels));
+	b.selected = xcalloc(n, sizeof(*b.selected));
+	op.sel = &b.sels[0];
+	for (i = 0; i < n; i++) {
+		struct imap_cmd *cmd = new_cmd(c, "SELECT");
+
+		imap_cmd_add(cmd, " ", 1);
+		imap_cmd_add_astring(cmd, srcs[i].wire, strlen(srcs[i].wire));
+		queue_cmd(c, cmd, copy_from_select_done, &b, i);
+		cmd = new_cmd(c, "UID COPY");
+		imap_cmd_addf(cmd, " %s ", srcs[i].uidset);
+		imap_cmd_add_astring(cmd, dest, strlen(dest));
+		queue_cmd(c, cmd, copy_from_copy_done, &b, i);
+	}
+	c->exists = 0;
+	r = op_end(c, &op, run(c), error_r);
+	/* a SELECT sent ahead of the flight turned tracking on for its
+	 * folder when it was answered (ahead_finish) */
+	imap_track_off(&c->trk, c->label, NULL);
+	if (r < 0) {
+		for (i = 0; i < n; i++) {
+			imap_copyuid_release(&maps_r[i]);
+			res_r[i] = IMAP_COPY_SRC_UNSELECTED;
+		}
+	} else if (b.error != NULL && error_r != NULL) {
+		*error_r = b.error;
+		b.error = NULL;
+	}
+	free(b.error);
+	free(b.sels);
+	free(b.selected);
+	return r;
+}
+
 int imap_move(struct imap_client *c, const char *uidset, const char *dest,
 	      struct imap_copyuid *map_r, char **error_r)
 {

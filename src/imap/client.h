@@ -360,6 +360,42 @@ int imap_copy_batch(struct imap_client *c, const char *const *uidsets,
 		    const char *const *dests, size_t n,
 		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
 
+/* One source of imap_copy_from_many(): its mailbox (wire name), the
+ * UIDVALIDITY the caller has read from the server in this session's run
+ * (0: any), and the UIDs to copy from it. */
+struct imap_copy_src {
+	const char *wire;
+	uint32_t uidvalidity;
+	const char *uidset;
+};
+
+enum imap_copy_src_result {
+	IMAP_COPY_SRC_OK,         /* copied (maps_r[i] has its COPYUID, if any) */
+	IMAP_COPY_SRC_REFUSED,    /* SELECT fine, the UID COPY refused (NO/BAD) */
+	IMAP_COPY_SRC_UNSELECTED, /* the SELECT refused, or its UIDVALIDITY not
+				     the expected one: what its UID COPY did is
+				     not known */
+};
+
+/*
+ * For each source, SELECT it and UID COPY its UIDs to dest: all 2n
+ * commands in one flight, the answers read after. Only for sources whose
+ * UIDVALIDITY the caller has read from the server in this run: each UID
+ * COPY reaches the server before its SELECT's answer can be checked (see
+ * imap_select_ahead()). res_r[i] and maps_r[i] (release each) per source;
+ * one source's failure touches no other's result. The first failure's
+ * text goes to *error_r, with 0 still returned. -1 when the connection
+ * failed, or when a SELECT sent ahead of this operation failed
+ * (imap_client_failure() IMAP_FAIL_NO): then no result is known. The
+ * selected mailbox afterwards is the last source's or none, and the
+ * client tracks none (imap_client_own_state() is false until the next
+ * SELECT).
+ */
+int imap_copy_from_many(struct imap_client *c,
+			const struct imap_copy_src *srcs, size_t n,
+			const char *dest, struct imap_copyuid *maps_r,
+			enum imap_copy_src_result *res_r, char **error_r);
+
 /* UID SEARCH with the given criteria (already IMAP syntax; use
  * imap_quote() for strings). Result sorted ascending. */
 int imap_search(struct imap_client *c, const char *criteria,

@@ -275,18 +275,13 @@ static int cmp_uid_map(const void *a, const void *b)
 	return x->src < y->src ? -1 : x->src > y->src;
 }
 
-/* UID COPY the group's source UIDs into f and learn the new UIDs: from
- * COPYUID, else by content. 0 sent, 1 refused (upload instead), -1 error
- * (the journal stays for the next run). */
-static int push_transfer(struct worker *w, struct folder *f,
-			 struct push_group *g)
+/* The group's UIDs (sorted first: push_learn() walks them in order) as
+ * a uid set; malloc'ed. */
+static char *push_set(struct push_group *g)
 {
-	struct imap_copyuid map = { 0 };
-	struct imap_selected sel;
-	uint32_t *uids, *srcs = NULL, *dsts = NULL;
-	size_t i, k;
-	char *set, *err = NULL;
-	int r;
+	uint32_t *uids;
+	char *set;
+	size_t i;
 
 	qsort(g->c, g->n, sizeof(*g->c), cmp_copy_uid);
 	uids = xcalloc(g->n, sizeof(uint32_t));
@@ -294,32 +289,29 @@ static int push_transfer(struct worker *w, struct folder *f,
 		uids[i] = g->c[i]->uid;
 	set = imap_uidset_make(uids, g->n);
 	free(uids);
-	r = worker_select_name(w, g->c[0]->src_name, g->c[0]->src_uidvalidity,
-			       &sel, &err);
-	if (r == 0)
-		r = w->r->ops->copy(w->r, set, f->name, &map, &err);
-	free(set);
-	if (r < 0) {
-		bool refused = w->r->ops->failure(w->r) == IMAP_FAIL_NO;
+	return set;
+}
 
-		log_warn("%s: cannot copy from '%s' on the server: %s%s",
-			 f->name, g->c[0]->src_name, err,
-			 refused ? "; uploading instead" : "");
-		free(err);
-		imap_copyuid_release(&map);
-		return refused ? 1 : -1;
-	}
+/* After the group's UID COPY: its messages' UIDs in f, from COPYUID (map,
+ * released here), else found by content. */
+static void push_learn(struct worker *w, struct folder *f,
+		       struct push_group *g, struct imap_copyuid *map)
+{
+	uint32_t *srcs = NULL, *dsts = NULL;
+	char *err = NULL;
+	size_t i, k;
+
 	for (i = 0; i < g->n; i++)
 		g->c[i]->sent = true;
 	sync_crash_point("server copy done");
-	if (map.uidvalidity != 0 && map.src && map.dst) {
+	if (map->uidvalidity != 0 && map->src && map->dst) {
 		srcs = xcalloc(g->n, sizeof(uint32_t));
 		dsts = xcalloc(g->n, sizeof(uint32_t));
-		if (imap_uidset_expand(map.src, srcs, g->n) != g->n ||
-		    imap_uidset_expand(map.dst, dsts, g->n) != g->n)
+		if (imap_uidset_expand(map->src, srcs, g->n) != g->n ||
+		    imap_uidset_expand(map->dst, dsts, g->n) != g->n)
 			FREE_AND_NULL(srcs);
 	}
-	imap_copyuid_release(&map);
+	imap_copyuid_release(map);
 	if (srcs != NULL) {
 		/* g->c is sorted by UID: one sorted walk of the pairs */
 		struct uid_map *um = xcalloc(g->n, sizeof(*um));
@@ -362,6 +354,36 @@ static int push_transfer(struct worker *w, struct folder *f,
 	}
 	free(srcs);
 	free(dsts);
+}
+
+/* UID COPY the group's source UIDs into f, after a SELECT of the source
+ * of its own, and learn the new UIDs. 0 sent, 1 refused (upload
+ * instead), -1 error (the journal stays for the next run). */
+static int push_transfer(struct worker *w, struct folder *f,
+			 struct push_group *g)
+{
+	struct imap_copyuid map = { 0 };
+	struct imap_selected sel;
+	char *set = push_set(g), *err = NULL;
+	int r;
+
+	r = worker_select_name(w, g->c[0]->src_name, g->c[0]->src_uidvalidity,
+			       &sel, &err);
+	if (r == 0)
+		r = w->r->ops->copy(w->r, set, f->name, &map, &err);
+	free(set);
+	if (r < 0) {
+		bool refused = w->r != NULL &&
+			       w->r->ops->failure(w->r) == IMAP_FAIL_NO;
+
+		log_warn("%s: cannot copy from '%s' on the server: %s%s",
+			 f->name, g->c[0]->src_name, err,
+			 refused ? "; uploading instead" : "");
+		free(err);
+		imap_copyuid_release(&map);
+		return refused ? 1 : -1;
+	}
+	push_learn(w, f, g, &map);
 	return 0;
 }
 
@@ -433,6 +455,8 @@ static void push_flags(struct worker *w, struct folder *f)
 			log_warn("%s: cannot store the flags of a copy: %s",
 				 f->name, err);
 			free(err);
+			/* it may be the SELECT sent ahead that failed */
+			worker_forget_selected(w);
 			return;
 		}
 		if (state_msg_set_flags(w->st, f->sf.id, c->new_uid, lf) < 0) {
@@ -443,16 +467,150 @@ static void push_flags(struct worker *w, struct folder *f)
 	}
 }
 
+static int64_t *flight_entry(void *ctx, size_t i, struct journal_entry *je)
+{
+	struct push_batch *pb = ctx;
+	struct push_group *g = pb->g;
+
+	while (i >= g->n) {   /* the groups of the flight, one after another */
+		i -= g->n;
+		g++;
+	}
+	return push_entry(&(struct push_batch){ pb->f, g }, i, je);
+}
+
 /*
- * Copies on the server, grouped by source folder (one SELECT and one UID
- * COPY each). The pair records the flags the copy has on the server (its
- * source's) until push_flags() gave it the file's.
+ * The groups whose source's UIDVALIDITY this run has read, in one flight
+ * (remote_ops.copy_from_many): all journaled first, in one transaction,
+ * then SELECT and UID COPY for each source without waiting in between.
+ * A group the server refused the COPY of is uploaded instead; one whose
+ * SELECT failed (or found another UIDVALIDITY) keeps its journal for the
+ * next run's recovery and fails the folder, as a failed COPY does; the
+ * others are recorded all the same. 0, or -1 with the folder failed.
+ */
+static int push_flight(struct worker *w, struct folder *f,
+		       struct push_group *gs, size_t ng)
+{
+	struct remote_copy_src *srcs = xcalloc(ng + 1, sizeof(*srcs));
+	struct imap_copyuid *maps = xcalloc(ng + 1, sizeof(*maps));
+	enum imap_copy_src_result *res = xcalloc(ng + 1, sizeof(*res));
+	char **sets = xcalloc(ng + 1, sizeof(*sets));
+	struct push_batch pb = { f, gs };
+	size_t i, total = 0;
+	bool failed = false;
+	char *err = NULL;
+	int r, ret = 0;
+
+	for (i = 0; i < ng; i++) {
+		sets[i] = push_set(&gs[i]);
+		srcs[i].name = gs[i].c[0]->src_name;
+		srcs[i].uidvalidity = gs[i].c[0]->src_uidvalidity;
+		srcs[i].uidset = sets[i];
+		total += gs[i].n;
+	}
+	if (journal_step_write(w->st, total, flight_entry, &pb,
+			       "copy journal written") < 0) {
+		folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
+		ret = -1;
+		goto out;
+	}
+	r = worker_remote(w, &err);
+	if (r == 0)
+		r = w->r->ops->copy_from_many(w->r, srcs, ng, f->name, maps,
+					      res, &err);
+	/* the last source, or none: the next step selects what it needs */
+	worker_forget_selected(w);
+	if (r < 0) {
+		/* nothing known of any COPY: every journal entry stays */
+		log_warn("%s: cannot copy on the server: %s", f->name,
+			 err ? err : "connection failed");
+		folder_fail(f, SYNC_EXIT_FAIL,
+			    "%s: server copy failed; the next run finishes it",
+			    f->name);
+		ret = -1;
+		goto out;
+	}
+	if (err != NULL)
+		log_debug("%s: server copies: %s", f->name, err);
+	for (i = 0; i < ng && ret == 0; i++) {
+		struct push_group *g = &gs[i];
+
+		switch (res[i]) {
+		case IMAP_COPY_SRC_OK:
+			push_learn(w, f, g, &maps[i]);
+			if (push_record(w, f, g) < 0) {
+				folder_fail(f, SYNC_EXIT_FAIL, "%s",
+					    state_error(w->st));
+				ret = -1;
+			}
+			break;
+		case IMAP_COPY_SRC_REFUSED:
+			log_warn("%s: cannot copy from '%s' on the server: "
+				 "refused; uploading instead", f->name,
+				 g->c[0]->src_name);
+			if (journal_step_remove(w->st, g->n, push_entry_id,
+						g) < 0) {
+				folder_fail(f, SYNC_EXIT_FAIL, "%s",
+					    state_error(w->st));
+				ret = -1;
+			}
+			break;
+		case IMAP_COPY_SRC_UNSELECTED:
+			/* what its COPY did is not known: the journal
+			 * stays, the next run's recovery looks by content */
+			log_warn("%s: cannot copy from '%s' on the server: its "
+				 "SELECT failed or found another UIDVALIDITY",
+				 f->name, g->c[0]->src_name);
+			failed = true;
+			break;
+		}
+	}
+	if (ret == 0 && failed) {
+		folder_fail(f, SYNC_EXIT_FAIL,
+			    "%s: server copy failed; the next run finishes it",
+			    f->name);
+		ret = -1;
+	}
+out:
+	for (i = 0; i < ng; i++) {
+		imap_copyuid_release(&maps[i]);
+		free(sets[i]);
+	}
+	free(err);
+	free(srcs);
+	free(maps);
+	free(res);
+	free(sets);
+	return ret;
+}
+
+/* Back to the target after the copies, for the steps that follow: in the
+ * flight of the next command when the gather selected it (nothing here
+ * then needs the SELECT's answer), else a SELECT of its own. */
+static int push_reselect(struct worker *w, struct folder *f, char **error_r)
+{
+	uint32_t uidvalidity = folder_fresh_uidvalidity(f);
+
+	if (f->selected && uidvalidity != 0)
+		return worker_select_ahead(w, f->name, uidvalidity, error_r) < 0
+			       ? -1 : 0;
+	return worker_select(w, f, error_r);
+}
+
+/*
+ * Copies on the server, grouped by source folder. The groups whose
+ * source's UIDVALIDITY this run has read go in one flight (a SELECT and a
+ * UID COPY each, push_flight()); the others, or all where the remote
+ * has no such flight, one after another (push_transfer()). The pair
+ * records the flags the copy has on the server (its source's) until
+ * push_flags() gave it the file's.
  */
 static int execute_pushes(struct worker *w, struct folder *f)
 {
 	struct copy_in **order;
-	size_t i, j, n = 0;
-	bool any = false;
+	struct push_group *gs, *fl;
+	size_t i, j, n = 0, ng = 0, nf = 0;
+	bool any = false, flight;
 	char *err = NULL;
 	int ret = 0;
 
@@ -461,27 +619,48 @@ static int execute_pushes(struct worker *w, struct folder *f)
 		if (f->copies[i].push && f->copies[i].uid != 0)
 			order[n++] = &f->copies[i];   /* 0: uploaded instead */
 	qsort(order, n, sizeof(*order), cmp_copy_src);
-	for (i = 0; i < n && ret == 0 && !w->e->fatal; i = j) {
-		struct push_group g;
-		struct push_batch pb = { f, &g };
-		int r;
-
+	gs = xcalloc(n + 1, sizeof(*gs));
+	fl = xcalloc(n + 1, sizeof(*fl));
+	for (i = 0; i < n; i = j) {
 		for (j = i + 1; j < n; j++)
 			if (strcmp(order[j]->src_name, order[i]->src_name) != 0)
 				break;
-		g.c = &order[i];
-		g.n = j - i;
-		if (journal_step_write(w->st, g.n, push_entry, &pb,
+		gs[ng].c = &order[i];
+		gs[ng++].n = j - i;
+	}
+	flight = w->r != NULL && w->r->ops->copy_from_many != NULL;
+	if (flight) {
+		/* the flight's groups leave the sequential list */
+		size_t k = 0;
+
+		for (i = 0; i < ng; i++) {
+			if (gs[i].c[0]->src_fresh)
+				fl[nf++] = gs[i];
+			else
+				gs[k++] = gs[i];
+		}
+		ng = k;
+	}
+	if (nf > 0 && !w->e->fatal) {
+		any = true;
+		ret = push_flight(w, f, fl, nf);
+	}
+	for (i = 0; i < ng && ret == 0 && !w->e->fatal; i++) {
+		struct push_group *g = &gs[i];
+		struct push_batch pb = { f, g };
+		int r;
+
+		if (journal_step_write(w->st, g->n, push_entry, &pb,
 				       "copy journal written") < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
 			ret = -1;
 			break;
 		}
 		any = true;
-		r = push_transfer(w, f, &g);
+		r = push_transfer(w, f, g);
 		if (r == 1) {
-			if (journal_step_remove(w->st, g.n, push_entry_id,
-						&g) < 0) {
+			if (journal_step_remove(w->st, g->n, push_entry_id,
+						g) < 0) {
 				folder_fail(f, SYNC_EXIT_FAIL, "%s",
 					    state_error(w->st));
 				ret = -1;
@@ -495,15 +674,17 @@ static int execute_pushes(struct worker *w, struct folder *f)
 			ret = -1;
 			break;
 		}
-		if (push_record(w, f, &g) < 0) {
+		if (push_record(w, f, g) < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL, "%s", state_error(w->st));
 			ret = -1;
 		}
 	}
+	free(gs);
+	free(fl);
 	free(order);
 	drop_uploads(f);
 	/* back to the target for the steps that follow */
-	if (ret == 0 && any && worker_select(w, f, &err) < 0) {
+	if (ret == 0 && any && push_reselect(w, f, &err) < 0) {
 		folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name, err);
 		free(err);
 		ret = -1;

@@ -608,6 +608,9 @@ static void plan_push(struct copies_ix *ix, struct worker *w0, struct folder *f)
 		c->src_name = xstrdup(pm.src->name);
 		c->src_uidvalidity = pm.src->selected ? pm.src->sel.uidvalidity
 						      : pm.src->sf.uidvalidity;
+		c->src_fresh = c->src_uidvalidity != 0 &&
+			       folder_fresh_uidvalidity(pm.src) ==
+				       c->src_uidvalidity;
 		c->via = pm.via;
 		log_debug("%s: '%s' is a copy of UID %u in '%s'", f->name,
 			  f->lents[li].base, c->uid, c->src_name);

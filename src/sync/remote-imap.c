@@ -356,6 +356,41 @@ static int ri_copy_batch(struct remote *r, const char *const *uidsets,
 	return ret;
 }
 
+static int ri_copy_from_many(struct remote *r,
+			     const struct remote_copy_src *srcs, size_t n,
+			     const char *dest, struct imap_copyuid *maps_r,
+			     enum imap_copy_src_result *res_r, char **error_r)
+{
+	struct imap_copy_src *is = xcalloc(n + 1, sizeof(*is));
+	const char **names = xcalloc(n + 1, sizeof(*names));
+	char **w, *wd;
+	size_t i;
+	int ret = -1;
+
+	for (i = 0; i < n; i++)
+		names[i] = srcs[i].name;
+	w = wires_of(r, names, n, error_r);
+	free(names);
+	if (w == NULL) {
+		free(is);
+		return -1;
+	}
+	wd = wire(RI(r), dest, error_r);
+	if (wd != NULL) {
+		for (i = 0; i < n; i++) {
+			is[i].wire = w[i];
+			is[i].uidvalidity = srcs[i].uidvalidity;
+			is[i].uidset = srcs[i].uidset;
+		}
+		ret = imap_copy_from_many(RI(r)->c, is, n, wd, maps_r, res_r,
+					  error_r);
+		free(wd);
+	}
+	wires_free(w, n);
+	free(is);
+	return ret;
+}
+
 static int ri_search_msgid(struct remote *r, uint32_t min_uid,
 			   const char *msgid, uint32_t **uids_r, size_t *n_r,
 			   char **error_r)
@@ -425,6 +460,7 @@ static const struct remote_ops remote_imap_ops = {
 	.move = ri_move,
 	.copy = ri_copy,
 	.copy_batch = ri_copy_batch,
+	.copy_from_many = ri_copy_from_many,
 	.search_msgid = ri_search_msgid,
 	.own_state = ri_own_state,
 	.expect_gone = ri_expect_gone,

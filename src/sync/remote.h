@@ -30,6 +30,14 @@ struct remote_folder {
 };
 void remote_folders_free(struct remote_folder *f, size_t n);
 
+/* One source of remote_ops.copy_from_many(): folder name as everywhere
+ * here, the UIDVALIDITY this run has read from the server, the UIDs. */
+struct remote_copy_src {
+	const char *name;
+	uint32_t uidvalidity;
+	const char *uidset;
+};
+
 struct remote_ops {
 	unsigned (*caps)(struct remote *r);            /* imap_cap bits */
 	bool (*qresync)(struct remote *r);             /* QRESYNC enabled */
@@ -122,6 +130,15 @@ struct remote_ops {
 			  const char *const *dests, size_t n,
 			  struct imap_copyuid *maps_r, bool *ok_r,
 			  char **error_r);
+	/* optional: for each source, SELECT it and UID COPY its UIDs to
+	 * dest, all in one flight (imap_copy_from_many()): res_r[i] and
+	 * maps_r[i] per source, -1 when no result is known. Afterwards no
+	 * folder counts as selected. */
+	int (*copy_from_many)(struct remote *r,
+			      const struct remote_copy_src *srcs, size_t n,
+			      const char *dest, struct imap_copyuid *maps_r,
+			      enum imap_copy_src_result *res_r,
+			      char **error_r);
 	/* UIDs >= min_uid in the selected folder whose Message-ID header
 	 * contains msgid (msgid NULL: all UIDs >= min_uid), ascending. */
 	int (*search_msgid)(struct remote *r, uint32_t min_uid,

@@ -90,6 +90,10 @@ struct copy_in {
 				  phase made it (borrowed) */
 	char *src_name;        /* push: the source's server folder; owned */
 	uint32_t src_uidvalidity;
+	bool src_fresh;        /* push: src_uidvalidity read from the server
+				  in this run (folder_fresh_uidvalidity(),
+				  taken in the plan: the execute phase's
+				  workers change the source's fields) */
 	int64_t jid;           /* its journal entry */
 	char *base;            /* pull: the new file; owned */
 	uint32_t new_uid;      /* push: the copy's UID here */

@@ -13,6 +13,7 @@
  *              [--early-auth yes|no] [--expect-hint early|no] [--login-only yes]
  *              [--first yes --hint-caps 'CAP CAP...']
  *              [--store-append UIDSET [--expunge-set UIDSET] --expect ok|no,ok|no]
+ *              [--copy-from 'SRC@UIDVALIDITY:SET;...' --expect ok,no,unsel...]
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
  * (created, used, deleted): list, status, select (QRESYNC/CONDSTORE),
@@ -23,6 +24,9 @@
  * scenarios), and checks that this succeeds or fails as --expect says.
  * With --copy-batch it selects --folder and sends the UID COPYs in one
  * flight (imap_copy_batch); --expect lists which the server accepts.
+ * With --copy-from it copies from each SRC (SELECT, UID COPY SET) into
+ * --folder, all in one flight (imap_copy_from_many); --expect lists how
+ * each ends: ok, no (the COPY refused) or unsel (its SELECT failed).
  * With --idents it selects --folder and fetches the identities of UIDSET
  * (imap_fetch_idents); --expect lists the X-GM-MSGID each message gives,
  * in UID order (0: none).
@@ -635,6 +639,62 @@ static void copy_batch(struct imap_client *c, const char *folder,
 	free(wn);
 }
 
+/* --copy-from: "SRC@UIDVALIDITY:SET;..." into dest in one flight; want
+ * "ok,no,unsel,..."; then a NOOP: the connection stays usable. */
+static void copy_from(struct imap_client *c, const char *dest,
+		      const char *spec, const char *want)
+{
+	static const char *const names[] = { "ok", "no", "unsel" };
+	char *sp = xstrdup(spec), *wn = xstrdup(want), *p, *q, *save = NULL;
+	struct imap_copy_src srcs[16];
+	struct imap_copyuid maps[16];
+	enum imap_copy_src_result res[16];
+	size_t n = 0, k = 0, i;
+	bool all_ok = true;
+	char *err = NULL;
+	int r;
+
+	for (p = strtok_r(sp, ";", &save); p && n < 16;
+	     p = strtok_r(NULL, ";", &save)) {
+		q = strchr(p, '@');
+		if (q == NULL)
+			continue;
+		*q++ = '\0';
+		srcs[n].wire = p;
+		srcs[n].uidvalidity = (uint32_t)strtoul(q, &q, 10);
+		srcs[n++].uidset = *q == ':' ? q + 1 : q;
+	}
+	r = imap_copy_from_many(c, srcs, n, dest, maps, res, &err);
+	ok(r == 0, "copy from %zu sources: the connection stays usable", n);
+	save = NULL;
+	for (p = strtok_r(wn, ",", &save); p && k < n;
+	     p = strtok_r(NULL, ",", &save), k++) {
+		all_ok = all_ok && strcmp(p, "ok") == 0;
+		ok(strcmp(names[res[k]], p) == 0, "copy from %s: %s (%s)",
+		   srcs[k].wire, p, names[res[k]]);
+		if (res[k] == IMAP_COPY_SRC_OK)
+			ok(maps[k].uidvalidity != 0 && maps[k].dst != NULL,
+			   "copy from %s: its COPYUID is kept (%s)",
+			   srcs[k].wire, maps[k].dst ? maps[k].dst : "none");
+		else
+			ok(maps[k].dst == NULL, "copy from %s: no COPYUID",
+			   srcs[k].wire);
+	}
+	ok(k == n, "%zu results expected (%zu)", n, k);
+	if (err)
+		printf("# error: %s\n", err);
+	ok((err != NULL) == !all_ok,
+	   "a failure is reported as an error text, and only then");
+	free(err);
+	err = NULL;
+	for (i = 0; i < n; i++)
+		imap_copyuid_release(&maps[i]);
+	r = imap_noop(c, &err);
+	report("NOOP after the flight", r, err);
+	free(sp);
+	free(wn);
+}
+
 struct idents_seen {
 	size_t n;
 	uint64_t gm[16];
@@ -687,7 +747,7 @@ int main(int argc, char **argv)
 	const char *pwfile = NULL, *expect = NULL, *expect_err = NULL;
 	const char *folder = "probe";
 	const char *expunge = NULL, *expect_exp = "ok", *copies = NULL;
-	const char *ident_set = NULL;
+	const char *ident_set = NULL, *copy_srcs = NULL;
 	uint32_t ahead = 0;
 	struct imap_login_hint hint = { IMAP_HINT_UNKNOWN, 0 };
 	const char *want_hint = NULL;
@@ -742,6 +802,8 @@ int main(int argc, char **argv)
 			expunge = v;
 		else if (strcmp(a, "--copy-batch") == 0)
 			copies = v;
+		else if (strcmp(a, "--copy-from") == 0)
+			copy_srcs = v;
 		else if (strcmp(a, "--idents") == 0)
 			ident_set = v;
 		else if (strcmp(a, "--expect") == 0)
@@ -849,6 +911,12 @@ int main(int argc, char **argv)
 	}
 	if (sa_set != NULL) {
 		store_append(c, folder, sa_set, sa_del, expect_exp);
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
+	if (copy_srcs != NULL) {
+		copy_from(c, folder, copy_srcs, expect_exp);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

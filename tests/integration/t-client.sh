@@ -336,5 +336,17 @@ probe "early-first-refused" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 	--hint-caps "IMAP4REV1 ENABLE QRESYNC" --login-only yes \
 	--expect-fail auth --expect-error "Authentication failed"
 fake_done early-first-refused
+# ---- copies from several folders: a SELECT and a UID COPY each, all in
+#      one flight; a failed SELECT or a refused COPY stays alone ----
+for want in 'copy-from-many:A@7:1:2;B@6:3;C@8:4:5:ok,unsel,ok' \
+	    'copy-from-many-uidvalidity:A@7:1:2;B@6:3;C@8:4:5:unsel,no,ok'; do
+	scn=${want%%:*} rest=${want#*:}
+	spec=${rest%:*} res=${rest##*:}
+	fake_play "$scn"
+	probe "$scn" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+		--tls none --user alice --password-file "$TEST_TMP/pass" \
+		--folder T --copy-from "$spec" --expect "$res"
+	fake_done "$scn"
+done
 
 done_testing

@@ -10,7 +10,9 @@
 #     it, no APPEND (the new UID from COPYUID, or found by content on a
 #     server without UIDPLUS);
 #   both sides end equal, each copy once per folder, and a second sync has
-#   nothing left to do; --json counts pulled_copies / pushed_copies.
+#   nothing left to do; --json counts pulled_copies / pushed_copies;
+#   files cp'ed from three folders into a fourth: a SELECT and a UID COPY
+#   per source, all in one flight (Dovecot's rawlog times).
 # Runs against a full Dovecot and a --trimmed one (no UIDPLUS, no MOVE).
 
 . "${TOP_SRCDIR:?}/tests/harness/dovecot.sh"
@@ -48,6 +50,51 @@ folders_agree() {	# folders_agree NAME FOLDER...
 }
 
 inode() { stat -c %i "$1" 2>/dev/null || echo "(no file)"; }
+
+# copy_flight FOLDER: in the session that copied into FOLDER, the stretch
+# from the SELECT before its first UID COPY into FOLDER to its last one,
+# as "copies=N pairs=P late=L waited=W: COMMANDS": N UID COPYs into
+# FOLDER, P of them right after a SELECT, L of those that reached the
+# server only after it had answered that SELECT, W commands of the
+# stretch that reached it only after it had answered the one before them
+# (0: one flight). Rawlog times as tests/integration/t-flights.sh reads
+# them.
+copy_flight() {
+	local f
+	rawlog_client_lines >/dev/null   # the sessions have ended
+	for f in "$DOVECOT_DIR"/rawlog/*.in; do
+		grep -qE "UID COPY [0-9:,]+ \"?$1\"?"$'\r?$' "$f" || continue
+		awk -v dest="$1" '
+		NR == FNR { if ($2 != "*" && $2 != "+" && !($2 in t))
+				t[$2] = $1 + 0; next }
+		$2 !~ /^[A-Za-z]*[0-9]+$/ { next }
+		{
+			n++; ts[n] = $1 + 0; tag[n] = $2
+			c[n] = toupper($3)
+			if (c[n] == "UID") c[n] = c[n] " " toupper($4)
+			d = $NF; gsub(/["\r]/, "", d)
+			if (c[n] == "UID COPY" && d == dest) {
+				if (!first) first = n
+				last = n
+			}
+		}
+		END {
+			if (!first) { print "copies=0"; exit }
+			s = first > 1 && c[first - 1] == "SELECT" ? first - 1 : first
+			for (k = s; k <= last; k++) {
+				seq = seq " " c[k]
+				if (k > s && ts[k] > t[tag[k - 1]]) w++
+				if (c[k] != "UID COPY") continue
+				nc++
+				if (c[k - 1] != "SELECT") continue
+				np++
+				if (ts[k] > t[tag[k - 1]]) late++
+			}
+			printf "copies=%d pairs=%d late=%d waited=%d:%s\n",
+				nc, np, late, w, seq
+		}' "${f%.in}.out" "$f"
+	done
+}
 
 run_mode() {
 	local mode=$1 lines x y e uid
@@ -189,6 +236,43 @@ run_mode() {
 	fi
 	folders_agree "$mode: copies: copy: every folder equal on both sides" \
 		INBOX Archive Work
+
+	# --- G. local cp from three folders into a fourth: the SELECT and
+	# UID COPY of each source in one flight ---------------------------
+	mail_folder_create "$U" Saved
+	for e in GA GW; do
+		cl_write_msg "$TEST_TMP/g.eml" "$(mid "$e")" "copy source $e"
+		if [ $e = GA ]; then y=Archive; else y=Work; fi
+		mail_add "$U" "$y" --flags S "$TEST_TMP/g.eml" >/dev/null
+	done
+	tb_run "$TWINBOX" -c "$CFG" sync
+	is "$RUN_STATUS" 0 "$mode: G: the sources synced" || diag "$RUN_ERR"
+	cp -p "$(cl_local_file "$M" INBOX "$(mid 8)")" "$M/Saved/cur/"
+	cp -p "$(cl_local_file "$M" Archive "$(mid GA)")" "$M/Saved/cur/"
+	cp -p "$(cl_local_file "$M" Work "$(mid GW)")" "$M/Saved/cur/"
+	rawlog_reset
+	tb_run "$TWINBOX" -c "$CFG" --json sync
+	is "$RUN_STATUS" 0 "$mode: G: copies from three folders: sync succeeds" ||
+		diag "$RUN_ERR"
+	lines=$(rawlog_client_lines)
+	unlike "$lines" $'(^|\n)[^ ]+ APPEND ' "$mode: G: no APPEND"
+	is "$(body_fetch_uids)" "" "$mode: G: no body fetched"
+	is "$(json_num Saved pushed_copies)|$(json_sum pushed_new)|$(json_sum bytes_up)" \
+		"3|0|0" "$mode: G: --json: pushed_copies Saved 3; nothing uploaded" ||
+		diag "$RUN_OUT"
+	is "$(cl_where "$U" "$M" "$(mid 8)")|$(cl_where "$U" "$M" "$(mid GA)")|$(cl_where "$U" "$M" "$(mid GW)")" \
+		"INBOX,Saved|INBOX,Saved|Archive,Saved|Archive,Saved|Saved,Work|Saved,Work" \
+		"$mode: G: each message in its source and in Saved on both sides, once each"
+	folders_agree "$mode: G: every folder equal on both sides" \
+		INBOX Archive Work Saved
+	x=$(copy_flight Saved)
+	diag "$x"
+	is "${x%%:*}" "copies=3 pairs=3 late=0 waited=0" \
+		"$mode: G: a SELECT and a UID COPY per source, each COPY sent before its SELECT was answered, all in one flight"
+	tb_run "$TWINBOX" -c "$CFG" --json sync
+	is "$RUN_STATUS|$(json_sum pushed_copies)|$(json_sum pushed_new)|$(json_sum pulled_new)" \
+		"0|0|0|0" "$mode: G: the sync after has nothing to do" ||
+		diag "$RUN_ERR" "$RUN_OUT"
 	dovecot_stop
 }
 

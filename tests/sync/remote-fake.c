@@ -2080,6 +2080,81 @@ static int fr_copy(struct remote *r, const char *uidset, const char *dest,
 	return move_or_copy(r, uidset, dest, map_r, true, error_r);
 }
 
+/* A SELECT and a UID COPY per source, as a server runs them in one
+ * flight: a failed SELECT leaves no folder selected, so its COPY fails
+ * too; one that finds another UIDVALIDITY still runs its COPY there (the
+ * client learns of it only after). A fault armed on "copy_from_select"
+ * fails the nth source's SELECT. */
+static int fr_copy_from_many(struct remote *r,
+			     const struct remote_copy_src *srcs, size_t n,
+			     const char *dest, struct imap_copyuid *maps_r,
+			     enum imap_copy_src_result *res_r, char **error_r)
+{
+	struct fake_remote *c = FR(r);
+	struct imap_selected sel;
+	char *first = NULL, *err = NULL;
+	size_t i;
+
+	*error_r = NULL;
+	for (i = 0; i < n; i++) {
+		memset(&maps_r[i], 0, sizeof(maps_r[i]));
+		res_r[i] = IMAP_COPY_SRC_UNSELECTED;
+	}
+	for (i = 0; i < n; i++) {
+		bool selected = false;
+
+		if (op_enter(c, "copy_from_select", &err) == 0 &&
+		    fr_select(r, srcs[i].name, NULL, NULL, NULL, NULL, &sel,
+			      &err) == 0) {
+			selected = srcs[i].uidvalidity == 0 ||
+				   sel.uidvalidity == srcs[i].uidvalidity;
+			if (!selected)
+				err = xasprintf("UIDVALIDITY of '%s' changed",
+						srcs[i].name);
+		} else {
+			FREE_AND_NULL(c->sel);
+		}
+		if (c->broken)
+			goto broken;
+		if (err != NULL) {
+			if (first == NULL)
+				first = err;
+			else
+				free(err);
+			err = NULL;
+		}
+		if (c->sel == NULL)
+			continue;   /* the COPY finds no folder selected */
+		if (fr_copy(r, srcs[i].uidset, dest, &maps_r[i], &err) < 0) {
+			if (c->broken)
+				goto broken;
+			if (selected)
+				res_r[i] = IMAP_COPY_SRC_REFUSED;
+			if (first == NULL)
+				first = err;
+			else
+				free(err);
+			err = NULL;
+			continue;
+		}
+		if (selected)
+			res_r[i] = IMAP_COPY_SRC_OK;
+		else
+			imap_copyuid_release(&maps_r[i]);
+	}
+	c->failure = IMAP_FAIL_NONE;
+	*error_r = first;
+	return 0;
+broken:
+	for (i = 0; i < n; i++) {
+		imap_copyuid_release(&maps_r[i]);
+		res_r[i] = IMAP_COPY_SRC_UNSELECTED;
+	}
+	free(first);
+	*error_r = err;
+	return -1;
+}
+
 /* Does the header section contain a Message-ID field whose (unfolded)
  * value contains needle, case-insensitively (SEARCH HEADER semantics)? */
 static bool header_msgid_contains(const char *h, size_t len,
@@ -2237,6 +2312,7 @@ static const struct remote_ops fake_remote_ops = {
 	.store_expunge_append = fr_store_expunge_append,
 	.move = fr_move,
 	.copy = fr_copy,
+	.copy_from_many = fr_copy_from_many,
 	.search_msgid = fr_search_msgid,
 	.bytes_in = fr_bytes_in,
 	.bytes_out = fr_bytes_out,

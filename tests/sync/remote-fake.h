@@ -94,8 +94,9 @@ char *fake_counters_str(const struct fake_counters *c);
 
 /*
  * Fault injection: the nth (1-based) next call of the named remote op
- * ("select", "append", "store", "expunge", "move", "fetch_bodies", ...)
- * fails with the given class before doing anything; IMAP_FAIL_NET and
+ * ("select", "append", "store", "expunge", "move", "fetch_bodies", ...;
+ * "copy_from_select": the SELECT of one source in copy_from_many's
+ * flight) fails with the given class before doing anything; IMAP_FAIL_NET and
  * IMAP_FAIL_PROTO also make the connection broken. nth 0 clears it.
  */
 void fake_server_fail(struct fake_server *fs, const char *op, unsigned nth,

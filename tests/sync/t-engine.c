@@ -1198,6 +1198,85 @@ static void t_moves(unsigned caps)
 	fx_free(&x);
 }
 
+/* Files cp'ed from three folders into a fourth: a SELECT and a UID COPY
+ * per source, all in one flight (remote_ops.copy_from_many), no body
+ * either way. With the second source's SELECT refused in that flight,
+ * the first and third copies are recorded, the second's stays journaled
+ * and the run fails; with the connection lost there, only the first was
+ * copied and every entry stays. The next run finishes them, no APPEND. */
+static void t_copies_flight(unsigned caps)
+{
+	static const char want[] =
+		"Archive: r1(S)\n"
+		"INBOX: a() b(S) c(S) d(FS)\n"
+		"Saved: a() r1(S) w1(S) z()\n"
+		"Work: w1(S) w2()\n";
+	static const char *const after[] = {
+		NULL, "Saved: r1(S) w1(S) z()\n", "Saved: r1(S) z()\n",
+	};
+	int fault;
+
+	for (fault = 0; fault < 3; fault++) {
+		struct fx *x = synced(fault ? "copies-flight-fault"
+					    : "copies-flight", caps,
+				      MDIR_VERBATIM);
+		char *what = xasprintf("copies from three folders%s (%s)",
+				       fault == 1 ? ", a SELECT refused" :
+				       fault == 2 ? ", connection lost" : "",
+				       caps_name(caps));
+		struct fake_counters c;
+		unsigned copies;
+		char *v;
+
+		srv_add(x, "Archive", "r1", MF_SEEN);
+		srv_add(x, "Saved", "z", 0);
+		is_int(fx_run(x), 0, "%s: set-up run", what);
+		local_add(x, "Saved", "a", 0);
+		local_add(x, "Saved", "w1", MF_SEEN);
+		local_add(x, "Saved", "r1", MF_SEEN);
+		fake_server_reset_counters(x->fs);
+		if (!fault) {
+			is_int(fx_run(x), 0, "%s: exit 0", what);
+			fake_server_counters(x->fs, &c);
+			if (!ok(c.copies == 3 && c.appends == 0 &&
+				c.bodies == 0,
+				"%s: three UID COPYs, no body (%u copies)",
+				what, c.copies))
+				counters_diag(x);
+			check_views(x, want, what);
+			check_noop_run(x, what);
+			free(what);
+			fx_free(&x);
+			continue;
+		}
+		/* Archive, INBOX, Work: INBOX is the second */
+		fake_server_fail(x->fs, "copy_from_select", 2,
+				 fault == 1 ? IMAP_FAIL_NO : IMAP_FAIL_NET);
+		ok(fx_run(x) != 0, "%s: the run fails", what);
+		fake_server_fail(x->fs, "", 0, IMAP_FAIL_NONE);
+		fake_server_counters(x->fs, &c);
+		copies = c.copies;
+		v = server_view(x);
+		if (!ok(strstr(v, after[fault]) != NULL && c.appends == 0,
+			"%s: %s", what, fault == 1
+				? "the first and third copied, the second not"
+				: "the first copied, the others not"))
+			diag(v);
+		free(v);
+		is_int(fx_run(x), 0, "%s: the next run exits 0", what);
+		fake_server_counters(x->fs, &c);
+		if (!ok(c.appends == 0 && c.bodies == 0 &&
+			c.copies == copies + (fault == 1 ? 1 : 2),
+			"%s: the next run copies the rest, no body (%u "
+			"copies)", what, c.copies - copies))
+			counters_diag(x);
+		check_views(x, want, what);
+		check_noop_run(x, what);
+		free(what);
+		fx_free(&x);
+	}
+}
+
 /* Gmail's layout (issue 14): All Mail holds every message, labels are
  * folders holding some of them again. Each body is downloaded once and
  * linked into every folder; removing a message from a label folder on
@@ -2122,6 +2201,7 @@ int main(int argc, char **argv)
 		t_local_folder_gone(caps);
 		t_dry_run(caps);
 		t_moves(caps);
+		t_copies_flight(caps);
 		t_gmail(caps);
 		t_gmail_msgid(caps);
 		t_late_append(caps);
