@@ -60,7 +60,9 @@ TB_SCENARIOS = \
 	tests/script/client/early-auth-stale.scn \
 	tests/script/client/early-auth-refused.scn \
 	tests/script/client/early-first-stale.scn \
-	tests/script/client/early-first-refused.scn
+	tests/script/client/early-first-refused.scn \
+	tests/script/client/move-ahead-refused.scn \
+	tests/script/client/move-ahead-interleaved.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.

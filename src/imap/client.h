@@ -349,6 +349,14 @@ int imap_copy(struct imap_client *c, const char *uidset, const char *dest,
 int imap_copy_batch(struct imap_client *c, const char *const *uidsets,
 		    const char *const *dests, size_t n,
 		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
+/* n UID MOVEs (uidsets[i] to dests[i], RFC 6851) in one flight; the
+ * server must offer MOVE. As imap_copy_batch(): ok_r[i] and maps_r[i]
+ * (COPYUID, from the untagged or the tagged OK) per command, each MOVE
+ * done or refused on its own. The moved UIDs' VANISHED in the selected
+ * mailbox count as this connection's own changes. */
+int imap_move_batch(struct imap_client *c, const char *const *uidsets,
+		    const char *const *dests, size_t n,
+		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
 
 /* UID SEARCH with the given criteria (already IMAP syntax; use
  * imap_quote() for strings). Result sorted ascending. */

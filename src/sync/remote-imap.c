@@ -342,6 +342,22 @@ static int ri_copy_batch(struct remote *r, const char *const *uidsets,
 	return ret;
 }
 
+static int ri_move_batch(struct remote *r, const char *const *uidsets,
+			 const char *const *dests, size_t n,
+			 struct imap_copyuid *maps_r, bool *ok_r,
+			 char **error_r)
+{
+	char **w = wires_of(r, dests, n, error_r);
+	int ret;
+
+	if (w == NULL)
+		return -1;
+	ret = imap_move_batch(RI(r)->c, uidsets, (const char *const *)w, n,
+			      maps_r, ok_r, error_r);
+	wires_free(w, n);
+	return ret;
+}
+
 static int ri_search_msgid(struct remote *r, uint32_t min_uid,
 			   const char *msgid, uint32_t **uids_r, size_t *n_r,
 			   char **error_r)
@@ -410,6 +426,7 @@ static const struct remote_ops remote_imap_ops = {
 	.move = ri_move,
 	.copy = ri_copy,
 	.copy_batch = ri_copy_batch,
+	.move_batch = ri_move_batch,
 	.search_msgid = ri_search_msgid,
 	.own_state = ri_own_state,
 	.expect_gone = ri_expect_gone,

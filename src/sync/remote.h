@@ -112,6 +112,12 @@ struct remote_ops {
 			  const char *const *dests, size_t n,
 			  struct imap_copyuid *maps_r, bool *ok_r,
 			  char **error_r);
+	/* optional: n UID MOVEs in one flight, for a server with MOVE
+	 * (imap_move_batch()): a refused one clears only its ok_r[i] */
+	int (*move_batch)(struct remote *r, const char *const *uidsets,
+			  const char *const *dests, size_t n,
+			  struct imap_copyuid *maps_r, bool *ok_r,
+			  char **error_r);
 	/* UIDs >= min_uid in the selected folder whose Message-ID header
 	 * contains msgid (msgid NULL: all UIDs >= min_uid), ascending. */
 	int (*search_msgid)(struct remote *r, uint32_t min_uid,

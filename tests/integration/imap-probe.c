@@ -9,6 +9,7 @@
  *              [--expect-fail auth|tls|net [--expect-error TEXT]]
  *              [--expunge UIDSET --expect ok|fail]
  *              [--copy-batch 'SET>DEST;SET>DEST...' --expect ok,no,...]
+ *              [--move-batch 'SET>DEST;SET>DEST...' --expect ok,no,...]
  *              [--idents UIDSET --expect GMID,GMID,...]
  *              [--early-auth yes|no] [--expect-hint early|no] [--login-only yes]
  *              [--first yes --hint-caps 'CAP CAP...']
@@ -22,6 +23,8 @@
  * scenarios), and checks that this succeeds or fails as --expect says.
  * With --copy-batch it selects --folder and sends the UID COPYs in one
  * flight (imap_copy_batch); --expect lists which the server accepts.
+ * --move-batch does the same with UID MOVEs (imap_move_batch), and also
+ * checks that each accepted MOVE's COPYUID names its own source set.
  * With --idents it selects --folder and fetches the identities of UIDSET
  * (imap_fetch_idents); --expect lists the X-GM-MSGID each message gives,
  * in UID order (0: none).
@@ -502,8 +505,10 @@ static int scenario(struct imap_client *c, const char *folder)
  * the copies' flight (imap_select_ahead()); want "select-refused": the
  * SELECT is refused, so is the whole batch, and the connection stays. */
 static void copy_batch(struct imap_client *c, const char *folder,
-		       const char *spec, const char *want, uint32_t ahead)
+		       const char *spec, const char *want, uint32_t ahead,
+		       bool move)
 {
+	const char *what = move ? "move" : "copy";
 	char *sp = xstrdup(spec), *wn = xstrdup(want), *p, *q, *save = NULL;
 	const char *sets[16], *dests[16];
 	struct imap_copyuid maps[16];
@@ -533,15 +538,16 @@ static void copy_batch(struct imap_client *c, const char *folder,
 				&err);
 	report(ahead ? "select (sent ahead)" : "select", r, err);
 	err = NULL;
-	r = imap_copy_batch(c, sets, dests, n, maps, oks, &err);
+	r = move ? imap_move_batch(c, sets, dests, n, maps, oks, &err)
+		 : imap_copy_batch(c, sets, dests, n, maps, oks, &err);
 	if (strcmp(want, "select-refused") == 0) {
 		ok(r < 0 && err != NULL && strstr(err, "SELECT") != NULL,
-		   "copy batch of %zu: fails with the SELECT's error", n);
+		   "%s batch of %zu: fails with the SELECT's error", what, n);
 		if (err)
 			printf("# error: %s\n", err);
 		for (i = 0; i < n; i++) {
-			ok(!oks[i], "copy %zu to %s: not reported done", i + 1,
-			   dests[i]);
+			ok(!oks[i], "%s %zu to %s: not reported done", what,
+			   i + 1, dests[i]);
 			imap_copyuid_release(&maps[i]);
 		}
 		free(err);
@@ -552,7 +558,7 @@ static void copy_batch(struct imap_client *c, const char *folder,
 		free(wn);
 		return;
 	}
-	ok(r == 0, "copy batch of %zu: the connection stays usable", n);
+	ok(r == 0, "%s batch of %zu: the connection stays usable", what, n);
 	if (err)
 		printf("# error: %s\n", err);
 	ok((err != NULL) == (k == n && memchr(wants, 0, n) != NULL),
@@ -560,11 +566,18 @@ static void copy_batch(struct imap_client *c, const char *folder,
 	free(err);
 	err = NULL;
 	for (i = 0; i < n && i < k; i++) {
-		ok(oks[i] == wants[i], "copy %zu to %s: %s", i + 1, dests[i],
-		   wants[i] ? "done" : "refused");
+		ok(oks[i] == wants[i], "%s %zu to %s: %s", what, i + 1,
+		   dests[i], wants[i] ? "done" : "refused");
 		if (wants[i])
 			ok(maps[i].uidvalidity != 0 && maps[i].dst != NULL,
-			   "copy %zu: its COPYUID is kept", i + 1);
+			   "%s %zu: its COPYUID is kept", what, i + 1);
+		if (move && wants[i])
+			ok(maps[i].src != NULL &&
+			   strcmp(maps[i].src, sets[i]) == 0,
+			   "move %zu: its COPYUID is its own (%s)", i + 1,
+			   maps[i].src ? maps[i].src : "none");
+		else if (move)
+			ok(maps[i].src == NULL, "move %zu: no COPYUID", i + 1);
 		imap_copyuid_release(&maps[i]);
 	}
 	r = imap_noop(c, &err);
@@ -630,6 +643,7 @@ int main(int argc, char **argv)
 	struct imap_login_hint hint = { IMAP_HINT_UNKNOWN, 0 };
 	const char *want_hint = NULL;
 	bool login_only = false, first = false;
+	bool moves = false;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -679,6 +693,10 @@ int main(int argc, char **argv)
 			expunge = v;
 		else if (strcmp(a, "--copy-batch") == 0)
 			copies = v;
+		else if (strcmp(a, "--move-batch") == 0) {
+			copies = v;
+			moves = true;
+		}
 		else if (strcmp(a, "--idents") == 0)
 			ident_set = v;
 		else if (strcmp(a, "--expect") == 0)
@@ -781,7 +799,7 @@ int main(int argc, char **argv)
 		return tap_done();
 	}
 	if (copies != NULL) {
-		copy_batch(c, folder, copies, expect_exp, ahead);
+		copy_batch(c, folder, copies, expect_exp, ahead, moves);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

@@ -324,4 +324,15 @@ probe "early-first-refused" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 	--expect-fail auth --expect-error "Authentication failed"
 fake_done early-first-refused
 
+# ---- UID MOVEs to several folders in one flight behind a SELECT sent
+#      ahead: a refusal stays alone, each COPYUID goes to its own move ----
+for scn in move-ahead-refused move-ahead-interleaved; do
+	fake_play "$scn"
+	probe "$scn" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+		--tls none --user alice --password-file "$TEST_TMP/pass" \
+		--folder INBOX --select-ahead 7 --move-batch '1:2>A;3>B;4:5>C' \
+		--expect ok,no,ok
+	fake_done "$scn"
+done
+
 done_testing
