@@ -125,6 +125,9 @@ struct imap_client {
 	/* round trips: waits for the server after sending (for -vv) */
 	unsigned waits;
 	bool sent_since_wait;
+	/* the shortest of those waits so far (ns, 0: none yet): the link's
+	 * round trip plus the least the server took to answer */
+	int64_t min_wait_ns;
 	/* A SELECT queued by imap_select_ahead(): it goes out in the flight
 	 * of the next operation, which reads its answer first (ahead_finish) */
 	bool ahead;
@@ -946,10 +949,20 @@ static int dispatch(struct imap_client *c, const struct imap_response *r)
 	return client_fail(c, IMAP_FAIL_PROTO, "bad response kind");
 }
 
+static int64_t clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Read one complete response (waiting for bytes as needed); valid until
  * the next read. */
 static int read_one(struct imap_client *c, const struct imap_response **r_r)
 {
+	int64_t t0 = 0;
+
 	for (;;) {
 		const char *data;
 		size_t len, used = 0;
@@ -972,9 +985,17 @@ static int read_one(struct imap_client *c, const struct imap_response **r_r)
 		if (c->sent_since_wait) {
 			c->waits++;
 			c->sent_since_wait = false;
+			t0 = clock_ns();
 		}
 		if (net_conn_read_more(c->conn, &err) < 0)
 			return client_fail_net(c, err);
+		if (t0 != 0) {
+			int64_t d = clock_ns() - t0;
+
+			if (c->min_wait_ns == 0 || d < c->min_wait_ns)
+				c->min_wait_ns = d > 0 ? d : 1;
+			t0 = 0;
+		}
 	}
 }
 
@@ -1874,6 +1895,11 @@ void imap_client_expect_gone(struct imap_client *c, const char *wire,
 bool imap_client_broken(const struct imap_client *c)
 {
 	return c->broken;
+}
+
+int64_t imap_client_min_wait_ns(const struct imap_client *c)
+{
+	return c->min_wait_ns;
 }
 
 uint64_t imap_client_bytes_in(const struct imap_client *c)

@@ -127,6 +127,11 @@ bool imap_client_qresync(const struct imap_client *c);
 bool imap_client_condstore(const struct imap_client *c);
 enum imap_failure imap_client_failure(const struct imap_client *c);
 bool imap_client_broken(const struct imap_client *c);
+/* The shortest time the client waited for an answer after sending (ns;
+ * 0 before any): at most the link's round trip plus the server's time
+ * for its quickest answer. After the login, a slow link shows here, a
+ * busy server next door hardly does. */
+int64_t imap_client_min_wait_ns(const struct imap_client *c);
 /* Bytes of message data received/sent by body fetches and appends (for --json). */
 uint64_t imap_client_bytes_in(const struct imap_client *c);
 uint64_t imap_client_bytes_out(const struct imap_client *c);

@@ -1077,6 +1077,29 @@ static void preconnect_local(struct engine *e, struct worker *w0)
 
 static size_t workers_open(struct engine *e, size_t want);
 
+/*
+ * Where round trips cost more than the server's work (the moves phase,
+ * moves_out_execute()): a slow login whose quickest answer also took
+ * SLOW_WAIT_NS or more. A login slowed down by a busy machine (TLS,
+ * authentication, processes to start) still answers its plain commands
+ * (STARTTLS, CAPABILITY) next door within a few ms.
+ */
+#define SLOW_WAIT_NS (10 * 1000000LL)
+
+static bool link_slow(struct worker *w0, int64_t login_ns)
+{
+	int64_t wait = w0->r->ops->min_wait_ns != NULL
+			       ? w0->r->ops->min_wait_ns(w0->r) : 0;
+	bool slow = login_ns >= SLOW_LOGIN_NS &&
+		    (wait == 0 || wait >= SLOW_WAIT_NS);
+
+	log_debug("%s: logged in in %lld ms, quickest answer %lld.%03lld ms%s",
+		  w0->e->a->name, (long long)(login_ns / 1000000),
+		  (long long)(wait / 1000000), (long long)(wait / 1000 % 1000),
+		  slow ? ": a slow link" : "");
+	return slow;
+}
+
 static void preconnect_busy(struct engine *e, size_t busy)
 {
 	size_t want = workers_open(e, busy), i;
@@ -1381,6 +1404,7 @@ int sync_account_run(const struct sync_account *a,
 		goto out;
 	}
 	login_ns = mono_ns() - pre_ns;
+	e.slow_link = link_slow(w0, login_ns);
 	if (!o->status_only)
 		preconnect(&e, login_ns);
 	early_status(&e, w0);

@@ -88,6 +88,7 @@ static void ri_expect_gone(struct remote *r, const char *name,
 	free(w);
 	free(err);
 }
+static int64_t ri_min_wait_ns(struct remote *r) { return imap_client_min_wait_ns(RI(r)->c); }
 static uint64_t ri_bytes_in(struct remote *r) { return imap_client_bytes_in(RI(r)->c); }
 static uint64_t ri_bytes_out(struct remote *r) { return imap_client_bytes_out(RI(r)->c); }
 
@@ -430,6 +431,7 @@ static const struct remote_ops remote_imap_ops = {
 	.search_msgid = ri_search_msgid,
 	.own_state = ri_own_state,
 	.expect_gone = ri_expect_gone,
+	.min_wait_ns = ri_min_wait_ns,
 	.bytes_in = ri_bytes_in,
 	.bytes_out = ri_bytes_out,
 	.close = ri_close,

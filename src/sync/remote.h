@@ -131,6 +131,9 @@ struct remote_ops {
 	 * another connection (imap_client_expect_gone()) */
 	void (*expect_gone)(struct remote *r, const char *name,
 			    const char *uidset);
+	/* optional: the shortest wait for an answer so far, in ns, 0 when
+	 * none yet (imap_client_min_wait_ns()) */
+	int64_t (*min_wait_ns)(struct remote *r);
 	/* Bytes of message data moved so far (for --json). */
 	uint64_t (*bytes_in)(struct remote *r);
 	uint64_t (*bytes_out)(struct remote *r);
