@@ -131,6 +131,12 @@ TESTS += tests/integration/t-no-echo.sh
 EXTRA_DIST += tests/integration/t-no-echo.sh
 TESTS += tests/integration/t-flights.sh
 EXTRA_DIST += tests/integration/t-flights.sh
+# The same over a slow link: the benchmark's delay proxy (contrib/bench/)
+# between twinbox and Dovecot.
+check_PROGRAMS += tests/integration/delayproxy
+tests_integration_delayproxy_SOURCES = contrib/bench/delayproxy.c
+TESTS += tests/integration/t-flights-slow.sh
+EXTRA_DIST += tests/integration/t-flights-slow.sh
 # `connections` is a maximum: logins only where they pay (issue 12).
 TESTS += tests/integration/t-connections.sh
 EXTRA_DIST += tests/integration/t-connections.sh
