@@ -64,7 +64,9 @@ TB_SCENARIOS = \
 	tests/script/client/store-append-refused.scn \
 	tests/script/client/store-expunge-append.scn \
 	tests/script/client/copy-from-many.scn \
-	tests/script/client/copy-from-many-uidvalidity.scn
+	tests/script/client/copy-from-many-uidvalidity.scn \
+	tests/script/client/move-ahead-refused.scn \
+	tests/script/client/move-ahead-interleaved.scn
 
 # The TAP driver is named by LOG_DRIVER only, so automake does not ship
 # it by itself; distcheck runs the tests from the tarball.
@@ -133,6 +135,12 @@ TESTS += tests/integration/t-no-echo.sh
 EXTRA_DIST += tests/integration/t-no-echo.sh
 TESTS += tests/integration/t-flights.sh
 EXTRA_DIST += tests/integration/t-flights.sh
+# The same over a slow link: the benchmark's delay proxy (contrib/bench/)
+# between twinbox and Dovecot.
+check_PROGRAMS += tests/integration/delayproxy
+tests_integration_delayproxy_SOURCES = contrib/bench/delayproxy.c
+TESTS += tests/integration/t-flights-slow.sh
+EXTRA_DIST += tests/integration/t-flights-slow.sh
 # `connections` is a maximum: logins only where they pay (issue 12).
 TESTS += tests/integration/t-connections.sh
 EXTRA_DIST += tests/integration/t-connections.sh

@@ -56,6 +56,12 @@ struct imap_op {
 	size_t n_uids, alloc_uids;
 	/* COPYUID of MOVE (untagged OK) */
 	struct imap_copyuid *cu;
+	/* or, for n_cus pipelined MOVEs, to the one whose source UIDs
+	 * (cu_sets[i]) it names: their untagged OKs may come before the
+	 * tagged OK of an earlier MOVE */
+	struct imap_copyuid *cus;
+	const struct imap_uidranges *cu_sets;
+	size_t n_cus;
 	/* STORE: MODIFIED sets */
 	struct buf *modified;
 	/* IDLE */
@@ -119,6 +125,9 @@ struct imap_client {
 	/* round trips: waits for the server after sending (for -vv) */
 	unsigned waits;
 	bool sent_since_wait;
+	/* the shortest of those waits so far (ns, 0: none yet): the link's
+	 * round trip plus the least the server took to answer */
+	int64_t min_wait_ns;
 	/* A SELECT queued by imap_select_ahead(): it goes out in the flight
 	 * of the next operation, which reads its answer first (ahead_finish) */
 	bool ahead;
@@ -529,6 +538,31 @@ static void copyuid_set(struct imap_copyuid *cu, const struct imap_resp_code *co
 	cu->dst = xstrdup(code->uidset2);
 }
 
+/* A COPYUID during a batch of MOVEs (imap_move_batch()) goes to the
+ * command that has not had one yet and whose set holds every source UID
+ * it names: the sets of one batch do not overlap. */
+static void copyuid_route(struct imap_client *c,
+			  const struct imap_resp_code *code)
+{
+	struct imap_op *op = c->op;
+	uint64_t total = 0;
+	size_t i;
+
+	if (code->uidset == NULL || code->uidset2 == NULL)
+		return;
+	for (i = 0; i < op->n_cus; i++) {
+		if (op->cus[i].src != NULL)
+			continue;
+		if (imap_uidranges_count_in(&op->cu_sets[i], code->uidset,
+					    &total) == total && total > 0) {
+			copyuid_set(&op->cus[i], code);
+			return;
+		}
+	}
+	log_debug("%s: COPYUID for UIDs %.40s matches no MOVE of the flight",
+		  c->label, code->uidset);
+}
+
 /* Response codes that matter wherever they come (tagged or untagged). */
 static void handle_code(struct imap_client *c, const struct imap_response *r)
 {
@@ -583,7 +617,10 @@ static void handle_code(struct imap_client *c, const struct imap_response *r)
 		}
 		break;
 	case IMAP_CODE_COPYUID:
-		copyuid_set(c->op->cu, code);
+		if (c->op->n_cus > 0)
+			copyuid_route(c, code);
+		else
+			copyuid_set(c->op->cu, code);
 		break;
 	case IMAP_CODE_MODIFIED:
 		if (c->op->modified != NULL && code->n_args > 0) {
@@ -912,10 +949,20 @@ static int dispatch(struct imap_client *c, const struct imap_response *r)
 	return client_fail(c, IMAP_FAIL_PROTO, "bad response kind");
 }
 
+static int64_t clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Read one complete response (waiting for bytes as needed); valid until
  * the next read. */
 static int read_one(struct imap_client *c, const struct imap_response **r_r)
 {
+	int64_t t0 = 0;
+
 	for (;;) {
 		const char *data;
 		size_t len, used = 0;
@@ -938,9 +985,17 @@ static int read_one(struct imap_client *c, const struct imap_response **r_r)
 		if (c->sent_since_wait) {
 			c->waits++;
 			c->sent_since_wait = false;
+			t0 = clock_ns();
 		}
 		if (net_conn_read_more(c->conn, &err) < 0)
 			return client_fail_net(c, err);
+		if (t0 != 0) {
+			int64_t d = clock_ns() - t0;
+
+			if (c->min_wait_ns == 0 || d < c->min_wait_ns)
+				c->min_wait_ns = d > 0 ? d : 1;
+			t0 = 0;
+		}
 	}
 }
 
@@ -1840,6 +1895,11 @@ void imap_client_expect_gone(struct imap_client *c, const char *wire,
 bool imap_client_broken(const struct imap_client *c)
 {
 	return c->broken;
+}
+
+int64_t imap_client_min_wait_ns(const struct imap_client *c)
+{
+	return c->min_wait_ns;
 }
 
 uint64_t imap_client_bytes_in(const struct imap_client *c)
@@ -3001,6 +3061,100 @@ int imap_copy_from_many(struct imap_client *c,
 	free(b.error);
 	free(b.sels);
 	free(b.selected);
+	return r;
+}
+
+struct move_batch {
+	bool *ok;
+	char *refused;                  /* first refusal; malloc'ed */
+};
+
+static void move_batch_done(struct imap_client *c, struct imap_cmd *cmd,
+			    const struct imap_response *r)
+{
+	struct move_batch *b = cmd->ctx;
+
+	(void)c;
+	if (r->status != IMAP_STATUS_OK) {
+		if (b->refused == NULL)
+			b->refused = xasprintf("UID MOVE failed: %s",
+					       r->text && *r->text ? r->text
+								   : "refused");
+		return;
+	}
+	b->ok[cmd->index] = true;
+}
+
+int imap_move_batch(struct imap_client *c, const char *const *uidsets,
+		    const char *const *dests, size_t n,
+		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r)
+{
+	struct move_batch b = { .ok = ok_r };
+	struct imap_uidranges *sets, own;
+	struct imap_op op;
+	char *all, *p;
+	size_t i, len = 1;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		memset(&maps_r[i], 0, sizeof(maps_r[i]));
+		ok_r[i] = false;
+	}
+	if (!c->broken && !(c->caps & IMAP_CAP_MOVE)) {
+		c->failure = IMAP_FAIL_NO;
+		if (error_r)
+			*error_r = xstrdup("the server does not offer MOVE");
+		return -1;
+	}
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!uidset_valid(uidsets[i]))
+			return bad_uidset(c, &op, uidsets[i], error_r);
+		len += strlen(uidsets[i]) + 1;
+	}
+	/* every UID of the batch leaves the selected mailbox: their
+	 * VANISHED is ours (imap/track.h) */
+	p = all = xmalloc(len);
+	sets = xcalloc(n + 1, sizeof(*sets));
+	for (i = 0; i < n; i++) {
+		size_t k = strlen(uidsets[i]);
+
+		if (i > 0)
+			*p++ = ',';
+		memcpy(p, uidsets[i], k);
+		p += k;
+		imap_uidranges_parse(&sets[i], uidsets[i]);
+	}
+	*p = '\0';
+	imap_uidranges_parse(&own, all);
+	free(all);
+	op.own = &own;
+	op.cus = maps_r;
+	op.cu_sets = sets;
+	op.n_cus = n;
+	for (i = 0; i < n; i++) {
+		struct imap_cmd *cmd = new_cmd(c, "UID MOVE");
+
+		imap_cmd_addf(cmd, " %s ", uidsets[i]);
+		imap_cmd_add_astring(cmd, dests[i], strlen(dests[i]));
+		queue_cmd(c, cmd, move_batch_done, &b, i);
+	}
+	r = op_end(c, &op, run(c), error_r);
+	/* a COPYUID is only worth what the command it came with: a
+	 * refused MOVE moved nothing */
+	for (i = 0; i < n; i++) {
+		if (!ok_r[i] || r < 0)
+			imap_copyuid_release(&maps_r[i]);
+		imap_uidranges_release(&sets[i]);
+	}
+	free(sets);
+	imap_uidranges_release(&own);
+	if (r == 0 && b.refused != NULL && error_r != NULL) {
+		*error_r = b.refused;
+		b.refused = NULL;
+	}
+	free(b.refused);
 	return r;
 }
 

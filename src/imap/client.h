@@ -127,6 +127,11 @@ bool imap_client_qresync(const struct imap_client *c);
 bool imap_client_condstore(const struct imap_client *c);
 enum imap_failure imap_client_failure(const struct imap_client *c);
 bool imap_client_broken(const struct imap_client *c);
+/* The shortest time the client waited for an answer after sending (ns;
+ * 0 before any): at most the link's round trip plus the server's time
+ * for its quickest answer. After the login, a slow link shows here, a
+ * busy server next door hardly does. */
+int64_t imap_client_min_wait_ns(const struct imap_client *c);
 /* Bytes of message data received/sent by body fetches and appends (for --json). */
 uint64_t imap_client_bytes_in(const struct imap_client *c);
 uint64_t imap_client_bytes_out(const struct imap_client *c);
@@ -357,6 +362,14 @@ int imap_copy(struct imap_client *c, const char *uidset, const char *dest,
  * only its ok_r[i] and leaves the first refusal in *error_r (0 is still
  * returned). -1 when the connection failed. */
 int imap_copy_batch(struct imap_client *c, const char *const *uidsets,
+		    const char *const *dests, size_t n,
+		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
+/* n UID MOVEs (uidsets[i] to dests[i], RFC 6851) in one flight; the
+ * server must offer MOVE. As imap_copy_batch(): ok_r[i] and maps_r[i]
+ * (COPYUID, from the untagged or the tagged OK) per command, each MOVE
+ * done or refused on its own. The moved UIDs' VANISHED in the selected
+ * mailbox count as this connection's own changes. */
+int imap_move_batch(struct imap_client *c, const char *const *uidsets,
 		    const char *const *dests, size_t n,
 		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
 

@@ -1077,6 +1077,31 @@ static void preconnect_local(struct engine *e, struct worker *w0)
 
 static size_t workers_open(struct engine *e, size_t want);
 
+/*
+ * Where round trips cost more than the server's work (the moves phase,
+ * moves_out_execute()): a slow first login, and the first connection's
+ * quickest answer so far (to its login, STATUS, LIST, SELECTs) took
+ * SLOW_WAIT_NS or more too. A login slowed down by a busy machine (TLS,
+ * authentication, processes to start) still has answers next door that
+ * come within a few ms. Without a timed answer the login alone tells.
+ */
+#define SLOW_WAIT_NS (10 * 1000000LL)
+
+static bool link_slow(struct engine *e, struct worker *w0)
+{
+	struct remote *r = w0->r;
+	int64_t wait = r != NULL && r->ops->min_wait_ns != NULL
+			       ? r->ops->min_wait_ns(r) : 0;
+	bool slow = e->login_ns >= SLOW_LOGIN_NS &&
+		    (wait == 0 || wait >= SLOW_WAIT_NS);
+
+	log_debug("%s: logged in in %lld ms, quickest answer %lld.%03lld ms%s",
+		  e->a->name, (long long)(e->login_ns / 1000000),
+		  (long long)(wait / 1000000), (long long)(wait / 1000 % 1000),
+		  slow ? ": a slow link" : "");
+	return slow;
+}
+
 static void preconnect_busy(struct engine *e, size_t busy)
 {
 	size_t want = workers_open(e, busy), i;
@@ -1381,6 +1406,7 @@ int sync_account_run(const struct sync_account *a,
 		goto out;
 	}
 	login_ns = mono_ns() - pre_ns;
+	e.login_ns = login_ns;
 	if (!o->status_only)
 		preconnect(&e, login_ns);
 	early_status(&e, w0);
@@ -1454,6 +1480,7 @@ int sync_account_run(const struct sync_account *a,
 			busy = 1;
 		if (e.n_workers > busy)
 			e.n_workers = busy;
+		e.slow_link = link_slow(&e, w0);
 		run_phase(&e, 2);
 		e.n_workers = n;
 	}

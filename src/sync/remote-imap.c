@@ -88,6 +88,7 @@ static void ri_expect_gone(struct remote *r, const char *name,
 	free(w);
 	free(err);
 }
+static int64_t ri_min_wait_ns(struct remote *r) { return imap_client_min_wait_ns(RI(r)->c); }
 static uint64_t ri_bytes_in(struct remote *r) { return imap_client_bytes_in(RI(r)->c); }
 static uint64_t ri_bytes_out(struct remote *r) { return imap_client_bytes_out(RI(r)->c); }
 
@@ -391,6 +392,22 @@ static int ri_copy_from_many(struct remote *r,
 	return ret;
 }
 
+static int ri_move_batch(struct remote *r, const char *const *uidsets,
+			 const char *const *dests, size_t n,
+			 struct imap_copyuid *maps_r, bool *ok_r,
+			 char **error_r)
+{
+	char **w = wires_of(r, dests, n, error_r);
+	int ret;
+
+	if (w == NULL)
+		return -1;
+	ret = imap_move_batch(RI(r)->c, uidsets, (const char *const *)w, n,
+			      maps_r, ok_r, error_r);
+	wires_free(w, n);
+	return ret;
+}
+
 static int ri_search_msgid(struct remote *r, uint32_t min_uid,
 			   const char *msgid, uint32_t **uids_r, size_t *n_r,
 			   char **error_r)
@@ -461,9 +478,11 @@ static const struct remote_ops remote_imap_ops = {
 	.copy = ri_copy,
 	.copy_batch = ri_copy_batch,
 	.copy_from_many = ri_copy_from_many,
+	.move_batch = ri_move_batch,
 	.search_msgid = ri_search_msgid,
 	.own_state = ri_own_state,
 	.expect_gone = ri_expect_gone,
+	.min_wait_ns = ri_min_wait_ns,
 	.bytes_in = ri_bytes_in,
 	.bytes_out = ri_bytes_out,
 	.close = ri_close,

@@ -139,6 +139,12 @@ struct remote_ops {
 			      const char *dest, struct imap_copyuid *maps_r,
 			      enum imap_copy_src_result *res_r,
 			      char **error_r);
+	/* optional: n UID MOVEs in one flight, for a server with MOVE
+	 * (imap_move_batch()): a refused one clears only its ok_r[i] */
+	int (*move_batch)(struct remote *r, const char *const *uidsets,
+			  const char *const *dests, size_t n,
+			  struct imap_copyuid *maps_r, bool *ok_r,
+			  char **error_r);
 	/* UIDs >= min_uid in the selected folder whose Message-ID header
 	 * contains msgid (msgid NULL: all UIDs >= min_uid), ascending. */
 	int (*search_msgid)(struct remote *r, uint32_t min_uid,
@@ -152,6 +158,9 @@ struct remote_ops {
 	 * another connection (imap_client_expect_gone()) */
 	void (*expect_gone)(struct remote *r, const char *name,
 			    const char *uidset);
+	/* optional: the shortest wait for an answer so far, in ns, 0 when
+	 * none yet (imap_client_min_wait_ns()) */
+	int64_t (*min_wait_ns)(struct remote *r);
 	/* Bytes of message data moved so far (for --json). */
 	uint64_t (*bytes_in)(struct remote *r);
 	uint64_t (*bytes_out)(struct remote *r);

@@ -238,6 +238,11 @@ struct engine {
 	struct early_status *early;
 	size_t n_early;
 	bool server_touched;
+	int64_t login_ns;           /* the first login took that long */
+	/* for the moves phase: the first login was slow, and so were the
+	 * round trips: a round trip costs more than the server's work
+	 * (engine.c link_slow(), moves_out_execute()) */
+	bool slow_link;
 	int delim;                  /* the server's, -1 until known */
 	/* LIST answered in the early STATUS's flight, for discover() */
 	struct remote_folder *prelist;

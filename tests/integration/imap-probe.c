@@ -9,6 +9,7 @@
  *              [--expect-fail auth|tls|net [--expect-error TEXT]]
  *              [--expunge UIDSET --expect ok|fail]
  *              [--copy-batch 'SET>DEST;SET>DEST...' --expect ok,no,...]
+ *              [--move-batch 'SET>DEST;SET>DEST...' --expect ok,no,...]
  *              [--idents UIDSET --expect GMID,GMID,...]
  *              [--early-auth yes|no] [--expect-hint early|no] [--login-only yes]
  *              [--first yes --hint-caps 'CAP CAP...']
@@ -27,6 +28,8 @@
  * With --copy-from it copies from each SRC (SELECT, UID COPY SET) into
  * --folder, all in one flight (imap_copy_from_many); --expect lists how
  * each ends: ok, no (the COPY refused) or unsel (its SELECT failed).
+ * --move-batch does the same with UID MOVEs (imap_move_batch), and also
+ * checks that each accepted MOVE's COPYUID names its own source set.
  * With --idents it selects --folder and fetches the identities of UIDSET
  * (imap_fetch_idents); --expect lists the X-GM-MSGID each message gives,
  * in UID order (0: none).
@@ -568,8 +571,10 @@ static void store_append(struct imap_client *c, const char *folder,
  * the copies' flight (imap_select_ahead()); want "select-refused": the
  * SELECT is refused, so is the whole batch, and the connection stays. */
 static void copy_batch(struct imap_client *c, const char *folder,
-		       const char *spec, const char *want, uint32_t ahead)
+		       const char *spec, const char *want, uint32_t ahead,
+		       bool move)
 {
+	const char *what = move ? "move" : "copy";
 	char *sp = xstrdup(spec), *wn = xstrdup(want), *p, *q, *save = NULL;
 	const char *sets[16], *dests[16];
 	struct imap_copyuid maps[16];
@@ -599,15 +604,16 @@ static void copy_batch(struct imap_client *c, const char *folder,
 				&err);
 	report(ahead ? "select (sent ahead)" : "select", r, err);
 	err = NULL;
-	r = imap_copy_batch(c, sets, dests, n, maps, oks, &err);
+	r = move ? imap_move_batch(c, sets, dests, n, maps, oks, &err)
+		 : imap_copy_batch(c, sets, dests, n, maps, oks, &err);
 	if (strcmp(want, "select-refused") == 0) {
 		ok(r < 0 && err != NULL && strstr(err, "SELECT") != NULL,
-		   "copy batch of %zu: fails with the SELECT's error", n);
+		   "%s batch of %zu: fails with the SELECT's error", what, n);
 		if (err)
 			printf("# error: %s\n", err);
 		for (i = 0; i < n; i++) {
-			ok(!oks[i], "copy %zu to %s: not reported done", i + 1,
-			   dests[i]);
+			ok(!oks[i], "%s %zu to %s: not reported done", what,
+			   i + 1, dests[i]);
 			imap_copyuid_release(&maps[i]);
 		}
 		free(err);
@@ -618,7 +624,7 @@ static void copy_batch(struct imap_client *c, const char *folder,
 		free(wn);
 		return;
 	}
-	ok(r == 0, "copy batch of %zu: the connection stays usable", n);
+	ok(r == 0, "%s batch of %zu: the connection stays usable", what, n);
 	if (err)
 		printf("# error: %s\n", err);
 	ok((err != NULL) == (k == n && memchr(wants, 0, n) != NULL),
@@ -626,11 +632,18 @@ static void copy_batch(struct imap_client *c, const char *folder,
 	free(err);
 	err = NULL;
 	for (i = 0; i < n && i < k; i++) {
-		ok(oks[i] == wants[i], "copy %zu to %s: %s", i + 1, dests[i],
-		   wants[i] ? "done" : "refused");
+		ok(oks[i] == wants[i], "%s %zu to %s: %s", what, i + 1,
+		   dests[i], wants[i] ? "done" : "refused");
 		if (wants[i])
 			ok(maps[i].uidvalidity != 0 && maps[i].dst != NULL,
-			   "copy %zu: its COPYUID is kept", i + 1);
+			   "%s %zu: its COPYUID is kept", what, i + 1);
+		if (move && wants[i])
+			ok(maps[i].src != NULL &&
+			   strcmp(maps[i].src, sets[i]) == 0,
+			   "move %zu: its COPYUID is its own (%s)", i + 1,
+			   maps[i].src ? maps[i].src : "none");
+		else if (move)
+			ok(maps[i].src == NULL, "move %zu: no COPYUID", i + 1);
 		imap_copyuid_release(&maps[i]);
 	}
 	r = imap_noop(c, &err);
@@ -753,6 +766,7 @@ int main(int argc, char **argv)
 	const char *want_hint = NULL;
 	bool login_only = false, first = false;
 	const char *sa_set = NULL, *sa_del = NULL;
+	bool moves = false;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
 	char *err = NULL, *pass = NULL;
@@ -804,6 +818,10 @@ int main(int argc, char **argv)
 			copies = v;
 		else if (strcmp(a, "--copy-from") == 0)
 			copy_srcs = v;
+		else if (strcmp(a, "--move-batch") == 0) {
+			copies = v;
+			moves = true;
+		}
 		else if (strcmp(a, "--idents") == 0)
 			ident_set = v;
 		else if (strcmp(a, "--expect") == 0)
@@ -922,7 +940,7 @@ int main(int argc, char **argv)
 		return tap_done();
 	}
 	if (copies != NULL) {
-		copy_batch(c, folder, copies, expect_exp, ahead);
+		copy_batch(c, folder, copies, expect_exp, ahead, moves);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

@@ -34,6 +34,9 @@
 #                                  whole body a client fetched (BODY[],
 #                                  BODY.PEEK[], RFC822, BINARY[]) since
 #                                  the last rawlog_reset
+#   rawlog_flights                 one line per session and selected folder
+#                                  since the last rawlog_reset, with its
+#                                  flights (see below)
 #   tree_snapshot DIR              every path under DIR with its type, mode,
 #                                  mtime and a content hash (for "nothing
 #                                  changed" checks)
@@ -203,6 +206,62 @@ rawlog_commands() {
 				cmd = cmd " " toupper($3)
 			print cmd
 		}'
+}
+
+# One line per session and selected folder: "FOLDER sel=A exp=B copy=C
+# flights=F move=D: COMMANDS" (a "|" where a flight ends), where A counts
+# commands that reached the server only after it had answered the SELECT
+# before them (0 or 1), B the UID EXPUNGEs that came after the answer to
+# their STORE, C the UID COPYs that came after the answer to the first
+# one, D the same for UID MOVEs, F the flights (a command that came after
+# the answer to the one before it starts one; APPENDs stream, so an
+# APPEND after an APPEND does not; LOGOUT is not waited for).
+rawlog_flights() {
+	local f
+	for f in "$DOVECOT_DIR"/rawlog/*.in; do
+		awk 'NR == FNR { if ($2 != "*" && $2 != "+" && !($2 in t))
+				 t[$2] = $1 + 0; next }
+		     function done_seg() {
+			if (seg != "")
+				printf "%s sel=%d exp=%d copy=%d flights=%d move=%d:%s\n",
+					seg, sel, nexp, cp, fl, mv, seq
+		     }
+		     $2 !~ /^[A-Za-z]*[0-9]+$/ { next }
+		     {
+			cmd = toupper($3)
+			if (cmd == "UID") cmd = cmd " " toupper($4)
+			ts = $1 + 0
+		     }
+		     cmd == "SELECT" || cmd == "EXAMINE" {
+			done_seg()
+			seg = $4; sel = nexp = cp = mv = 0; fl = 1
+			prev = cmd; ptag = $2; copy1 = move1 = ""; seq = " SELECT"
+			next
+		     }
+		     seg == "" || cmd ~ /^LOGOUT/ { next }
+		     {
+			waited = (ptag in t) && ts > t[ptag]
+			if (waited && !(cmd == "APPEND" && prev == "APPEND")) {
+				fl++
+				seq = seq " |"
+			}
+			if (!(cmd == "APPEND" && prev == "APPEND"))
+				seq = seq " " cmd
+			if (waited && prev == "SELECT") sel++
+			if (cmd == "UID EXPUNGE" && prev == "UID STORE" && waited)
+				nexp++
+			if (cmd == "UID COPY") {
+				if (copy1 == "") copy1 = $2
+				else if ((copy1 in t) && ts > t[copy1]) cp++
+			}
+			if (cmd == "UID MOVE") {
+				if (move1 == "") move1 = $2
+				else if ((move1 in t) && ts > t[move1]) mv++
+			}
+			prev = cmd; ptag = $2
+		     }
+		     END { done_seg() }' "${f%.in}.out" "$f"
+	done
 }
 
 body_fetch_uids() {	# the UIDs whose whole body the client fetched

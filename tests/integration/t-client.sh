@@ -349,4 +349,15 @@ for want in 'copy-from-many:A@7:1:2;B@6:3;C@8:4:5:ok,unsel,ok' \
 	fake_done "$scn"
 done
 
+# ---- UID MOVEs to several folders in one flight behind a SELECT sent
+#      ahead: a refusal stays alone, each COPYUID goes to its own move ----
+for scn in move-ahead-refused move-ahead-interleaved; do
+	fake_play "$scn"
+	probe "$scn" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+		--tls none --user alice --password-file "$TEST_TMP/pass" \
+		--folder INBOX --select-ahead 7 --move-batch '1:2>A;3>B;4:5>C' \
+		--expect ok,no,ok
+	fake_done "$scn"
+done
+
 done_testing

@@ -43,57 +43,6 @@ new_local() {	# new_local FOLDER NAME
 		"$2" "$2" "$2" >"$M/$1/new/$(date +%s).$2.local"
 }
 
-# One line per session and selected folder: "FOLDER sel=A exp=B copy=C
-# flights=F: COMMANDS" (a "|" where a flight ends), where A counts commands that reached the server only after
-# it had answered the SELECT before them (0 or 1), B the UID EXPUNGEs that
-# came after the answer to their STORE, C the UID COPYs that came after
-# the answer to the first one, F the flights (a command that came after
-# the answer to the one before it starts one; APPENDs stream, so an
-# APPEND after an APPEND does not; LOGOUT is not waited for).
-flights() {
-	local f
-	for f in "$DOVECOT_DIR"/rawlog/*.in; do
-		awk 'NR == FNR { if ($2 != "*" && $2 != "+" && !($2 in t))
-				 t[$2] = $1 + 0; next }
-		     function done_seg() {
-			if (seg != "")
-				printf "%s sel=%d exp=%d copy=%d flights=%d:%s\n",
-					seg, sel, nexp, cp, fl, seq
-		     }
-		     $2 !~ /^[A-Za-z]*[0-9]+$/ { next }
-		     {
-			cmd = toupper($3)
-			if (cmd == "UID") cmd = cmd " " toupper($4)
-			ts = $1 + 0
-		     }
-		     cmd == "SELECT" || cmd == "EXAMINE" {
-			done_seg()
-			seg = $4; sel = nexp = cp = 0; fl = 1
-			prev = cmd; ptag = $2; copy1 = ""; seq = " SELECT"
-			next
-		     }
-		     seg == "" || cmd ~ /^LOGOUT/ { next }
-		     {
-			waited = (ptag in t) && ts > t[ptag]
-			if (waited && !(cmd == "APPEND" && prev == "APPEND")) {
-				fl++
-				seq = seq " |"
-			}
-			if (!(cmd == "APPEND" && prev == "APPEND"))
-				seq = seq " " cmd
-			if (waited && prev == "SELECT") sel++
-			if (cmd == "UID EXPUNGE" && prev == "UID STORE" && waited)
-				nexp++
-			if (cmd == "UID COPY") {
-				if (copy1 == "") copy1 = $2
-				else if ((copy1 in t) && ts > t[copy1]) cp++
-			}
-			prev = cmd; ptag = $2
-		     }
-		     END { done_seg() }' "${f%.in}.out" "$f"
-	done
-}
-
 dovecot_start
 U=$TEST_USER
 M=$TEST_TMP/mail
@@ -134,7 +83,7 @@ like "$cmds" "UID COPY" "the moves to two folders went out as UID COPY"
 like "$cmds" "UID MOVE" "the move to one folder went out as UID MOVE"
 like "$cmds" "UID EXPUNGE" "the deletions went out"
 like "$cmds" "APPEND" "the new files went out"
-fl=$(flights)
+fl=$(rawlog_flights)
 diag "$fl"
 ok "$([ "$(printf '%s\n' "$fl" | grep -c 'flights=')" -ge 3 ] && echo 0 || echo 1)" \
 	"the rawlog shows the three folders' flights"
