@@ -1065,8 +1065,9 @@ static void preconnect_local(struct engine *e, struct worker *w0)
 }
 
 /*
- * A login that took SLOW_LOGIN_NS or more was several round trips over a
- * slow link, not a busy server next door: there a connection per folder
+ * A slow link (link_slow(): a login that took SLOW_LOGIN_NS or more, and
+ * no answer quicker than SLOW_WAIT_NS), not a busy server next door
+ * whose logins fork processes: there a connection per folder
  * that needs the server (up to `connections`) costs no time, its login
  * overlapping the others' work, and the folders then go in parallel. The
  * logins start now, each in a thread, before the gather phase wants
@@ -1444,8 +1445,7 @@ int sync_account_run(const struct sync_account *a,
 		}
 	}
 	e.n_workers = workers_open(&e, conns_paying(busy, n_new, 0));
-	if (!o->dry_run && login_ns >= SLOW_LOGIN_NS &&
-	    busy >= FOLDERS_PER_LOGIN)
+	if (!o->dry_run && busy >= FOLDERS_PER_LOGIN && link_slow(&e, w0))
 		preconnect_busy(&e, busy);
 
 	run_phase(&e, 1);
