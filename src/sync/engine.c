@@ -978,14 +978,46 @@ static void login_hint_save(struct engine *e, struct worker *w0,
  */
 #define FOLDERS_PER_LOGIN 4
 #define MSGS_PER_LOGIN 64
+/* next door a message moves in a fraction of a ms: transfers pay for a
+ * login (tens of ms of a stock server's CPU) only when far bigger */
+#define MSGS_PER_LOGIN_NEAR 512
 
-static size_t conns_paying(size_t busy, size_t n_new, size_t n_msgs)
+static size_t conns_paying(size_t busy, size_t n_new, size_t n_msgs,
+			   bool slow)
 {
 	size_t want = (busy + FOLDERS_PER_LOGIN - 1) / FOLDERS_PER_LOGIN;
 
-	if (n_new > 0 || n_msgs >= MSGS_PER_LOGIN)
+	if (n_new > 0 ||
+	    n_msgs >= (slow ? MSGS_PER_LOGIN : MSGS_PER_LOGIN_NEAR))
 		want = busy;
 	return want;
+}
+
+/*
+ * Whether the last run found the link slow (link_slow()), kept in the
+ * state: the logins preconnect_local() starts before any answer pay
+ * only there. meta "link", "slow" or "near".
+ */
+#define LINK_KEY "link"
+
+static void link_load(struct engine *e, struct worker *w0)
+{
+	char *v = NULL;
+
+	e->prev_slow = -1;
+	if (state_meta_get(w0->st, LINK_KEY, &v) == 1)
+		e->prev_slow = strcmp(v, "slow") == 0 ? 1
+			       : strcmp(v, "near") == 0 ? 0 : -1;
+	free(v);
+}
+
+static void link_save(struct engine *e, struct worker *w0)
+{
+	if (!e->link_known || e->o->dry_run || w0->st == NULL ||
+	    e->prev_slow == (int)e->slow_link)
+		return;
+	if (state_meta_put(w0->st, LINK_KEY, e->slow_link ? "slow" : "near") < 0)
+		log_debug("%s: %s", e->a->name, state_error(w0->st));
 }
 
 static void preconnect(struct engine *e, int64_t login_ns)
@@ -1000,7 +1032,7 @@ static void preconnect(struct engine *e, int64_t login_ns)
 	if (state_folder_list(e->workers[0].st, &sfs, &n_sfs) < 0)
 		n_sfs = 0;
 	state_folders_free(sfs, n_sfs);
-	e->pre_n = conns_paying(n_sfs, 0, 0);
+	e->pre_n = conns_paying(n_sfs, 0, 0, true);
 	if (e->pre_n > e->n_workers)
 		e->pre_n = e->n_workers;
 	if (e->pre_n < 2)
@@ -1049,7 +1081,7 @@ static void preconnect_local(struct engine *e, struct worker *w0)
 	state_folders_free(sfs, n_sfs);
 	/* as many as will work on them: changes in that many folders mean
 	 * a flight of STOREs, expunges or uploads in each */
-	n = changed >= FOLDERS_PER_LOGIN ? changed : conns_paying(changed, 0, 0);
+	n = changed >= FOLDERS_PER_LOGIN ? changed : conns_paying(changed, 0, 0, true);
 	if (n > e->n_workers)
 		n = e->n_workers;
 	if (n < 2)
@@ -1086,7 +1118,7 @@ static size_t workers_open(struct engine *e, size_t want);
  * authentication, processes to start) still has answers next door that
  * come within a few ms. Without a timed answer the login alone tells.
  */
-#define SLOW_WAIT_NS (10 * 1000000LL)
+#define SLOW_WAIT_NS (25 * 1000000LL)
 
 static bool link_slow(struct engine *e, struct worker *w0)
 {
@@ -1334,7 +1366,7 @@ int sync_account_run(const struct sync_account *a,
 	struct worker *w0;
 	int lock_fd = -1, r;
 	char *err = NULL;
-	size_t i, busy = 0, n_new = 0, n_msgs = 0;
+	size_t i, busy = 0, n_new = 0, n_msgs = 0, want;
 	int64_t pre_ns, login_ns;
 	char *hint = NULL;
 
@@ -1395,7 +1427,8 @@ int sync_account_run(const struct sync_account *a,
 		goto out;
 	}
 	hint = login_hint_load(&e, w0);
-	if (!o->status_only && !o->dry_run)
+	link_load(&e, w0);
+	if (!o->status_only && !o->dry_run && e.prev_slow == 1)
 		preconnect_local(&e, w0);
 	pre_ns = mono_ns();
 	if (worker_remote_first(w0, &err) < 0) {
@@ -1444,8 +1477,11 @@ int sync_account_run(const struct sync_account *a,
 				n_new++;
 		}
 	}
-	e.n_workers = workers_open(&e, conns_paying(busy, n_new, 0));
-	if (!o->dry_run && busy >= FOLDERS_PER_LOGIN && link_slow(&e, w0))
+	e.slow_link = link_slow(&e, w0);
+	e.link_known = true;
+	e.n_workers = workers_open(&e, conns_paying(busy, n_new, 0,
+						    e.slow_link));
+	if (!o->dry_run && busy >= FOLDERS_PER_LOGIN && e.slow_link)
 		preconnect_busy(&e, busy);
 
 	run_phase(&e, 1);
@@ -1466,10 +1502,8 @@ int sync_account_run(const struct sync_account *a,
 	for (i = 0; i < e.n_folders; i++)
 		n_msgs += folder_transfers(e.folders[i]);
 	/* never fewer than are logged in already (preconnect_busy()) */
-	e.n_workers = workers_open(&e, conns_paying(busy, n_new, n_msgs) >
-					       e.n_workers
-					       ? conns_paying(busy, n_new, n_msgs)
-					       : e.n_workers);
+	want = conns_paying(busy, n_new, n_msgs, e.slow_link);
+	e.n_workers = workers_open(&e, want > e.n_workers ? want : e.n_workers);
 	if (!o->dry_run && !e.fatal && (busy = moves_collect(&e, w0)) > 0) {
 		size_t n = e.n_workers;
 
@@ -1512,6 +1546,7 @@ int sync_account_run(const struct sync_account *a,
 out:
 	login_hint_save(&e, w0, hint);
 	free(hint);
+	link_save(&e, w0);
 	early_free(&e);
 	if (e.prelist != NULL)
 		remote_folders_free(e.prelist, e.n_prelist);

@@ -243,6 +243,8 @@ struct engine {
 	 * round trips: a round trip costs more than the server's work
 	 * (engine.c link_slow(), moves_out_execute()) */
 	bool slow_link;
+	bool link_known;            /* slow_link was decided this run */
+	int prev_slow;              /* the last run's: 1, 0, -1 unknown */
 	int delim;                  /* the server's, -1 until known */
 	/* LIST answered in the early STATUS's flight, for discover() */
 	struct remote_folder *prelist;
