@@ -970,7 +970,9 @@ static void login_hint_save(struct engine *e, struct worker *w0,
  * the server a process (about 20 ms of CPU against Dovecot's stock
  * model) and the client several round trips (TCP, TLS, LOGIN), while a
  * folder with a few changes costs one flight. So a run opens one
- * connection per FOLDERS_PER_LOGIN folders that need the server, and
+ * connection per FOLDERS_PER_LOGIN folders that need the server
+ * (FOLDERS_PER_LOGIN_NEAR next door, where a flight costs less than a
+ * login), and
  * one per such folder for an initial pull (folders the state does not
  * know yet) or big transfers (MSGS_PER_LOGIN messages or more to move),
  * where the transfers, not the logins, take the time. workers_open()
@@ -981,11 +983,13 @@ static void login_hint_save(struct engine *e, struct worker *w0,
 /* next door a message moves in a fraction of a ms: transfers pay for a
  * login (tens of ms of a stock server's CPU) only when far bigger */
 #define MSGS_PER_LOGIN_NEAR 512
+#define FOLDERS_PER_LOGIN_NEAR 8
 
 static size_t conns_paying(size_t busy, size_t n_new, size_t n_msgs,
 			   bool slow)
 {
-	size_t want = (busy + FOLDERS_PER_LOGIN - 1) / FOLDERS_PER_LOGIN;
+	size_t per = slow ? FOLDERS_PER_LOGIN : FOLDERS_PER_LOGIN_NEAR;
+	size_t want = (busy + per - 1) / per;
 
 	if (n_new > 0 ||
 	    n_msgs >= (slow ? MSGS_PER_LOGIN : MSGS_PER_LOGIN_NEAR))
