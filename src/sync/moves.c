@@ -765,12 +765,19 @@ state_fail:
 }
 
 /*
- * The copies to every target in one flight: all of them journaled first,
- * then a UID COPY per target, pipelined. A target the server refuses
- * (NO) fails alone; the others are recorded.
+ * The copies or moves to every target in one flight with the source's
+ * SELECT: all of them journaled first, then a UID COPY or, with move, a
+ * UID MOVE per target, pipelined. A target the server refuses (NO) fails
+ * alone; the others are learnt (and, for moves, recorded: no expunge
+ * follows).
+ *
+ * Over a slow link (engine slow_link) a round trip costs more than the
+ * server's work for a UID MOVE, hence move (moves_out_execute()). Each
+ * MOVE is atomic on its own: after a refused one its messages are in the
+ * source still.
  */
-static void copy_flight(struct worker *w, struct folder *src,
-			struct move_group *gs, size_t ng)
+static void group_flight(struct worker *w, struct folder *src,
+			 struct move_group *gs, size_t ng, bool move)
 {
 	struct engine *e = w->e;
 	const char **sets = xcalloc(ng + 1, sizeof(*sets));
@@ -790,8 +797,8 @@ static void copy_flight(struct worker *w, struct folder *src,
 		dests[m] = gs[i].t->name;
 		which[m++] = i;
 	}
-	/* the SELECT goes in the flight of the copies when this run has
-	 * read the source's UIDVALIDITY */
+	/* the SELECT goes in the flight when this run has read the
+	 * source's UIDVALIDITY */
 	if (m == 0)
 		r = 0;
 	else if (folder_fresh_uidvalidity(src) != 0)
@@ -803,23 +810,35 @@ static void copy_flight(struct worker *w, struct folder *src,
 						     : src->sf.uidvalidity,
 				       &sel, &err);
 	if (r >= 0 && m > 0)
-		r = w->r->ops->copy_batch(w->r, sets, dests, m, maps, ok, &err);
+		r = (move ? w->r->ops->move_batch : w->r->ops->copy_batch)(
+			w->r, sets, dests, m, maps, ok, &err);
 	if (r < 0)
 		worker_forget_selected(w);
 	for (i = 0; i < m; i++) {
 		struct move_group *g = &gs[which[i]];
 
 		if (r < 0 || !ok[i]) {
+			/* its journal entries stay: after a lost
+			 * connection the next run's recovery finds where
+			 * each message is; after a NO they are in the
+			 * source still */
 			target_fail(e, g->t,
-				    xasprintf("cannot copy messages from '%s': %s",
+				    xasprintf("cannot %s messages from '%s': %s",
+					      move ? "move" : "copy",
 					      src->name,
 					      err ? err : "refused"));
 			imap_copyuid_release(&maps[i]);
 			continue;
 		}
 		g->sent = true;
-		sync_crash_point("server copy done");
+		sync_crash_point(move ? "server move done"
+				      : "server copy done");
+		/* without a COPYUID, no search by content here for a move
+		 * (other workers share this phase under UIDPLUS): the
+		 * journal entry stays for the next run's recovery */
 		group_learn(w, g, &maps[i], true);
+		if (move)
+			(void)group_record(w, src, g);
 	}
 	free(err);
 	free(sets);
@@ -852,7 +871,7 @@ static void copy_groups(struct worker *w, struct folder *src,
 	uids = xcalloc(n + 1, sizeof(uint32_t));
 	n = 0;
 	if (w->r->ops->copy_batch != NULL) {
-		copy_flight(w, src, gs, ng);
+		group_flight(w, src, gs, ng, false);
 	} else {
 		for (i = 0; i < ng && !w->e->fatal; i++)
 			if (gs[i].t->status == FOLDER_OK &&
@@ -892,79 +911,6 @@ static void copy_groups(struct worker *w, struct folder *src,
 			(void)group_record(w, src, &gs[i]);
 }
 
-/*
- * Over a slow link (engine slow_link) a round trip costs more than the
- * server's work for a UID MOVE: the moves to every target go in one
- * flight with the source's SELECT, all journalled first, a UID MOVE per
- * target, pipelined. Each MOVE is atomic on its own: a refused one (NO)
- * fails its target alone and its messages stay in the source; the others
- * are recorded. No expunge round trip follows.
- */
-static void move_flight(struct worker *w, struct folder *src,
-			struct move_group *gs, size_t ng)
-{
-	struct engine *e = w->e;
-	const char **sets = xcalloc(ng + 1, sizeof(*sets));
-	const char **dests = xcalloc(ng + 1, sizeof(*dests));
-	struct imap_copyuid *maps = xcalloc(ng + 1, sizeof(*maps));
-	bool *ok = xcalloc(ng + 1, sizeof(*ok));
-	size_t *which = xcalloc(ng + 1, sizeof(*which));
-	struct imap_selected sel;
-	char *err = NULL;
-	size_t i, m = 0;
-	int r;
-
-	for (i = 0; i < ng && !e->fatal; i++) {
-		if (gs[i].t->status != FOLDER_OK || group_begin(w, &gs[i]) < 0)
-			continue;
-		sets[m] = gs[i].set;
-		dests[m] = gs[i].t->name;
-		which[m++] = i;
-	}
-	if (m == 0)
-		r = 0;
-	else if (folder_fresh_uidvalidity(src) != 0)
-		r = worker_select_ahead(w, src->name,
-					folder_fresh_uidvalidity(src), &err);
-	else
-		r = worker_select_keep(w, src->name,
-				       src->selected ? src->sel.uidvalidity
-						     : src->sf.uidvalidity,
-				       &sel, &err);
-	if (r >= 0 && m > 0)
-		r = w->r->ops->move_batch(w->r, sets, dests, m, maps, ok, &err);
-	if (r < 0)
-		worker_forget_selected(w);
-	for (i = 0; i < m; i++) {
-		struct move_group *g = &gs[which[i]];
-
-		if (r < 0 || !ok[i]) {
-			/* its journal entries stay: after a lost
-			 * connection the next run's recovery finds where
-			 * each message is; after a NO they are in the
-			 * source still */
-			target_fail(e, g->t,
-				    xasprintf("cannot move messages from '%s': %s",
-					      src->name,
-					      err ? err : "refused"));
-			imap_copyuid_release(&maps[i]);
-			continue;
-		}
-		g->sent = true;
-		sync_crash_point("server move done");
-		/* without a COPYUID, no search by content here (other
-		 * workers share this phase under UIDPLUS): the journal
-		 * entry stays for the next run's recovery */
-		group_learn(w, g, &maps[i], true);
-		(void)group_record(w, src, g);
-	}
-	free(err);
-	free(sets);
-	free(dests);
-	free(maps);
-	free(ok);
-	free(which);
-}
 
 /* Main thread, after the plan: list each source folder's moves to the
  * server (they live as MV_SERVER pairs in the targets). Returns how many
@@ -1005,7 +951,7 @@ size_t moves_collect(struct engine *e, struct worker *w0)
 /* The moves phase: every move out of src, grouped by target, with src
  * selected once. Before any folder's execute phase, so a target finds
  * its moved-in pairs recorded. Into several targets under UIDPLUS: one
- * flight of UID MOVEs over a slow link (move_flight), else copies and
+ * flight of UID MOVEs over a slow link (group_flight()), else copies and
  * one expunge (copy_groups); else, and into one target, a UID MOVE per
  * target (its SELECT in the same flight). */
 void moves_out_execute(struct worker *w, struct folder *src)
@@ -1033,7 +979,7 @@ void moves_out_execute(struct worker *w, struct folder *src)
 
 		if (w->e->slow_link && ops->move_batch != NULL &&
 		    (ops->caps(w->r) & IMAP_CAP_MOVE)) {
-			move_flight(w, src, gs, ng);
+			group_flight(w, src, gs, ng, true);
 			grouped = true;
 		} else if (ops->copy != NULL) {
 			copy_groups(w, src, gs, ng);

@@ -341,20 +341,34 @@ static int ri_copy(struct remote *r, const char *uidset, const char *dest,
 	WITH_WIRE(dest, imap_copy(RI(r)->c, uidset, w_, map_r, error_r));
 }
 
-static int ri_copy_batch(struct remote *r, const char *const *uidsets,
-			 const char *const *dests, size_t n,
-			 struct imap_copyuid *maps_r, bool *ok_r,
-			 char **error_r)
+/* imap_copy_batch() or imap_move_batch(), the targets' names on the wire */
+typedef int batch_fn(struct imap_client *c, const char *const *uidsets,
+		     const char *const *dests, size_t n,
+		     struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
+
+static int wired_batch(struct remote *r, batch_fn *fn,
+		       const char *const *uidsets, const char *const *dests,
+		       size_t n, struct imap_copyuid *maps_r, bool *ok_r,
+		       char **error_r)
 {
 	char **w = wires_of(r, dests, n, error_r);
 	int ret;
 
 	if (w == NULL)
 		return -1;
-	ret = imap_copy_batch(RI(r)->c, uidsets, (const char *const *)w, n,
-			      maps_r, ok_r, error_r);
+	ret = fn(RI(r)->c, uidsets, (const char *const *)w, n, maps_r, ok_r,
+		 error_r);
 	wires_free(w, n);
 	return ret;
+}
+
+static int ri_copy_batch(struct remote *r, const char *const *uidsets,
+			 const char *const *dests, size_t n,
+			 struct imap_copyuid *maps_r, bool *ok_r,
+			 char **error_r)
+{
+	return wired_batch(r, imap_copy_batch, uidsets, dests, n, maps_r,
+			   ok_r, error_r);
 }
 
 static int ri_copy_from_many(struct remote *r,
@@ -397,15 +411,8 @@ static int ri_move_batch(struct remote *r, const char *const *uidsets,
 			 struct imap_copyuid *maps_r, bool *ok_r,
 			 char **error_r)
 {
-	char **w = wires_of(r, dests, n, error_r);
-	int ret;
-
-	if (w == NULL)
-		return -1;
-	ret = imap_move_batch(RI(r)->c, uidsets, (const char *const *)w, n,
-			      maps_r, ok_r, error_r);
-	wires_free(w, n);
-	return ret;
+	return wired_batch(r, imap_move_batch, uidsets, dests, n, maps_r,
+			   ok_r, error_r);
 }
 
 static int ri_search_msgid(struct remote *r, uint32_t min_uid,
