@@ -151,6 +151,41 @@ cl_local_file() {
 	return 1
 }
 
+# Local changes as a mail reader makes them, for tests that define
+# mid N (message N's Message-ID) and M (the Maildir root):
+#   cl_move_local N FROM TO       mv to TO/cur, losing ,U=; flags S
+#   cl_set_flags FOLDER N FLAGS   rename to new flags
+#   cl_delete_local FOLDER N      rm
+#   cl_new_local FOLDER NAME      a new file in FOLDER/new
+cl_move_local() {
+	local x b
+	x=$(cl_local_file "$M" "$2" "$(mid "$1")") || {
+		diag "no local file for $(mid "$1") in $2"
+		return 1
+	}
+	b=${x##*/}
+	mv "$x" "$M/$3/cur/${b%%,U=*}:2,S"
+}
+
+cl_set_flags() {
+	local x
+	x=$(cl_local_file "$M" "$1" "$(mid "$2")") || {
+		diag "no local file for $(mid "$2") in $1"
+		return 1
+	}
+	mv "$x" "$M/$1/cur/$(basename "${x%%:2,*}"):2,$3"
+}
+
+cl_delete_local() {
+	local x
+	x=$(cl_local_file "$M" "$1" "$(mid "$2")") && rm -f "$x"
+}
+
+cl_new_local() {
+	printf 'From: a@twinbox.test\nSubject: %s\nMessage-ID: <%s@twinbox.test>\n\nbody %s\n' \
+		"$2" "$2" "$2" >"$M/$1/new/$(date +%s).$2.local"
+}
+
 cl_write_msg() {
 	local file=$1 id=$2 subj=${3:-local message}
 	printf '%s\n' \

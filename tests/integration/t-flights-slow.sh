@@ -22,16 +22,6 @@ PROXY_BIN=${TOP_BUILDDIR:?}/tests/integration/delayproxy
 
 mid() { printf '<fs.%s@twinbox.test>' "$1"; }
 
-move_local() {	# move_local N FROM TO: as a mail reader moves a file
-	local x b
-	x=$(cl_local_file "$M" "$2" "$(mid "$1")") || {
-		diag "no local file for $(mid "$1") in $2"
-		return 1
-	}
-	b=${x##*/}
-	mv "$x" "$M/$3/cur/${b%%,U=*}:2,S"
-}
-
 # server_folder_of N: the folders the server holds message N in
 server_folder_of() {
 	cl_where "$U" "$M" "$(mid "$1")" | cut -d'|' -f1
@@ -66,11 +56,11 @@ tb_run "$TWINBOX" -c "$CFG" sync
 is "$RUN_STATUS" 0 "second sync" || diag "$RUN_ERR"
 
 # out of INBOX into three folders (two into Archive), out of Work into one
-move_local i.1 INBOX Archive
-move_local i.2 INBOX Work
-move_local i.3 INBOX Lists
-move_local i.4 INBOX Archive
-move_local w.1 Work INBOX
+cl_move_local i.1 INBOX Archive
+cl_move_local i.2 INBOX Work
+cl_move_local i.3 INBOX Lists
+cl_move_local i.4 INBOX Archive
+cl_move_local w.1 Work INBOX
 rawlog_reset
 tb_run "$TWINBOX" -c "$CFG" -vv sync
 is "$RUN_STATUS" 0 "sync of the local moves" || diag "$RUN_ERR"

@@ -17,32 +17,6 @@
 
 mid() { printf '<fl.%s@twinbox.test>' "$1"; }
 
-move_local() {	# move_local N FROM TO: as a mail reader moves a file
-	local x b
-	x=$(cl_local_file "$M" "$2" "$(mid "$1")") || {
-		diag "no local file for $(mid "$1") in $2"
-		return 1
-	}
-	b=${x##*/}
-	mv "$x" "$M/$3/cur/${b%%,U=*}:2,S"
-}
-
-set_local_flags() {	# set_local_flags FOLDER N FLAGS
-	local x
-	x=$(cl_local_file "$M" "$1" "$(mid "$2")") || return 1
-	mv "$x" "$M/$1/cur/$(basename "${x%%:2,*}"):2,$3"
-}
-
-delete_local() {	# delete_local FOLDER N
-	local x
-	x=$(cl_local_file "$M" "$1" "$(mid "$2")") && rm -f "$x"
-}
-
-new_local() {	# new_local FOLDER NAME
-	printf 'From: a@twinbox.test\nSubject: %s\nMessage-ID: <%s@twinbox.test>\n\nbody %s\n' \
-		"$2" "$2" "$2" >"$M/$1/new/$(date +%s).$2.local"
-}
-
 dovecot_start
 U=$TEST_USER
 M=$TEST_TMP/mail
@@ -59,17 +33,17 @@ is "$RUN_STATUS" 0 "second sync" || diag "$RUN_ERR"
 # local work in three folders: moves out of INBOX to two folders (UID
 # COPY to each, then one expunge) and out of Work to one (UID MOVE),
 # flags, deletions, new files
-move_local i.1 INBOX Archive
-move_local i.2 INBOX Work
-move_local w.1 Work INBOX
-set_local_flags INBOX i.3 FS
-set_local_flags Archive a.1 RS
-delete_local INBOX i.4
-delete_local Work w.2
-delete_local Archive a.2
-new_local INBOX fl-new-1
-new_local Archive fl-new-2
-new_local Work fl-new-3
+cl_move_local i.1 INBOX Archive
+cl_move_local i.2 INBOX Work
+cl_move_local w.1 Work INBOX
+cl_set_flags INBOX i.3 FS
+cl_set_flags Archive a.1 RS
+cl_delete_local INBOX i.4
+cl_delete_local Work w.2
+cl_delete_local Archive a.2
+cl_new_local INBOX fl-new-1
+cl_new_local Archive fl-new-2
+cl_new_local Work fl-new-3
 rawlog_reset
 tb_run "$TWINBOX" -c "$CFG" -vv sync
 is "$RUN_STATUS" 0 "sync of the local changes" || diag "$RUN_ERR"

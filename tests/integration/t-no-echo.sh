@@ -14,25 +14,6 @@
 
 mid() { printf '<ne.%s@twinbox.test>' "$1"; }
 
-set_local_flags() {	# set_local_flags FOLDER N FLAGS
-	local x
-	x=$(cl_local_file "$M" "$1" "$(mid "$2")") || {
-		diag "no local file for $(mid "$2") in $1"
-		return 1
-	}
-	mv "$x" "$M/$1/cur/$(basename "${x%%:2,*}"):2,$3"
-}
-
-delete_local() {	# delete_local FOLDER N
-	local x
-	x=$(cl_local_file "$M" "$1" "$(mid "$2")") && rm -f "$x"
-}
-
-new_local() {	# new_local FOLDER NAME
-	printf 'From: a@twinbox.test\nSubject: %s\nMessage-ID: <%s@twinbox.test>\n\nbody %s\n' \
-		"$2" "$2" "$2" >"$M/$1/new/$(date +%s).$2.local"
-}
-
 sync_ok() {	# sync_ok NAME
 	tb_run "$TWINBOX" -c "$CFG" sync
 	is "$RUN_STATUS" 0 "$1" || diag "$RUN_ERR"
@@ -100,7 +81,7 @@ NOOP=$(rawlog_commands | sort)
 is "$(selects)" 0 "a no-op selects nothing"
 
 # --- one local flag change ---------------------------------------------
-set_local_flags INBOX 1 FS
+cl_set_flags INBOX 1 FS
 rawlog_reset
 sync_ok "push one flag"
 like "$(rawlog_commands | tr '\n' ' ')" "UID STORE" "the flag went out as a STORE"
@@ -112,12 +93,12 @@ is "$(selects)" 0 "the sync after a pushed flag selects nothing"
 is "$(rawlog_commands | sort)" "$NOOP" "... and sends what a no-op sends"
 
 # --- flags, a deletion, a new message and a move each way, two folders ---
-set_local_flags INBOX 2 RS
-set_local_flags INBOX 3 ""
-delete_local INBOX 4
-new_local INBOX upload1
-set_local_flags Work w.1 FRS
-delete_local Work w.2
+cl_set_flags INBOX 2 RS
+cl_set_flags INBOX 3 ""
+cl_delete_local INBOX 4
+cl_new_local INBOX upload1
+cl_set_flags Work w.1 FRS
+cl_delete_local Work w.2
 x=$(cl_local_file "$M" INBOX "$(mid 11)") && mv "$x" "$M/Work/cur/"
 x=$(cl_local_file "$M" Work "$(mid w.3)") && mv "$x" "$M/INBOX/cur/"
 rawlog_reset
@@ -140,8 +121,8 @@ is "$(rawlog_commands | sort)" "$NOOP" "... and sends what a no-op sends"
 # --- somebody else's change during the push is not skipped --------------
 # (1) made after our STORE, before our expunge: the server tells us
 #     during the expunge, and the bookmark stays as selected
-set_local_flags INBOX 5 FS
-delete_local INBOX 6
+cl_set_flags INBOX 5 FS
+cl_delete_local INBOX 6
 uid7=$(cl_uid_of "$U" INBOX "$(mid 7)")
 uid8=$(cl_uid_of "$U" INBOX "$(mid 8)")
 sync_with_change_at "server flags stored" \
@@ -154,7 +135,7 @@ is "$(local_list "$M/INBOX" | grep -F "$(mid 7)" | cut -f2)" RS \
 	"the other client's flag is here"
 
 # (2) made after our last command: a later mod-sequence than ours
-set_local_flags INBOX 9 FS
+cl_set_flags INBOX 9 FS
 uid10=$(cl_uid_of "$U" INBOX "$(mid 10)")
 sync_with_change_at "server flags stored" \
 	"mail_flags_add '$U' INBOX '$uid10' '\\Flagged'"
