@@ -61,6 +61,7 @@ TB_SCENARIOS = \
 	tests/script/client/early-auth-refused.scn \
 	tests/script/client/early-first-stale.scn \
 	tests/script/client/early-first-refused.scn \
+	tests/script/client/bodies-lead-refused.scn \
 	tests/script/client/store-append-refused.scn \
 	tests/script/client/store-expunge-append.scn \
 	tests/script/client/copy-from-many.scn \

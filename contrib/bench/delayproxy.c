@@ -212,7 +212,7 @@ static void conn_close(int i)
 static int64_t link_stamp(struct link *l, int64_t now, int64_t earliest,
 			  size_t n)
 {
-	int64_t start = now > earliest ? now : earliest;
+	int64_t start = now;
 
 	if (l->ns_per_byte > 0) {
 		if (l->busy_until > start)
@@ -220,6 +220,11 @@ static int64_t link_stamp(struct link *l, int64_t now, int64_t earliest,
 		start += (int64_t)(l->ns_per_byte * (double)n);
 		l->busy_until = start;
 	}
+	/* A connection still opening holds its own bytes back, not the
+	 * link: the others' bytes go on meanwhile (its handshake's few
+	 * bytes are counted on the link when they come). */
+	if (start < earliest)
+		start = earliest;
 	return start + half_ns;
 }
 

@@ -138,6 +138,14 @@ struct imap_client {
 	char *ahead_error;              /* it failed: owned, for op_end() */
 	imap_ahead_done_fn *ahead_done; /* told once it is answered (or not) */
 	void *ahead_done_ctx;
+	/* A body FETCH started by imap_fetch_bodies_start(): the next
+	 * operation's commands go out behind it, and its run() reads this
+	 * answer first (lead_finish); imap_fetch_bodies_end() tells how it
+	 * ended. */
+	bool lead;                      /* answers not read yet */
+	bool lead_open;                 /* imap_fetch_bodies_end() is due */
+	int lead_result;                /* the pump's, once read */
+	struct imap_op lead_op;
 	/* A login the first operation's flight follows, before its answer
 	 * and the greeting are read (imap_client_connect_first()) */
 	struct auth_flight *login_af;
@@ -1011,10 +1019,32 @@ static int read_response(struct imap_client *c)
 static int ahead_finish(struct imap_client *c);
 static void ahead_tell(struct imap_client *c, bool ok);
 
+/* The body FETCH started ahead of the running operation is read first,
+ * into its own operation; its refusal is its own, not the running
+ * one's. Fails only with the connection. */
+static int lead_finish(struct imap_client *c)
+{
+	struct imap_op *op = c->op;
+	int r = 0;
+
+	c->lead = false;
+	c->op = &c->lead_op;
+	while (r == 0 && c->lead_op.pending > 0 && !c->broken) {
+		r = send_ready(c);
+		if (r == 0)
+			r = read_response(c);
+	}
+	c->op = op;
+	c->lead_result = r < 0 || c->broken ? -1 : 0;
+	return c->lead_result;
+}
+
 /* Pump until the running operation has no pending command. */
 static int run(struct imap_client *c)
 {
 	if (c->login_af != NULL && login_finish(c) < 0)
+		return -1;
+	if (c->lead && lead_finish(c) < 0)
 		return -1;
 	if (c->ahead && ahead_finish(c) < 0)
 		return -1;
@@ -1815,6 +1845,7 @@ void imap_client_free(struct imap_client **cp)
 	free(c->login_user);
 	free(c->ahead_wire);
 	free(c->ahead_error);
+	free(c->lead_op.no_error);
 	free(c->broken_error);
 	free(c->bye_text);
 	free(c->host);
@@ -2400,6 +2431,91 @@ int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
 		queue_cmd(c, cmd, NULL, NULL, 0);
 	}
 	return op_end(c, &op, run(c), error_r);
+}
+
+/*
+ * The same FETCH without waiting for it: its commands go on the wire now,
+ * and the next operation's follow them in the same flight (the next
+ * folder's SELECT and the FETCH of its new headers, say). Whichever
+ * operation runs next reads these answers first, into h, and
+ * imap_fetch_bodies_end() then says how they ended. Where something is
+ * still to be read ahead of it (a login, a SELECT sent ahead), or a body
+ * FETCH is started already, this one is read at once instead.
+ */
+int imap_fetch_bodies_start(struct imap_client *c, const uint32_t *uids,
+			    size_t n, size_t batch,
+			    const struct imap_body_handler *h, char **error_r)
+{
+	if (error_r)
+		*error_r = NULL;
+	if (c->lead_open)
+		return imap_fetch_bodies(c, uids, n, batch, h, error_r);
+	if (c->login_af != NULL || c->ahead) {
+		memset(&c->lead_op, 0, sizeof(c->lead_op));
+		c->lead_result = imap_fetch_bodies(c, uids, n, batch, h,
+						   &c->lead_op.no_error);
+		c->lead_open = true;
+		return 0;
+	}
+	if (op_begin(c, &c->lead_op, error_r) < 0)
+		return -1;
+	if (batch == 0)
+		batch = 256;
+	c->lead_op.bh = h;
+	for (size_t i = 0; i < n; i += batch) {
+		size_t k = n - i < batch ? n - i : batch;
+		char *set = imap_uidset_make(uids + i, k);
+		struct imap_cmd *cmd = new_cmd(c, "UID FETCH");
+
+		imap_cmd_addf(cmd, " %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+			      set);
+		free(set);
+		queue_cmd(c, cmd, NULL, NULL, 0);
+	}
+	c->lead = true;
+	c->lead_open = true;
+	c->lead_result = 0;
+	c->op = &c->idle_op;
+	memset(&c->idle_op, 0, sizeof(c->idle_op));
+	/* on the wire now: the server starts on it at once */
+	if (send_ready(c) == 0) {
+		char *err = NULL;
+
+		if (net_conn_flush(c->conn, &err) < 0)
+			(void)client_fail_net(c, err);
+	}
+	return 0;
+}
+
+int imap_fetch_bodies_end(struct imap_client *c, char **error_r)
+{
+	struct imap_op *op;
+
+	if (error_r)
+		*error_r = NULL;
+	if (!c->lead_open)
+		return 0;
+	if (c->lead) {
+		op = c->op;
+		(void)lead_finish(c);
+		c->op = op;
+	}
+	c->lead_open = false;
+	if (c->lead_op.bh == NULL) {
+		/* read at once by imap_fetch_bodies_start() */
+		if (c->lead_result == 0)
+			return 0;
+		if (error_r)
+			*error_r = c->lead_op.no_error
+					   ? c->lead_op.no_error
+					   : xstrdup("body fetch failed");
+		else
+			free(c->lead_op.no_error);
+		c->lead_op.no_error = NULL;
+		return -1;
+	}
+	c->lead_op.bh = NULL;
+	return op_end(c, &c->lead_op, c->lead_result, error_r);
 }
 
 struct append_ctx {

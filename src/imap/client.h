@@ -279,6 +279,16 @@ struct imap_body_handler {
 int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
 		      size_t batch, const struct imap_body_handler *h,
 		      char **error_r);
+/* The same without waiting: the commands go on the wire now and the
+ * next operation's follow them in its flight; that operation reads these
+ * answers first (into h, which must stay valid until then), and
+ * imap_fetch_bodies_end() returns how they ended (it reads them itself
+ * when no operation did). One at a time: end it before starting
+ * another. -1 only when nothing was sent. */
+int imap_fetch_bodies_start(struct imap_client *c, const uint32_t *uids,
+			    size_t n, size_t batch,
+			    const struct imap_body_handler *h, char **error_r);
+int imap_fetch_bodies_end(struct imap_client *c, char **error_r);
 
 /* APPEND of n messages to wire, pipelined (LITERAL+ when offered, else
  * waiting for each continuation). Per message: flags, date (unix seconds,

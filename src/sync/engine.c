@@ -139,6 +139,7 @@ static void engine_fatal(struct engine *e, int code, const char *msg)
 /* Log out; the worker forgets its selection. */
 static void worker_close_remote(struct worker *w)
 {
+	folder_lead_end(w);
 	if (w->r == NULL)
 		return;
 	w->r->ops->close(w->r);
@@ -749,6 +750,7 @@ static void gather_loop(struct worker *w)
 		if (folder_gather(w, f) < 0)
 			worker_drop_broken(w);
 	}
+	folder_lead_end(w);
 }
 
 /* The execute phase takes the folder this worker's connection still has

@@ -708,8 +708,8 @@ static void gather_snew_idents(struct worker *w, struct folder *f)
 	free(uids);
 }
 
-static int execute_downloads(struct worker *w, struct folder *f,
-			     const uint32_t *uids, size_t n_uids);
+static int downloads_lead(struct worker *w, struct folder *f, uint32_t *uids,
+			  size_t n);
 
 /*
  * A new server message whose content no pair of any folder has cannot be
@@ -752,15 +752,14 @@ static int early_downloads(struct worker *w, struct folder *f)
 	log_debug("%s: %zu new server message(s) downloaded while gathering",
 		  f->name, n);
 	engine_progress_total(e, n);
-	r = execute_downloads(w, f, uids, n);
 	for (i = 0, j = 0; i < f->n_snew && j < n; i++) {
 		if (f->snew[i].uid == uids[j]) {
 			f->snew[i].claimed = true;
 			j++;
 		}
 	}
-	free(uids);
-	return r;
+	/* the next folder's SELECT goes in the flight of these bodies */
+	return downloads_lead(w, f, uids, n);
 }
 
 /* Nothing changed on either side since the last sync: the STATUS
@@ -1168,96 +1167,189 @@ static int dl_done(void *ctx, const struct imap_fetch *fe)
 	return 0;
 }
 
+/* Intent first: the journal tells the next run that the UIDs of d's
+ * batch may have reached the Maildir even if the state says nothing. */
+static int dl_batch_journal(struct worker *w, struct folder *f,
+			    struct dl_ctx *d)
+{
+	size_t i;
+
+	d->jids = xcalloc(d->n_uids, sizeof(int64_t));
+	if (state_begin(w->st) < 0) {
+		d->error = xstrdup(state_error(w->st));
+		return -1;
+	}
+	for (i = 0; i < d->n_uids; i++) {
+		struct journal_entry je = { 0 };
+
+		je.folder_id = f->sf.id;
+		je.op = J_DOWNLOAD;
+		je.uid = d->uids[i];
+		if (state_journal_add(w->st, &je) < 0)
+			break;
+		d->jids[i] = je.id;
+	}
+	if (i < d->n_uids || state_commit(w->st) < 0) {
+		d->error = xstrdup(state_error(w->st));
+		(void)state_rollback(w->st);
+		return -1;
+	}
+	sync_crash_point("download journal written");
+	return 0;
+}
+
+/* The batch's FETCH has ended (ret, err: how): what came is committed,
+ * and the journal entries of UIDs whose bodies never came (expunged
+ * meanwhile) are dropped; the next comparison sorts them out. The
+ * others were removed with their pairs, or stay for the next run's
+ * recovery if that commit failed. */
+static int dl_batch_finish(struct worker *w, struct dl_ctx *d, int ret,
+			   char *err)
+{
+	size_t i;
+
+	if (ret < 0) {
+		if (d->error == NULL)
+			d->error = err;
+		else
+			free(err);
+	}
+	if (d->mw)
+		mdir_writer_abort(&d->mw);
+	if (dl_flush(d) < 0)
+		ret = -1;
+	if (ret == 0) {
+		bool open = false;
+
+		for (i = 0; i < d->n_uids; i++) {
+			if (!d->jids[i])
+				continue;
+			if (!open && state_begin(w->st) == 0)
+				open = true;
+			(void)state_journal_remove(w->st, d->jids[i]);
+		}
+		if (open && state_commit(w->st) < 0)
+			(void)state_rollback(w->st);
+	}
+	FREE_AND_NULL(d->jids);
+	return ret;
+}
+
+static int dl_release(struct folder *f, struct dl_ctx *d, int ret)
+{
+	size_t i;
+
+	if (d->ic)
+		ident_free(&d->ic);
+	for (i = 0; i < d->n_pend; i++)
+		free(d->pend[i].base);
+	free(d->pend);
+	free(d->jids);
+	if (ret < 0)
+		folder_fail(f, SYNC_EXIT_FAIL, "%s: download failed: %s",
+			    f->name, d->error ? d->error : "unknown error");
+	free(d->error);
+	return ret;
+}
+
 static int execute_downloads(struct worker *w, struct folder *f,
 			     const uint32_t *uids, size_t n_uids)
 {
 	struct dl_ctx d = { 0 };
 	struct imap_body_handler h = { dl_begin, dl_data, dl_end, dl_done, &d };
-	size_t off, i;
-	char *err = NULL;
+	size_t off;
 	int ret = 0;
 
 	d.w = w;
 	d.f = f;
 	mdir_defer_dir_sync(f->md, true);
 	for (off = 0; off < n_uids && ret == 0; off += DOWNLOAD_BATCH) {
-		size_t n = n_uids - off < DOWNLOAD_BATCH ? n_uids - off
-							 : DOWNLOAD_BATCH;
+		char *err = NULL;
 
 		d.uids = uids + off;
-		d.n_uids = n;
-		d.jids = xcalloc(n, sizeof(int64_t));
-		/* Intent first: the next run knows these UIDs may have
-		 * reached the Maildir even if the state says nothing. */
-		if (state_begin(w->st) < 0) {
-			d.error = xstrdup(state_error(w->st));
+		d.n_uids = n_uids - off < DOWNLOAD_BATCH ? n_uids - off
+							 : DOWNLOAD_BATCH;
+		if (dl_batch_journal(w, f, &d) < 0) {
 			ret = -1;
 			break;
 		}
-		for (i = 0; i < n; i++) {
-			struct journal_entry je = { 0 };
-
-			je.folder_id = f->sf.id;
-			je.op = J_DOWNLOAD;
-			je.uid = d.uids[i];
-			if (state_journal_add(w->st, &je) < 0) {
-				d.error = xstrdup(state_error(w->st));
-				ret = -1;
-				break;
-			}
-			d.jids[i] = je.id;
-		}
-		if (ret < 0 || state_commit(w->st) < 0) {
-			if (d.error == NULL)
-				d.error = xstrdup(state_error(w->st));
-			(void)state_rollback(w->st);
-			ret = -1;
-			break;
-		}
-		sync_crash_point("download journal written");
-		if (w->r->ops->fetch_bodies(w->r, d.uids, n, &h, &err) < 0) {
-			if (d.error == NULL)
-				d.error = err;
-			else
-				free(err);
-			err = NULL;
-			ret = -1;
-		}
-		if (d.mw)
-			mdir_writer_abort(&d.mw);
-		if (dl_flush(&d) < 0)
-			ret = -1;
-		/* Journal entries of UIDs whose bodies never came (expunged
-		 * meanwhile) are dropped; the next comparison sorts them out.
-		 * The others were removed with their pairs, or stay for the
-		 * next run's recovery if that commit failed. */
-		if (ret == 0) {
-			bool open = false;
-
-			for (i = 0; i < n; i++) {
-				if (!d.jids[i])
-					continue;
-				if (!open && state_begin(w->st) == 0)
-					open = true;
-				(void)state_journal_remove(w->st, d.jids[i]);
-			}
-			if (open && state_commit(w->st) < 0)
-				(void)state_rollback(w->st);
-		}
-		FREE_AND_NULL(d.jids);
+		ret = w->r->ops->fetch_bodies(w->r, d.uids, d.n_uids, &h, &err);
+		ret = dl_batch_finish(w, &d, ret < 0 ? -1 : 0, err);
 	}
 	mdir_defer_dir_sync(f->md, false);
-	if (d.ic)
-		ident_free(&d.ic);
-	for (i = 0; i < d.n_pend; i++)
-		free(d.pend[i].base);
-	free(d.pend);
-	free(d.jids);
-	if (ret < 0)
-		folder_fail(f, SYNC_EXIT_FAIL, "%s: download failed: %s",
-			    f->name, d.error ? d.error : "unknown error");
-	free(d.error);
+	return dl_release(f, &d, ret);
+}
+
+/*
+ * One batch of downloads whose answers the next folder's gather reads
+ * first (its SELECT and FETCH of new headers go in the same flight,
+ * imap_fetch_bodies_start()): a round trip less per folder a connection
+ * gathers. The journal is written before the FETCH goes out, as for any
+ * download; folder_lead_end() does the rest of execute_downloads().
+ */
+struct dl_lead {
+	struct dl_ctx d;
+	struct imap_body_handler h;
+	uint32_t *uids;
+};
+
+static int downloads_lead(struct worker *w, struct folder *f, uint32_t *uids,
+			  size_t n)
+{
+	struct dl_lead *l;
+	char *err = NULL;
+	int ret;
+
+	folder_lead_end(w);
+	if (n > DOWNLOAD_BATCH || w->r->ops->fetch_bodies_start == NULL) {
+		ret = execute_downloads(w, f, uids, n);
+		free(uids);
+		return ret;
+	}
+	l = xcalloc(1, sizeof(*l));
+	l->uids = uids;
+	l->d.w = w;
+	l->d.f = f;
+	l->d.uids = uids;
+	l->d.n_uids = n;
+	l->h = (struct imap_body_handler){ dl_begin, dl_data, dl_end, dl_done,
+					   &l->d };
+	mdir_defer_dir_sync(f->md, true);
+	if (dl_batch_journal(w, f, &l->d) < 0) {
+		ret = -1;
+	} else if (w->r->ops->fetch_bodies_start(w->r, uids, n, &l->h,
+						 &err) < 0) {
+		ret = dl_batch_finish(w, &l->d, -1, err);
+	} else {
+		w->dl_lead = l;
+		return 0;
+	}
+	mdir_defer_dir_sync(f->md, false);
+	ret = dl_release(f, &l->d, ret);
+	free(l->uids);
+	free(l);
 	return ret;
+}
+
+void folder_lead_end(struct worker *w)
+{
+	struct dl_lead *l = w->dl_lead;
+	struct folder *f;
+	char *err = NULL;
+	int ret;
+
+	if (l == NULL)
+		return;
+	w->dl_lead = NULL;
+	f = l->d.f;
+	ret = w->r != NULL ? w->r->ops->fetch_bodies_end(w->r, &err) : -1;
+	ret = dl_batch_finish(w, &l->d, ret < 0 ? -1 : 0,
+			      ret < 0 && err == NULL ? xstrdup("connection lost")
+						     : err);
+	mdir_defer_dir_sync(f->md, false);
+	(void)dl_release(f, &l->d, ret);
+	free(l->uids);
+	free(l);
 }
 
 struct ul_item {

@@ -284,6 +284,18 @@ static int ri_fetch_bodies(struct remote *r, const uint32_t *uids, size_t n,
 	return imap_fetch_bodies(RI(r)->c, uids, n, 0, h, error_r);
 }
 
+static int ri_fetch_bodies_start(struct remote *r, const uint32_t *uids,
+				 size_t n, const struct imap_body_handler *h,
+				 char **error_r)
+{
+	return imap_fetch_bodies_start(RI(r)->c, uids, n, 0, h, error_r);
+}
+
+static int ri_fetch_bodies_end(struct remote *r, char **error_r)
+{
+	return imap_fetch_bodies_end(RI(r)->c, error_r);
+}
+
 static int ri_append(struct remote *r, const char *name,
 		     struct imap_append_msg *msgs, size_t n,
 		     uint32_t *uidvalidity_r, char **error_r)
@@ -475,6 +487,8 @@ static const struct remote_ops remote_imap_ops = {
 	.fetch_flags = ri_fetch_flags,
 	.fetch_idents = ri_fetch_idents,
 	.fetch_bodies = ri_fetch_bodies,
+	.fetch_bodies_start = ri_fetch_bodies_start,
+	.fetch_bodies_end = ri_fetch_bodies_end,
 	.append = ri_append,
 	.store = ri_store,
 	.expunge = ri_expunge,

@@ -93,6 +93,14 @@ struct remote_ops {
 			    imap_fetch_cb *fcb, void *ctx, char **error_r);
 	int (*fetch_bodies)(struct remote *r, const uint32_t *uids, size_t n,
 			    const struct imap_body_handler *h, char **error_r);
+	/* optional: fetch_bodies() whose answers the next operation reads
+	 * first, its commands in that operation's flight
+	 * (imap_fetch_bodies_start()); fetch_bodies_end() says how it
+	 * ended. One at a time. */
+	int (*fetch_bodies_start)(struct remote *r, const uint32_t *uids,
+				  size_t n, const struct imap_body_handler *h,
+				  char **error_r);
+	int (*fetch_bodies_end)(struct remote *r, char **error_r);
 	int (*append)(struct remote *r, const char *name,
 		      struct imap_append_msg *msgs, size_t n,
 		      uint32_t *uidvalidity_r, char **error_r);

@@ -208,6 +208,9 @@ struct worker {
 	pthread_t pre_thread;
 	bool pre_started;
 	struct remote *pre_r;
+	/* a folder's early downloads sent ahead of the next folder's
+	 * gather (folder_lead_end() finishes them) */
+	struct dl_lead *dl_lead;
 };
 
 struct engine {
@@ -275,6 +278,10 @@ bool folder_check_untouched(struct engine *e, struct folder *f);
 bool folder_server_work(const struct folder *f);
 int folder_ensure_row(struct worker *w, struct folder *f);
 int folder_gather(struct worker *w, struct folder *f);
+/* Finish the downloads a folder's gather left in flight ahead of the
+ * next one's commands (the last folder's, or before the connection
+ * goes). */
+void folder_lead_end(struct worker *w);
 void folder_plan(struct engine *e, struct folder *f);
 int folder_execute(struct worker *w, struct folder *f);
 /* After all folders ran: save the bookmarks save_folder_row() deferred. */

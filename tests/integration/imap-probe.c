@@ -14,6 +14,7 @@
  *              [--early-auth yes|no] [--expect-hint early|no] [--login-only yes]
  *              [--first yes --hint-caps 'CAP CAP...']
  *              [--store-append UIDSET [--expunge-set UIDSET] --expect ok|no,ok|no]
+ *              [--bodies-lead UID,UID [--lead-next FOLDER] --expect ok|no,N]
  *              [--copy-from 'SRC@UIDVALIDITY:SET;...' --expect ok,no,unsel...]
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
@@ -753,6 +754,64 @@ static void idents(struct imap_client *c, const char *folder,
 	free(wn);
 }
 
+/* --bodies-lead SET --lead-next FOLDER: the bodies of SET in --folder
+ * with FOLDER's SELECT and FETCH of headers behind them in the flight
+ * (imap_fetch_bodies_start); want "ok|no,N" for the bodies' end and the
+ * number of bodies that came, then the next folder's headers must come
+ * and the connection go on (NOOP). */
+static void bodies_lead(struct imap_client *c, const char *folder,
+			const char *set, const char *next, const char *want)
+{
+	struct bodies bd = { .n = 0 };
+	struct imap_body_handler h = { b_begin, b_data, b_end, b_done, &bd };
+	struct idents_seen s = { 0 };
+	struct imap_selected sel, nsel;
+	uint32_t uids[N_MSG];
+	size_t n = 0, want_n = strchr(want, ',') ? strtoul(strchr(want, ',') + 1,
+							   NULL, 10) : 0;
+	bool want_ok = strncmp(want, "ok,", 3) == 0;
+	char *err = NULL;
+	int r;
+
+	for (const char *p = set; *p && n < N_MSG; ) {
+		uids[n++] = (uint32_t)strtoul(p, (char **)&p, 10);
+		if (*p == ',')
+			p++;
+	}
+	r = imap_select(c, folder, false, NULL, NULL, NULL, NULL, &sel, &err);
+	report("select", r, err);
+	err = NULL;
+	r = imap_fetch_bodies_start(c, uids, n, 0, &h, &err);
+	report("the body FETCH goes out", r, err);
+	err = NULL;
+	r = imap_select_ahead_qr(c, next, 0, NULL, NULL, NULL, NULL, &nsel,
+				 NULL, NULL, &err);
+	report("the next SELECT is queued behind it", r, err);
+	err = NULL;
+	r = imap_fetch_idents(c, "1:*", on_ident, &s, &err);
+	report("the next folder's headers come after the bodies", r, err);
+	ok(s.n == 1 && nsel.uidvalidity == 12,
+	   "one header of the next folder, its UIDVALIDITY (%zu, %u)", s.n,
+	   nsel.uidvalidity);
+	err = NULL;
+	r = imap_fetch_bodies_end(c, &err);
+	ok((r == 0) == want_ok, "the body FETCH %s", want_ok ? "succeeds"
+							      : "fails");
+	if (err)
+		printf("# error: %s\n", err);
+	ok(want_ok || (err != NULL && strstr(err, "could not") != NULL),
+	   "its failure is the server's refusal of it");
+	free(err);
+	ok(bd.n == want_n && (bd.n == 0 || (bd.len[0] == 9 && bd.uid[0] == 1)),
+	   "%zu bod(ies) reached the handler (%zu)", want_n, bd.n);
+	for (size_t i = 0; i < bd.n; i++)
+		free(bd.buf[i]);
+	free(bd.cur);
+	err = NULL;
+	r = imap_noop(c, &err);
+	report("NOOP after the flight", r, err);
+}
+
 int main(int argc, char **argv)
 {
 	struct imap_client_settings set = { .port = 143, .tls = IMAP_TLS_STARTTLS,
@@ -766,6 +825,7 @@ int main(int argc, char **argv)
 	const char *want_hint = NULL;
 	bool login_only = false, first = false;
 	const char *sa_set = NULL, *sa_del = NULL;
+	const char *lead_set = NULL, *lead_next = "B";
 	bool moves = false;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
@@ -834,6 +894,10 @@ int main(int argc, char **argv)
 			want_hint = v;
 		else if (strcmp(a, "--store-append") == 0)
 			sa_set = v;
+		else if (strcmp(a, "--bodies-lead") == 0)
+			lead_set = v;
+		else if (strcmp(a, "--lead-next") == 0)
+			lead_next = v;
 		else if (strcmp(a, "--expunge-set") == 0)
 			sa_del = v;
 		else if (strcmp(a, "--first") == 0)
@@ -923,6 +987,12 @@ int main(int argc, char **argv)
 	}
 	if (ident_set != NULL) {
 		idents(c, folder, ident_set, expect_exp);
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
+	if (lead_set != NULL) {
+		bodies_lead(c, folder, lead_set, lead_next, expect_exp);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

@@ -255,6 +255,14 @@ probe "store-expunge-append" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 	--folder INBOX --store-append 1 --expunge-set 2 --expect ok,no
 fake_done store-expunge-append
 
+# ---- a folder's bodies with the next folder's SELECT behind them: a
+#      refused body FETCH fails alone ----
+fake_play bodies-lead-refused
+probe "bodies-lead-refused" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls none --user alice --password-file "$TEST_TMP/pass" \
+	--folder INBOX --bodies-lead 1,2 --lead-next B --expect no,1
+fake_done bodies-lead-refused
+
 # ---- early login: the login leaves with the TLS handshake's last message
 #      when an earlier connection saw the server offer SASL-IR and
 #      AUTH=PLAIN (imap_client_settings.login_hint) ----

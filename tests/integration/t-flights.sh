@@ -92,4 +92,32 @@ is "$(rawlog_commands | grep -cE '^(SELECT|EXAMINE)$')" 0 \
 cl_agree "$U" "$M" 24
 is "$CL_ERR" "" "... and both sides still agree"
 
+# new mail on the server in three folders, one connection: each folder's
+# bodies are fetched with the next folder's SELECT and FETCH of new
+# headers behind them in one flight (no wait between two folders)
+CFG1=$TEST_TMP/fl1.yaml
+tb_write_config "$CFG1" fl maildir="$M" connections=1
+cl_seed "$U" INBOX 3 fl.i2 || fail "seed INBOX"
+cl_seed "$U" Archive 3 fl.a2 || fail "seed Archive"
+cl_seed "$U" Work 3 fl.w2 || fail "seed Work"
+rawlog_reset
+tb_run "$TWINBOX" -c "$CFG1" sync
+is "$RUN_STATUS" 0 "sync of new server mail in three folders" || diag "$RUN_ERR"
+cl_agree "$U" "$M" 33
+is "$CL_ERR" "" "both sides hold the same 33 messages, once each"
+behind=$(for f in "$DOVECOT_DIR"/rawlog/*.in; do
+	awk 'NR == FNR { if ($2 != "*" && $2 != "+" && !($2 in t))
+			 t[$2] = $1 + 0; next }
+	     $2 !~ /^[A-Za-z]*[0-9]+$/ { next }
+	     toupper($3) == "UID" && toupper($4) == "FETCH" &&
+	     toupper($0) ~ /BODY\.PEEK\[\]/ { body = $2; next }
+	     toupper($3) == "SELECT" && body != "" {
+		print (($1 + 0) < t[body] ? "behind" : "after"); body = ""
+	     }' "${f%.in}.out" "$f"
+done)
+diag "next folder's SELECT against the bodies before it: $(echo $behind)"
+ok "$([ -n "$behind" ] && ! printf '%s\n' "$behind" | grep -q after &&
+	echo 0 || echo 1)" \
+	"every SELECT after a folder's bodies went before their answer ended"
+
 done_testing
