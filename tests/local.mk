@@ -66,6 +66,7 @@ TB_SCENARIOS = \
 	tests/script/client/store-expunge-append.scn \
 	tests/script/client/copy-from-many.scn \
 	tests/script/client/copy-from-many-uidvalidity.scn \
+	tests/script/client/move-from-many.scn \
 	tests/script/client/move-ahead-refused.scn \
 	tests/script/client/move-ahead-interleaved.scn
 

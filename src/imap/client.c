@@ -3274,6 +3274,181 @@ int imap_move_batch(struct imap_client *c, const char *const *uidsets,
 	return r;
 }
 
+struct move_from {
+	struct imap_op *op;
+	struct imap_move_src *srcs;
+	size_t n;
+	struct imap_selected *sels;     /* one per source */
+	struct imap_uidranges **sets;   /* per source, per MOVE */
+	struct imap_uidranges *owns;    /* per source: all its MOVEs' UIDs */
+	size_t *src_of, *tgt_of;        /* per MOVE command index */
+	char *error;                    /* the first failure; malloc'ed */
+};
+
+static void move_from_note(struct move_from *b, char *msg)
+{
+	if (b->error == NULL)
+		b->error = msg;
+	else
+		free(msg);
+}
+
+/* The answers up to this SELECT's were the source before's; from here on
+ * the COPYUIDs and VANISHED are this source's. */
+static void move_from_select_done(struct imap_client *c, struct imap_cmd *cmd,
+				  const struct imap_response *r)
+{
+	struct move_from *b = cmd->ctx;
+	struct imap_move_src *s = &b->srcs[cmd->index];
+	size_t i = cmd->index;
+
+	b->op->sel = i + 1 < b->n ? &b->sels[i + 1] : NULL;
+	b->op->own = NULL;
+	b->op->cus = NULL;
+	b->op->cu_sets = NULL;
+	b->op->n_cus = 0;
+	imap_track_off(&c->trk, c->label, NULL);
+	if (r->status != IMAP_STATUS_OK) {
+		move_from_note(b, xasprintf("SELECT of '%s' failed: %s", s->wire,
+					    r->text && *r->text ? r->text
+								 : "refused"));
+		return;
+	}
+	if (s->uidvalidity != 0 && b->sels[i].uidvalidity != s->uidvalidity) {
+		move_from_note(b, xasprintf("UIDVALIDITY of '%s' changed during "
+					    "the run; it is handled by the next "
+					    "run", s->wire));
+		return;
+	}
+	s->selected_r = true;
+	b->op->own = &b->owns[i];
+	b->op->cus = s->maps_r;
+	b->op->cu_sets = b->sets[i];
+	b->op->n_cus = s->n;
+	imap_track_selected(&c->trk, s->wire, c->qresync, &b->sels[i]);
+}
+
+static void move_from_move_done(struct imap_client *c, struct imap_cmd *cmd,
+				const struct imap_response *r)
+{
+	struct move_from *b = cmd->ctx;
+	struct imap_move_src *s = &b->srcs[b->src_of[cmd->index]];
+	size_t t = b->tgt_of[cmd->index];
+
+	(void)c;
+	if (!s->selected_r)
+		return;   /* no mailbox, or another one: nothing known */
+	if (r->status != IMAP_STATUS_OK) {
+		move_from_note(b, xasprintf("UID MOVE from '%s' failed: %s",
+					    s->wire,
+					    r->text && *r->text ? r->text
+								 : "refused"));
+		return;
+	}
+	s->ok_r[t] = true;
+}
+
+int imap_move_from_many(struct imap_client *c, struct imap_move_src *srcs,
+			size_t n, char **error_r)
+{
+	struct move_from b = { .srcs = srcs, .n = n };
+	struct imap_op op;
+	size_t i, t, k = 0, n_cmds = 0;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		srcs[i].selected_r = false;
+		for (t = 0; t < srcs[i].n; t++) {
+			memset(&srcs[i].maps_r[t], 0, sizeof(srcs[i].maps_r[t]));
+			srcs[i].ok_r[t] = false;
+		}
+		n_cmds += srcs[i].n;
+	}
+	if (!c->broken && !(c->caps & IMAP_CAP_MOVE)) {
+		c->failure = IMAP_FAIL_NO;
+		if (error_r)
+			*error_r = xstrdup("the server does not offer MOVE");
+		return -1;
+	}
+	imap_track_off(&c->trk, c->label, NULL);
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		for (t = 0; t < srcs[i].n; t++)
+			if (!uidset_valid(srcs[i].uidsets[t]))
+				return bad_uidset(c, &op, srcs[i].uidsets[t],
+						  error_r);
+	if (n == 0)
+		return op_end(c, &op, run(c), error_r);
+	b.op = &op;
+	b.sels = xcalloc(n, sizeof(*b.sels));
+	b.sets = xcalloc(n, sizeof(*b.sets));
+	b.owns = xcalloc(n, sizeof(*b.owns));
+	b.src_of = xcalloc(n_cmds + 1, sizeof(size_t));
+	b.tgt_of = xcalloc(n_cmds + 1, sizeof(size_t));
+	op.sel = &b.sels[0];
+	for (i = 0; i < n; i++) {
+		struct imap_cmd *cmd = new_cmd(c, "SELECT");
+		size_t len = 1;
+		char *all, *p;
+
+		imap_cmd_add(cmd, " ", 1);
+		imap_cmd_add_astring(cmd, srcs[i].wire, strlen(srcs[i].wire));
+		if (c->condstore)
+			imap_cmd_add(cmd, " (CONDSTORE)", 12);
+		queue_cmd(c, cmd, move_from_select_done, &b, i);
+		b.sets[i] = xcalloc(srcs[i].n + 1, sizeof(**b.sets));
+		for (t = 0; t < srcs[i].n; t++)
+			len += strlen(srcs[i].uidsets[t]) + 1;
+		p = all = xmalloc(len);
+		for (t = 0; t < srcs[i].n; t++) {
+			size_t l = strlen(srcs[i].uidsets[t]);
+
+			if (t > 0)
+				*p++ = ',';
+			memcpy(p, srcs[i].uidsets[t], l);
+			p += l;
+			imap_uidranges_parse(&b.sets[i][t], srcs[i].uidsets[t]);
+			cmd = new_cmd(c, "UID MOVE");
+			imap_cmd_addf(cmd, " %s ", srcs[i].uidsets[t]);
+			imap_cmd_add_astring(cmd, srcs[i].dests[t],
+					     strlen(srcs[i].dests[t]));
+			b.src_of[k] = i;
+			b.tgt_of[k] = t;
+			queue_cmd(c, cmd, move_from_move_done, &b, k++);
+		}
+		*p = '\0';
+		imap_uidranges_parse(&b.owns[i], all);
+		free(all);
+	}
+	c->exists = 0;
+	r = op_end(c, &op, run(c), error_r);
+	/* a COPYUID is only worth what the command it came with: a
+	 * refused MOVE moved nothing */
+	for (i = 0; i < n; i++) {
+		for (t = 0; t < srcs[i].n; t++) {
+			if (!srcs[i].ok_r[t] || r < 0)
+				imap_copyuid_release(&srcs[i].maps_r[t]);
+			imap_uidranges_release(&b.sets[i][t]);
+		}
+		free(b.sets[i]);
+		imap_uidranges_release(&b.owns[i]);
+		if (r < 0)
+			srcs[i].selected_r = false;
+	}
+	if (r == 0 && b.error != NULL && error_r != NULL) {
+		*error_r = b.error;
+		b.error = NULL;
+	}
+	free(b.error);
+	free(b.sels);
+	free(b.sets);
+	free(b.owns);
+	free(b.src_of);
+	free(b.tgt_of);
+	return r;
+}
+
 int imap_move(struct imap_client *c, const char *uidset, const char *dest,
 	      struct imap_copyuid *map_r, char **error_r)
 {

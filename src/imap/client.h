@@ -383,6 +383,31 @@ int imap_move_batch(struct imap_client *c, const char *const *uidsets,
 		    const char *const *dests, size_t n,
 		    struct imap_copyuid *maps_r, bool *ok_r, char **error_r);
 
+/* One source of imap_move_from_many(): its mailbox (wire name), the
+ * UIDVALIDITY this run has read from the server (0: any), and n UID
+ * MOVEs (uidsets[i] to dests[i]). Results: selected_r (its SELECT ended
+ * as expected; otherwise what its MOVEs did is not known), and per MOVE
+ * ok_r[i] and maps_r[i] (COPYUID; release each). */
+struct imap_move_src {
+	const char *wire;
+	uint32_t uidvalidity;
+	const char *const *uidsets;
+	const char *const *dests;
+	size_t n;
+	struct imap_copyuid *maps_r;
+	bool *ok_r;
+	bool selected_r;
+};
+/* The UID MOVEs out of n sources in one flight: SELECT then the MOVEs of
+ * each source in turn (a SELECT runs alone, so each source's answers
+ * come between its SELECT's and the next one's). A refused SELECT, or a
+ * changed UIDVALIDITY, fails that source alone, a refused MOVE its
+ * target alone; the first failure is left in *error_r (0 is still
+ * returned). -1 when the connection failed. The last source stays
+ * selected, its moved UIDs' VANISHED this connection's own changes. */
+int imap_move_from_many(struct imap_client *c, struct imap_move_src *srcs,
+			size_t n, char **error_r);
+
 /* One source of imap_copy_from_many(): its mailbox (wire name), the
  * UIDVALIDITY the caller has read from the server in this session's run
  * (0: any), and the UIDs to copy from it. */

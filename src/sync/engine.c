@@ -810,12 +810,26 @@ static struct folder *next_moves_folder(struct engine *e, struct worker *w)
 
 static void moves_loop(struct worker *w)
 {
-	struct folder *f;
+	struct engine *e = w->e;
+	struct folder *f, **srcs;
+	size_t n;
 
-	while ((f = next_moves_folder(w->e, w)) != NULL) {
-		moves_out_execute(w, f);
+	srcs = xcalloc(e->moves_share + 1, sizeof(*srcs));
+	while ((f = next_moves_folder(e, w)) != NULL) {
+		if (e->moves_share < 2 || !moves_many_usable(w)) {
+			moves_out_execute(w, f);
+			worker_drop_broken(w);
+			continue;
+		}
+		/* this worker's share of the sources in one flight */
+		srcs[0] = f;
+		for (n = 1; n < e->moves_share &&
+			    (srcs[n] = next_moves_folder(e, w)) != NULL; n++)
+			;
+		moves_out_execute_many(w, srcs, n);
 		worker_drop_broken(w);
 	}
+	free(srcs);
 }
 
 static void execute_loop(struct worker *w)
@@ -1521,6 +1535,11 @@ int sync_account_run(const struct sync_account *a,
 		if (e.n_workers > busy)
 			e.n_workers = busy;
 		e.slow_link = link_slow(&e, w0);
+		/* over a slow link, a worker's share of the sources goes in
+		 * one flight (moves_out_execute_many()) */
+		e.moves_share = e.slow_link
+					? (busy + e.n_workers - 1) / e.n_workers
+					: 1;
 		run_phase(&e, 2);
 		e.n_workers = n;
 	}

@@ -954,12 +954,11 @@ size_t moves_collect(struct engine *e, struct worker *w0)
  * flight of UID MOVEs over a slow link (group_flight()), else copies and
  * one expunge (copy_groups); else, and into one target, a UID MOVE per
  * target (its SELECT in the same flight). */
-void moves_out_execute(struct worker *w, struct folder *src)
+/* The moves out of src, one group per target. */
+static struct move_group *groups_of(struct folder *src, size_t *ng_r)
 {
 	struct move_group *gs;
 	size_t i = 0, j, ng = 0;
-	char *err = NULL;
-	bool grouped = false;
 
 	gs = xcalloc(src->n_outs + 1, sizeof(*gs));
 	while (i < src->n_outs) {
@@ -973,6 +972,18 @@ void moves_out_execute(struct worker *w, struct folder *src)
 		ng++;
 		i = j;
 	}
+	*ng_r = ng;
+	return gs;
+}
+
+void moves_out_execute(struct worker *w, struct folder *src)
+{
+	struct move_group *gs;
+	size_t i, ng = 0;
+	char *err = NULL;
+	bool grouped = false;
+
+	gs = groups_of(src, &ng);
 	if (ng >= 2 && worker_remote(w, &err) == 0 &&
 	    (w->r->ops->caps(w->r) & IMAP_CAP_UIDPLUS)) {
 		const struct remote_ops *ops = w->r->ops;
@@ -1046,4 +1057,113 @@ int moves_execute(struct worker *w, struct folder *f)
 		if (f->pairs[i].mv == MV_LOCAL)
 			return replay_local(w, f);
 	return 0;
+}
+
+/* Whether moves_out_execute_many() can run on w's connection: the server
+ * offers MOVE and UIDPLUS (every moved message's new UID from COPYUID). */
+bool moves_many_usable(struct worker *w)
+{
+	char *err = NULL;
+	unsigned caps;
+
+	if (worker_remote(w, &err) < 0) {
+		free(err);   /* moves_out_execute() says it again */
+		return false;
+	}
+	caps = w->r->ops->caps(w->r);
+	return w->r->ops->move_from_many != NULL &&
+	       (caps & IMAP_CAP_UIDPLUS) && (caps & IMAP_CAP_MOVE);
+}
+
+/* One source's share of moves_out_execute_many(). */
+struct many_src {
+	struct move_group *gs;
+	size_t ng;
+	const char **sets, **dests;
+	size_t *which;              /* group of each MOVE sent */
+};
+
+/*
+ * Over a slow link: the moves out of several sources in one flight
+ * (imap_move_from_many()), each source's SELECT with its UID MOVEs, one
+ * per target, so a worker's share of the sources costs one round trip
+ * instead of one each. Every group is journaled before the flight. A
+ * refused SELECT, or a source recreated meanwhile, fails that source's
+ * targets, a refused MOVE its own target; their journal entries stay
+ * for the next run's recovery. The others are learnt from their
+ * COPYUID and recorded, as group_flight() does for one source.
+ */
+void moves_out_execute_many(struct worker *w, struct folder **srcs, size_t n)
+{
+	struct engine *e = w->e;
+	struct imap_move_src *ms = xcalloc(n + 1, sizeof(*ms));
+	struct many_src *m = xcalloc(n + 1, sizeof(*m));
+	char *err = NULL;
+	size_t i, k;
+	int r = -1;
+
+	for (i = 0; i < n; i++) {
+		struct many_src *s = &m[i];
+
+		s->gs = groups_of(srcs[i], &s->ng);
+		s->sets = xcalloc(s->ng + 1, sizeof(*s->sets));
+		s->dests = xcalloc(s->ng + 1, sizeof(*s->dests));
+		s->which = xcalloc(s->ng + 1, sizeof(*s->which));
+		ms[i].wire = srcs[i]->name;
+		ms[i].uidvalidity = folder_fresh_uidvalidity(srcs[i]);
+		for (k = 0; k < s->ng && !e->fatal; k++) {
+			struct move_group *g = &s->gs[k];
+
+			if (g->t->status != FOLDER_OK || group_begin(w, g) < 0)
+				continue;
+			s->sets[ms[i].n] = g->set;
+			s->dests[ms[i].n] = g->t->name;
+			s->which[ms[i].n++] = k;
+		}
+		ms[i].uidsets = s->sets;
+		ms[i].dests = s->dests;
+		ms[i].maps_r = xcalloc(ms[i].n + 1, sizeof(*ms[i].maps_r));
+		ms[i].ok_r = xcalloc(ms[i].n + 1, sizeof(*ms[i].ok_r));
+	}
+	worker_forget_selected(w);
+	if (worker_remote(w, &err) == 0)
+		r = w->r->ops->move_from_many(w->r, ms, n, &err);
+	if (r == 0 && n > 0 && ms[n - 1].selected_r)
+		w->selected = xstrdup(srcs[n - 1]->name);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < ms[i].n; k++) {
+			struct move_group *g = &m[i].gs[m[i].which[k]];
+
+			if (r < 0 || !ms[i].selected_r || !ms[i].ok_r[k]) {
+				/* its journal entries stay: after a lost
+				 * connection the next run's recovery finds
+				 * where each message is; after a NO they are
+				 * in the source still */
+				target_fail(e, g->t,
+					    xasprintf("cannot move messages from "
+						      "'%s': %s", srcs[i]->name,
+						      err ? err : "refused"));
+				imap_copyuid_release(&ms[i].maps_r[k]);
+				continue;
+			}
+			g->sent = true;
+			sync_crash_point("server move done");
+			/* without a COPYUID the journal entry stays for
+			 * the next run's recovery (other workers share
+			 * this phase) */
+			group_learn(w, g, &ms[i].maps_r[k], true);
+			(void)group_record(w, srcs[i], g);
+		}
+		for (k = 0; k < m[i].ng; k++)
+			group_free(&m[i].gs[k]);
+		free(m[i].gs);
+		free(m[i].sets);
+		free(m[i].dests);
+		free(m[i].which);
+		free(ms[i].maps_r);
+		free(ms[i].ok_r);
+	}
+	free(err);
+	free(ms);
+	free(m);
 }

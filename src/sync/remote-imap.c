@@ -427,6 +427,38 @@ static int ri_move_batch(struct remote *r, const char *const *uidsets,
 			   ok_r, error_r);
 }
 
+static int ri_move_from_many(struct remote *r, struct imap_move_src *srcs,
+			     size_t n, char **error_r)
+{
+	struct imap_move_src *is = xcalloc(n + 1, sizeof(*is));
+	char ***dw = xcalloc(n + 1, sizeof(*dw));
+	size_t i;
+	int ret = -1;
+
+	for (i = 0; i < n; i++) {
+		is[i] = srcs[i];
+		is[i].wire = wire(RI(r), srcs[i].wire, error_r);
+		if (is[i].wire == NULL)
+			goto out;
+		dw[i] = wires_of(r, srcs[i].dests, srcs[i].n, error_r);
+		if (dw[i] == NULL)
+			goto out;
+		is[i].dests = (const char *const *)dw[i];
+	}
+	ret = imap_move_from_many(RI(r)->c, is, n, error_r);
+	for (i = 0; i < n; i++)
+		srcs[i].selected_r = is[i].selected_r;
+out:
+	for (i = 0; i < n; i++) {
+		free((char *)is[i].wire);
+		if (dw[i] != NULL)
+			wires_free(dw[i], srcs[i].n);
+	}
+	free(dw);
+	free(is);
+	return ret;
+}
+
 static int ri_search_msgid(struct remote *r, uint32_t min_uid,
 			   const char *msgid, uint32_t **uids_r, size_t *n_r,
 			   char **error_r)
@@ -500,6 +532,7 @@ static const struct remote_ops remote_imap_ops = {
 	.copy_batch = ri_copy_batch,
 	.copy_from_many = ri_copy_from_many,
 	.move_batch = ri_move_batch,
+	.move_from_many = ri_move_from_many,
 	.search_msgid = ri_search_msgid,
 	.own_state = ri_own_state,
 	.expect_gone = ri_expect_gone,

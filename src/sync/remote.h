@@ -153,6 +153,11 @@ struct remote_ops {
 			  const char *const *dests, size_t n,
 			  struct imap_copyuid *maps_r, bool *ok_r,
 			  char **error_r);
+	/* optional: the UID MOVEs out of n sources in one flight, each
+	 * source's SELECT ahead of its MOVEs (imap_move_from_many()); here
+	 * srcs[i].wire and .dests are folder names as everywhere */
+	int (*move_from_many)(struct remote *r, struct imap_move_src *srcs,
+			      size_t n, char **error_r);
 	/* UIDs >= min_uid in the selected folder whose Message-ID header
 	 * contains msgid (msgid NULL: all UIDs >= min_uid), ascending. */
 	int (*search_msgid)(struct remote *r, uint32_t min_uid,

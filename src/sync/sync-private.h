@@ -246,6 +246,7 @@ struct engine {
 	 * round trips: a round trip costs more than the server's work
 	 * (engine.c link_slow(), moves_out_execute()) */
 	bool slow_link;
+	size_t moves_share;         /* sources a worker takes at once */
 	bool link_known;            /* slow_link was decided this run */
 	int prev_slow;              /* the last run's: 1, 0, -1 unknown */
 	int delim;                  /* the server's, -1 until known */
@@ -302,6 +303,9 @@ void moves_plan(struct engine *e, struct worker *w0);
 int moves_execute(struct worker *w, struct folder *f);
 size_t moves_collect(struct engine *e, struct worker *w0);
 void moves_out_execute(struct worker *w, struct folder *src);
+bool moves_many_usable(struct worker *w);
+void moves_out_execute_many(struct worker *w, struct folder **srcs,
+			    size_t n);
 int recover_moves(struct worker *w, struct folder *f,
 		  struct journal_entry *je, size_t n_je);
 /* UIDVALIDITY read from the server in this run, or 0 (engine.c) */

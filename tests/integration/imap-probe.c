@@ -15,6 +15,7 @@
  *              [--first yes --hint-caps 'CAP CAP...']
  *              [--store-append UIDSET [--expunge-set UIDSET] --expect ok|no,ok|no]
  *              [--bodies-lead UID,UID [--lead-next FOLDER] --expect ok|no,N]
+ *              [--move-from-many yes]
  *              [--copy-from 'SRC@UIDVALIDITY:SET;...' --expect ok,no,unsel...]
  *
  * Without --expect-fail it runs the whole scenario in a fresh folder
@@ -812,6 +813,47 @@ static void bodies_lead(struct imap_client *c, const char *folder,
 	report("NOOP after the flight", r, err);
 }
 
+/* --move-from-many: the flight of move-from-many.scn (three sources,
+ * fixed) and what each source and MOVE must say. */
+static void move_from_many(struct imap_client *c)
+{
+	const char *in_sets[] = { "1:2", "3" }, *in_dests[] = { "A", "B" };
+	const char *wk_sets[] = { "4" }, *wk_dests[] = { "C" };
+	const char *st_sets[] = { "1:2" }, *st_dests[] = { "A" };
+	struct imap_copyuid maps[3][2];
+	bool oks[3][2];
+	struct imap_move_src ms[3] = {
+		{ "INBOX", 7, in_sets, in_dests, 2, maps[0], oks[0], false },
+		{ "Work", 8, wk_sets, wk_dests, 1, maps[1], oks[1], false },
+		{ "Sent", 8, st_sets, st_dests, 1, maps[2], oks[2], false },
+	};
+	char *err = NULL;
+	int r;
+
+	r = imap_move_from_many(c, ms, 3, &err);
+	ok(r == 0, "move from three sources: the connection stays usable");
+	if (err)
+		printf("# error: %s\n", err);
+	ok(err != NULL && strstr(err, "UID MOVE from 'INBOX'") != NULL,
+	   "the first failure is told: the refused MOVE out of INBOX");
+	free(err);
+	ok(ms[0].selected_r && oks[0][0] && !oks[0][1],
+	   "INBOX: the first MOVE done, the refused one not");
+	ok(maps[0][0].dst != NULL && strcmp(maps[0][0].dst, "10:11") == 0 &&
+	   maps[0][1].dst == NULL,
+	   "INBOX: the first MOVE has its COPYUID (10:11), the refused none");
+	ok(!ms[1].selected_r && !oks[1][0] && maps[1][0].dst == NULL,
+	   "Work: another UIDVALIDITY, its MOVE not counted as done");
+	ok(ms[2].selected_r && oks[2][0] && maps[2][0].dst != NULL &&
+	   strcmp(maps[2][0].dst, "12:13") == 0,
+	   "Sent: its MOVE done, with its own COPYUID (12:13)");
+	for (size_t i = 0; i < 3; i++)
+		for (size_t t = 0; t < ms[i].n; t++)
+			imap_copyuid_release(&maps[i][t]);
+	r = imap_noop(c, &err);
+	report("NOOP after the flight", r, err);
+}
+
 int main(int argc, char **argv)
 {
 	struct imap_client_settings set = { .port = 143, .tls = IMAP_TLS_STARTTLS,
@@ -826,6 +868,7 @@ int main(int argc, char **argv)
 	bool login_only = false, first = false;
 	const char *sa_set = NULL, *sa_del = NULL;
 	const char *lead_set = NULL, *lead_next = "B";
+	bool many_moves = false;
 	bool moves = false;
 	struct imap_client *c = NULL;
 	enum imap_failure fail;
@@ -894,6 +937,8 @@ int main(int argc, char **argv)
 			want_hint = v;
 		else if (strcmp(a, "--store-append") == 0)
 			sa_set = v;
+		else if (strcmp(a, "--move-from-many") == 0)
+			many_moves = strcmp(v, "yes") == 0;
 		else if (strcmp(a, "--bodies-lead") == 0)
 			lead_set = v;
 		else if (strcmp(a, "--lead-next") == 0)
@@ -987,6 +1032,12 @@ int main(int argc, char **argv)
 	}
 	if (ident_set != NULL) {
 		idents(c, folder, ident_set, expect_exp);
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
+	if (many_moves) {
+		move_from_many(c);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

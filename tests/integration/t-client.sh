@@ -255,6 +255,13 @@ probe "store-expunge-append" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 	--folder INBOX --store-append 1 --expunge-set 2 --expect ok,no
 fake_done store-expunge-append
 
+# ---- the UID MOVEs out of several sources in one flight ----
+fake_play move-from-many
+probe "move-from-many" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls none --user alice --password-file "$TEST_TMP/pass" \
+	--move-from-many yes
+fake_done move-from-many
+
 # ---- a folder's bodies with the next folder's SELECT behind them: a
 #      refused body FETCH fails alone ----
 fake_play bodies-lead-refused

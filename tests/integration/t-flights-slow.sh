@@ -106,6 +106,41 @@ is "$(rawlog_commands | grep -cE '^(UID MOVE|UID COPY|APPEND|UID EXPUNGE)$')" 0 
 cl_agree "$U" "$M" 25
 is "$CL_ERR" "" "... and both sides still agree"
 
+# ---- one connection, moves out of three folders: one flight ----
+# SELECT and UID MOVEs of each source in turn, all sent before any
+# answer (imap_move_from_many): the next source's SELECT reached the
+# server before the answer to the MOVEs before it left
+CFG1=$TEST_TMP/fs1.yaml
+tb_write_config "$CFG1" fs maildir="$M" host=127.0.0.1 port="$P" connections=1
+cl_move_local i.5 INBOX Lists
+cl_move_local i.6 INBOX Work
+cl_move_local w.2 Work Archive
+cl_move_local a.1 Archive INBOX
+rawlog_reset
+tb_run "$TWINBOX" -c "$CFG1" -vv sync
+is "$RUN_STATUS" 0 "one connection: sync of moves out of three folders" || diag "$RUN_ERR"
+cl_agree "$U" "$M" 25
+is "$CL_ERR" "" "both sides hold the same 25 messages, once each"
+want="i.5:Lists i.6:Work w.2:Archive a.1:INBOX"
+got=
+for x in $want; do
+	got+="${got:+ }${x%%:*}:$(server_folder_of "${x%%:*}")"
+done
+is "$got" "$want" "the server holds each moved message in its new folder, once"
+order=$(for f in "$DOVECOT_DIR"/rawlog/*.in; do
+	awk 'NR == FNR { if ($2 != "*" && $2 != "+" && !($2 in t))
+			 t[$2] = $1 + 0; next }
+	     $2 !~ /^[A-Za-z]*[0-9]+$/ { next }
+	     toupper($3) == "UID" && toupper($4) == "MOVE" { mv = $2; next }
+	     toupper($3) == "SELECT" && mv != "" {
+		print (($1 + 0) < t[mv] ? "ahead" : "waited"); mv = ""
+	     }' "${f%.in}.out" "$f"
+done)
+diag "each SELECT after a source's MOVEs: $(echo $order)"
+# (a SELECT after the flight, in the execute phase, waits for it)
+is "$(printf '%s\n' $order | grep -c '^ahead$')" 2 \
+	"the second and third sources' SELECTs went before the MOVEs before them were answered"
+
 # ---- every crash point of a move into three folders over the slow link ----
 # As t-moves-crash.sh's sweep: the run stopped at crash point N
 # (TWINBOX_CRASH_AT), then a normal run, for N = 1, 2, ... until a run
@@ -155,5 +190,52 @@ is "$(printf '%s\n' "$cmds" | grep -c '^UID COPY$')/$(printf '%s\n' "$cmds" | gr
 	"0/some" "the sweep's moves went as UID MOVE, not copies"
 ok $(( done_at >= 2 ? 0 : 1 )) "slow-link move sweep: stopped at $((done_at - 1)) crash points, then a run completed"
 is "$bad" "" "slow-link move sweep: after a stop at every crash point the next run has every message in its folder once, on both sides"
+
+# ---- every crash point of moves out of two folders in one flight ----
+# One connection (imap_move_from_many): out of a, mv.1 to b; out of c,
+# mv.2 to d and mv.3 to b; stay.1 stays in a.
+bad= done_at=0
+for ((n = 1; n <= 40; n++)); do
+	p="mw$n"
+	cfg=$TEST_TMP/$p.yaml m=$TEST_TMP/mail/$p
+	tb_write_config "$cfg" "$p" maildir="$m" host=127.0.0.1 port="$P" \
+		connections=1 \
+		--raw '    folders:' --raw "      include: [\"$p-*\"]"
+	cl_seed "$U" "$p-a" 1 "$p.mv" S >/dev/null
+	cl_seed "$U" "$p-a" 1 "$p.stay" S >/dev/null
+	cl_seed "$U" "$p-c" 3 "$p.cv" S >/dev/null
+	for t in b d; do mail_folder_create "$U" "$p-$t"; done
+	"$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 ||
+		{ fail "many sweep: set-up sync $n"; break; }
+	for x in a:mv.1:b c:cv.2:d c:cv.3:b; do
+		IFS=: read -r from id to <<<"$x"
+		grep -l -F "Message-ID: <$p.$id@" "$m/$p-$from"/cur/* |
+			xargs -r mv -t "$m/$p-$to/cur/"
+	done
+	TWINBOX_CRASH_AT=$n "$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 </dev/null
+	st=$?
+	tb_run "$TWINBOX" -c "$cfg" sync
+	x=
+	[ "$st" = 99 ] || [ "$st" = 0 ] || x+="stopped run exited $st; "
+	[ "$RUN_STATUS" = 0 ] || x+="next run exited $RUN_STATUS: $RUN_ERR; "
+	for t in a:stay.1 b:cv.3,mv.1 c:cv.1 d:cv.2; do
+		f=$p-${t%%:*}
+		IFS=, read -ra ids <<<"${t#*:}"
+		want=$(for id in "${ids[@]}"; do
+			printf '<%s.%s@twinbox.test>\n' "$p" "$id"
+		done | LC_ALL=C sort)
+		[ "$(cl_server_ids "$U" "$f")" = "$want" ] ||
+			x+="server $f: $(cl_server_ids "$U" "$f" | tr '\n' ' '); "
+		[ "$(cl_local_ids "$m/$f")" = "$want" ] ||
+			x+="local $f: $(cl_local_ids "$m/$f" | tr '\n' ' '); "
+	done
+	[ -z "$x" ] || bad+="crash point $n: $x"$'\n'
+	if [ "$st" = 0 ]; then
+		done_at=$n
+		break
+	fi
+done
+ok $(( done_at >= 2 ? 0 : 1 )) "moves from two folders in one flight: stopped at $((done_at - 1)) crash points, then a run completed"
+is "$bad" "" "moves from two folders in one flight: after a stop at every crash point the next run has every message in its folder once, on both sides"
 
 done_testing
