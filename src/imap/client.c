@@ -3063,12 +3063,29 @@ struct copy_from {
 	char *error;                    /* the first failure; malloc'ed */
 };
 
-static void copy_from_note(struct copy_from *b, char *msg)
+/* Keep the first failure of a flight in *slot, drop the later ones. */
+static void note_first(char **slot, char *msg)
 {
-	if (b->error == NULL)
-		b->error = msg;
+	if (*slot == NULL)
+		*slot = msg;
 	else
 		free(msg);
+}
+
+/* Why the SELECT of a source of a flight (wire, with the UIDVALIDITY the
+ * run read, 0: any) did not select what the commands after it expect:
+ * malloc'ed, NULL when it did. */
+static char *source_select_failure(const char *wire,
+				   const struct imap_response *r,
+				   uint32_t want, uint32_t got)
+{
+	if (r->status != IMAP_STATUS_OK)
+		return xasprintf("SELECT of '%s' failed: %s", wire,
+				 r->text && *r->text ? r->text : "refused");
+	if (want != 0 && got != want)
+		return xasprintf("UIDVALIDITY of '%s' changed during the run; "
+				 "it is handled by the next run", wire);
+	return NULL;
 }
 
 /* The server answers in order (a SELECT runs alone): the untagged data
@@ -3080,17 +3097,13 @@ static void copy_from_select_done(struct imap_client *c, struct imap_cmd *cmd,
 	size_t i = cmd->index;
 
 	(void)c;
+	char *why;
+
 	b->op->sel = i + 1 < b->n ? &b->sels[i + 1] : NULL;
-	if (r->status != IMAP_STATUS_OK)
-		copy_from_note(b, xasprintf("SELECT of '%s' failed: %s",
-					    b->srcs[i].wire,
-					    r->text && *r->text ? r->text
-								 : "refused"));
-	else if (b->srcs[i].uidvalidity != 0 &&
-		 b->sels[i].uidvalidity != b->srcs[i].uidvalidity)
-		copy_from_note(b, xasprintf("UIDVALIDITY of '%s' changed "
-					    "during the run; it is handled by "
-					    "the next run", b->srcs[i].wire));
+	why = source_select_failure(b->srcs[i].wire, r, b->srcs[i].uidvalidity,
+				    b->sels[i].uidvalidity);
+	if (why != NULL)
+		note_first(&b->error, why);
 	else
 		b->selected[i] = true;
 }
@@ -3109,7 +3122,7 @@ static void copy_from_copy_done(struct imap_client *c, struct imap_cmd *cmd,
 	}
 	if (r->status != IMAP_STATUS_OK) {
 		b->res[i] = IMAP_COPY_SRC_REFUSED;
-		copy_from_note(b, xasprintf("UID COPY from '%s' failed: %s",
+		note_first(&b->error, xasprintf("UID COPY from '%s' failed: %s",
 					    b->srcs[i].wire,
 					    r->text && *r->text ? r->text
 								 : "refused"));
@@ -3285,14 +3298,6 @@ struct move_from {
 	char *error;                    /* the first failure; malloc'ed */
 };
 
-static void move_from_note(struct move_from *b, char *msg)
-{
-	if (b->error == NULL)
-		b->error = msg;
-	else
-		free(msg);
-}
-
 /* The answers up to this SELECT's were the source before's; from here on
  * the COPYUIDs and VANISHED are this source's. */
 static void move_from_select_done(struct imap_client *c, struct imap_cmd *cmd,
@@ -3301,6 +3306,7 @@ static void move_from_select_done(struct imap_client *c, struct imap_cmd *cmd,
 	struct move_from *b = cmd->ctx;
 	struct imap_move_src *s = &b->srcs[cmd->index];
 	size_t i = cmd->index;
+	char *why;
 
 	b->op->sel = i + 1 < b->n ? &b->sels[i + 1] : NULL;
 	b->op->own = NULL;
@@ -3308,16 +3314,10 @@ static void move_from_select_done(struct imap_client *c, struct imap_cmd *cmd,
 	b->op->cu_sets = NULL;
 	b->op->n_cus = 0;
 	imap_track_off(&c->trk, c->label, NULL);
-	if (r->status != IMAP_STATUS_OK) {
-		move_from_note(b, xasprintf("SELECT of '%s' failed: %s", s->wire,
-					    r->text && *r->text ? r->text
-								 : "refused"));
-		return;
-	}
-	if (s->uidvalidity != 0 && b->sels[i].uidvalidity != s->uidvalidity) {
-		move_from_note(b, xasprintf("UIDVALIDITY of '%s' changed during "
-					    "the run; it is handled by the next "
-					    "run", s->wire));
+	why = source_select_failure(s->wire, r, s->uidvalidity,
+				    b->sels[i].uidvalidity);
+	if (why != NULL) {
+		note_first(&b->error, why);
 		return;
 	}
 	s->selected_r = true;
@@ -3339,7 +3339,7 @@ static void move_from_move_done(struct imap_client *c, struct imap_cmd *cmd,
 	if (!s->selected_r)
 		return;   /* no mailbox, or another one: nothing known */
 	if (r->status != IMAP_STATUS_OK) {
-		move_from_note(b, xasprintf("UID MOVE from '%s' failed: %s",
+		note_first(&b->error, xasprintf("UID MOVE from '%s' failed: %s",
 					    s->wire,
 					    r->text && *r->text ? r->text
 								 : "refused"));

@@ -141,50 +141,70 @@ diag "each SELECT after a source's MOVEs: $(echo $order)"
 is "$(printf '%s\n' $order | grep -c '^ahead$')" 2 \
 	"the second and third sources' SELECTs went before the MOVEs before them were answered"
 
+# move_sweep PREFIX EXTRA SEEDS MOVES WANT: each crash point of a sync
+# of local moves in turn (TWINBOX_CRASH_AT=N), then a normal run, for
+# N = 1, 2, ... until a run completes; each N with its own folders and
+# account PREFIXN (config keys EXTRA). SEEDS "folder:count:tag ...",
+# MOVES "folder:id:target ...", WANT "folder:id,id ..." (every folder of
+# the account, "folder:" for an empty one). Sets done_at (the N that
+# completed) and bad (what was wrong after which N).
+move_sweep() {
+	local prefix=$1 extra=$2 seeds=$3 moves=$4 wants=$5 n p cfg m x t f
+	local st from id to cnt tag ids want
+	bad= done_at=0
+	for ((n = 1; n <= 40; n++)); do
+		p="$prefix$n"
+		cfg=$TEST_TMP/$p.yaml m=$TEST_TMP/mail/$p
+		# shellcheck disable=SC2086
+		tb_write_config "$cfg" "$p" maildir="$m" host=127.0.0.1 \
+			port="$P" $extra \
+			--raw '    folders:' --raw "      include: [\"$p-*\"]"
+		for x in $seeds; do
+			IFS=: read -r f cnt tag <<<"$x"
+			cl_seed "$U" "$p-$f" "$cnt" "$p.$tag" S >/dev/null
+		done
+		for t in $wants; do
+			mail_folders "$U" | grep -Fxq -- "$p-${t%%:*}" ||
+				mail_folder_create "$U" "$p-${t%%:*}"
+		done
+		"$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 ||
+			{ fail "sweep $prefix: set-up sync $n"; break; }
+		for x in $moves; do
+			IFS=: read -r from id to <<<"$x"
+			grep -l -F "Message-ID: <$p.$id@" "$m/$p-$from"/cur/* |
+				xargs -r mv -t "$m/$p-$to/cur/"
+		done
+		TWINBOX_CRASH_AT=$n "$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 </dev/null
+		st=$?
+		tb_run "$TWINBOX" -c "$cfg" sync
+		x=
+		[ "$st" = 99 ] || [ "$st" = 0 ] || x+="stopped run exited $st; "
+		[ "$RUN_STATUS" = 0 ] || x+="next run exited $RUN_STATUS: $RUN_ERR; "
+		for t in $wants; do
+			f=$p-${t%%:*}
+			IFS=, read -ra ids <<<"${t#*:}"
+			want=$(for id in "${ids[@]}"; do
+				printf '<%s.%s@twinbox.test>\n' "$p" "$id"
+			done | LC_ALL=C sort)
+			[ "$(cl_server_ids "$U" "$f")" = "$want" ] ||
+				x+="server $f: $(cl_server_ids "$U" "$f" | tr '\n' ' '); "
+			[ "$(cl_local_ids "$m/$f")" = "$want" ] ||
+				x+="local $f: $(cl_local_ids "$m/$f" | tr '\n' ' '); "
+		done
+		[ -z "$x" ] || bad+="crash point $n: $x"$'\n'
+		if [ "$st" = 0 ]; then
+			done_at=$n
+			break
+		fi
+	done
+}
+
 # ---- every crash point of a move into three folders over the slow link ----
-# As t-moves-crash.sh's sweep: the run stopped at crash point N
-# (TWINBOX_CRASH_AT), then a normal run, for N = 1, 2, ... until a run
-# completes; each N with its own folders and account. Out of a: mv.1-2
-# to b, mv.3-4 to c, mv.5 to d; stay.1-2 stay.
-bad= done_at=0
+# As t-moves-crash.sh's sweep. Out of a: mv.1-2 to b, mv.3-4 to c, mv.5
+# to d; stay.1-2 stay.
 rawlog_reset
-for ((n = 1; n <= 40; n++)); do
-	p="sw$n"
-	cfg=$TEST_TMP/$p.yaml m=$TEST_TMP/mail/$p
-	tb_write_config "$cfg" "$p" maildir="$m" host=127.0.0.1 port="$P" \
-		--raw '    folders:' --raw "      include: [\"$p-*\"]"
-	cl_seed "$U" "$p-a" 5 "$p.mv" S >/dev/null
-	cl_seed "$U" "$p-a" 2 "$p.stay" S >/dev/null
-	for t in b c d; do mail_folder_create "$U" "$p-$t"; done
-	"$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 ||
-		{ fail "sweep: set-up sync $n"; break; }
-	for x in 1:b 2:b 3:c 4:c 5:d; do
-		grep -l -F "Message-ID: <$p.mv.${x%%:*}@" "$m/$p-a"/cur/* |
-			xargs -r mv -t "$m/$p-${x#*:}/cur/"
-	done
-	TWINBOX_CRASH_AT=$n "$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 </dev/null
-	st=$?
-	tb_run "$TWINBOX" -c "$cfg" sync
-	x=
-	[ "$st" = 99 ] || [ "$st" = 0 ] || x+="stopped run exited $st; "
-	[ "$RUN_STATUS" = 0 ] || x+="next run exited $RUN_STATUS: $RUN_ERR; "
-	for t in a:stay.1,stay.2 b:mv.1,mv.2 c:mv.3,mv.4 d:mv.5; do
-		f=$p-${t%%:*}
-		IFS=, read -ra ids <<<"${t#*:}"
-		want=$(for id in "${ids[@]}"; do
-			printf '<%s.%s@twinbox.test>\n' "$p" "$id"
-		done | LC_ALL=C sort)
-		[ "$(cl_server_ids "$U" "$f")" = "$want" ] ||
-			x+="server $f: $(cl_server_ids "$U" "$f" | tr '\n' ' '); "
-		[ "$(cl_local_ids "$m/$f")" = "$want" ] ||
-			x+="local $f: $(cl_local_ids "$m/$f" | tr '\n' ' '); "
-	done
-	[ -z "$x" ] || bad+="crash point $n: $x"$'\n'
-	if [ "$st" = 0 ]; then
-		done_at=$n
-		break
-	fi
-done
+move_sweep sw "" "a:5:mv a:2:stay" "a:mv.1:b a:mv.2:b a:mv.3:c a:mv.4:c a:mv.5:d" \
+	"a:stay.1,stay.2 b:mv.1,mv.2 c:mv.3,mv.4 d:mv.5"
 cmds=$(rawlog_commands)
 is "$(printf '%s\n' "$cmds" | grep -c '^UID COPY$')/$(printf '%s\n' "$cmds" | grep -c '^UID MOVE$' | sed 's/^[1-9][0-9]*$/some/')" \
 	"0/some" "the sweep's moves went as UID MOVE, not copies"
@@ -193,48 +213,9 @@ is "$bad" "" "slow-link move sweep: after a stop at every crash point the next r
 
 # ---- every crash point of moves out of two folders in one flight ----
 # One connection (imap_move_from_many): out of a, mv.1 to b; out of c,
-# mv.2 to d and mv.3 to b; stay.1 stays in a.
-bad= done_at=0
-for ((n = 1; n <= 40; n++)); do
-	p="mw$n"
-	cfg=$TEST_TMP/$p.yaml m=$TEST_TMP/mail/$p
-	tb_write_config "$cfg" "$p" maildir="$m" host=127.0.0.1 port="$P" \
-		connections=1 \
-		--raw '    folders:' --raw "      include: [\"$p-*\"]"
-	cl_seed "$U" "$p-a" 1 "$p.mv" S >/dev/null
-	cl_seed "$U" "$p-a" 1 "$p.stay" S >/dev/null
-	cl_seed "$U" "$p-c" 3 "$p.cv" S >/dev/null
-	for t in b d; do mail_folder_create "$U" "$p-$t"; done
-	"$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 ||
-		{ fail "many sweep: set-up sync $n"; break; }
-	for x in a:mv.1:b c:cv.2:d c:cv.3:b; do
-		IFS=: read -r from id to <<<"$x"
-		grep -l -F "Message-ID: <$p.$id@" "$m/$p-$from"/cur/* |
-			xargs -r mv -t "$m/$p-$to/cur/"
-	done
-	TWINBOX_CRASH_AT=$n "$TWINBOX" -c "$cfg" -q sync >/dev/null 2>&1 </dev/null
-	st=$?
-	tb_run "$TWINBOX" -c "$cfg" sync
-	x=
-	[ "$st" = 99 ] || [ "$st" = 0 ] || x+="stopped run exited $st; "
-	[ "$RUN_STATUS" = 0 ] || x+="next run exited $RUN_STATUS: $RUN_ERR; "
-	for t in a:stay.1 b:cv.3,mv.1 c:cv.1 d:cv.2; do
-		f=$p-${t%%:*}
-		IFS=, read -ra ids <<<"${t#*:}"
-		want=$(for id in "${ids[@]}"; do
-			printf '<%s.%s@twinbox.test>\n' "$p" "$id"
-		done | LC_ALL=C sort)
-		[ "$(cl_server_ids "$U" "$f")" = "$want" ] ||
-			x+="server $f: $(cl_server_ids "$U" "$f" | tr '\n' ' '); "
-		[ "$(cl_local_ids "$m/$f")" = "$want" ] ||
-			x+="local $f: $(cl_local_ids "$m/$f" | tr '\n' ' '); "
-	done
-	[ -z "$x" ] || bad+="crash point $n: $x"$'\n'
-	if [ "$st" = 0 ]; then
-		done_at=$n
-		break
-	fi
-done
+# cv.2 to d and cv.3 to b; stay.1 stays in a.
+move_sweep mw connections=1 "a:1:mv a:1:stay c:3:cv" "a:mv.1:b c:cv.2:d c:cv.3:b" \
+	"a:stay.1 b:cv.3,mv.1 c:cv.1 d:cv.2"
 ok $(( done_at >= 2 ? 0 : 1 )) "moves from two folders in one flight: stopped at $((done_at - 1)) crash points, then a run completed"
 is "$bad" "" "moves from two folders in one flight: after a stop at every crash point the next run has every message in its folder once, on both sides"
 
