@@ -1022,20 +1022,27 @@ static void ahead_tell(struct imap_client *c, bool ok);
 /* The body FETCH started ahead of the running operation is read first,
  * into its own operation; its refusal is its own, not the running
  * one's. Fails only with the connection. */
-static int lead_finish(struct imap_client *c)
+/* Read the answers of an operation whose commands went out ahead of the
+ * running one, into that operation; -1 when the connection failed. */
+static int pump_ahead_op(struct imap_client *c, struct imap_op *ahead)
 {
 	struct imap_op *op = c->op;
 	int r = 0;
 
-	c->lead = false;
-	c->op = &c->lead_op;
-	while (r == 0 && c->lead_op.pending > 0 && !c->broken) {
+	c->op = ahead;
+	while (r == 0 && ahead->pending > 0 && !c->broken) {
 		r = send_ready(c);
 		if (r == 0)
 			r = read_response(c);
 	}
 	c->op = op;
-	c->lead_result = r < 0 || c->broken ? -1 : 0;
+	return r < 0 || c->broken ? -1 : 0;
+}
+
+static int lead_finish(struct imap_client *c)
+{
+	c->lead = false;
+	c->lead_result = pump_ahead_op(c, &c->lead_op);
 	return c->lead_result;
 }
 
@@ -2303,18 +2310,8 @@ int imap_select_ahead_qr(struct imap_client *c, const char *wire,
  * ahead; its answer is read first, into its own operation. */
 static int ahead_finish(struct imap_client *c)
 {
-	struct imap_op *op = c->op;
-	int r = 0;
-
 	c->ahead = false;
-	c->op = &c->ahead_op;
-	while (r == 0 && c->ahead_op.pending > 0 && !c->broken) {
-		r = send_ready(c);
-		if (r == 0)
-			r = read_response(c);
-	}
-	c->op = op;
-	if (r < 0 || c->broken) {
+	if (pump_ahead_op(c, &c->ahead_op) < 0) {
 		ahead_tell(c, false);
 		return -1;
 	}
@@ -2409,17 +2406,15 @@ int imap_fetch_idents(struct imap_client *c, const char *uidset,
 	return fetch_run(c, &op, cmd, error_r);
 }
 
-int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
-		      size_t batch, const struct imap_body_handler *h,
-		      char **error_r)
+/* The UID FETCHes of the bodies of uids, batch UIDs each (0: 256), into
+ * op (the running one), answers to h. */
+static void queue_body_fetches(struct imap_client *c, struct imap_op *op,
+			       const uint32_t *uids, size_t n, size_t batch,
+			       const struct imap_body_handler *h)
 {
-	struct imap_op op;
-
-	if (op_begin(c, &op, error_r) < 0)
-		return -1;
 	if (batch == 0)
 		batch = 256;
-	op.bh = h;
+	op->bh = h;
 	for (size_t i = 0; i < n; i += batch) {
 		size_t k = n - i < batch ? n - i : batch;
 		char *set = imap_uidset_make(uids + i, k);
@@ -2430,6 +2425,17 @@ int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
 		free(set);
 		queue_cmd(c, cmd, NULL, NULL, 0);
 	}
+}
+
+int imap_fetch_bodies(struct imap_client *c, const uint32_t *uids, size_t n,
+		      size_t batch, const struct imap_body_handler *h,
+		      char **error_r)
+{
+	struct imap_op op;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	queue_body_fetches(c, &op, uids, n, batch, h);
 	return op_end(c, &op, run(c), error_r);
 }
 
@@ -2459,19 +2465,7 @@ int imap_fetch_bodies_start(struct imap_client *c, const uint32_t *uids,
 	}
 	if (op_begin(c, &c->lead_op, error_r) < 0)
 		return -1;
-	if (batch == 0)
-		batch = 256;
-	c->lead_op.bh = h;
-	for (size_t i = 0; i < n; i += batch) {
-		size_t k = n - i < batch ? n - i : batch;
-		char *set = imap_uidset_make(uids + i, k);
-		struct imap_cmd *cmd = new_cmd(c, "UID FETCH");
-
-		imap_cmd_addf(cmd, " %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
-			      set);
-		free(set);
-		queue_cmd(c, cmd, NULL, NULL, 0);
-	}
+	queue_body_fetches(c, &c->lead_op, uids, n, batch, h);
 	c->lead = true;
 	c->lead_open = true;
 	c->lead_result = 0;

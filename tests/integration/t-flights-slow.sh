@@ -27,6 +27,15 @@ server_folder_of() {
 	cl_where "$U" "$M" "$(mid "$1")" | cut -d'|' -f1
 }
 
+# where_are "N:FOLDER ...": the server holds message N in FOLDER, once
+where_are() {
+	local x got=
+	for x in $1; do
+		got+="${got:+ }${x%%:*}:$(server_folder_of "${x%%:*}")"
+	done
+	is "$got" "$1" "the server holds each moved message in its new folder, once"
+}
+
 dovecot_start
 U=$TEST_USER
 M=$TEST_TMP/mail
@@ -68,12 +77,7 @@ like "$RUN_ERR" 'logged in in [0-9]+ ms, quickest answer [0-9.]+ ms: a slow link
 	"twinbox sees the slow link"
 cl_agree "$U" "$M" 25
 is "$CL_ERR" "" "both sides hold the same 25 messages, once each"
-want="i.1:Archive i.2:Work i.3:Lists i.4:Archive w.1:INBOX"
-got=
-for x in $want; do
-	got+="${got:+ }${x%%:*}:$(server_folder_of "${x%%:*}")"
-done
-is "$got" "$want" "the server holds each moved message in its new folder, once"
+where_are "i.1:Archive i.2:Work i.3:Lists i.4:Archive w.1:INBOX"
 
 cmds=$(rawlog_commands)
 is "$(printf '%s\n' "$cmds" | grep -c '^UID MOVE$')" 4 \
@@ -121,12 +125,7 @@ tb_run "$TWINBOX" -c "$CFG1" -vv sync
 is "$RUN_STATUS" 0 "one connection: sync of moves out of three folders" || diag "$RUN_ERR"
 cl_agree "$U" "$M" 25
 is "$CL_ERR" "" "both sides hold the same 25 messages, once each"
-want="i.5:Lists i.6:Work w.2:Archive a.1:INBOX"
-got=
-for x in $want; do
-	got+="${got:+ }${x%%:*}:$(server_folder_of "${x%%:*}")"
-done
-is "$got" "$want" "the server holds each moved message in its new folder, once"
+where_are "i.5:Lists i.6:Work w.2:Archive a.1:INBOX"
 order=$(for f in "$DOVECOT_DIR"/rawlog/*.in; do
 	awk 'NR == FNR { if ($2 != "*" && $2 != "+" && !($2 in t))
 			 t[$2] = $1 + 0; next }
