@@ -1019,9 +1019,6 @@ static int read_response(struct imap_client *c)
 static int ahead_finish(struct imap_client *c);
 static void ahead_tell(struct imap_client *c, bool ok);
 
-/* The body FETCH started ahead of the running operation is read first,
- * into its own operation; its refusal is its own, not the running
- * one's. Fails only with the connection. */
 /* Read the answers of an operation whose commands went out ahead of the
  * running one, into that operation; -1 when the connection failed. */
 static int pump_ahead_op(struct imap_client *c, struct imap_op *ahead)
@@ -1039,6 +1036,9 @@ static int pump_ahead_op(struct imap_client *c, struct imap_op *ahead)
 	return r < 0 || c->broken ? -1 : 0;
 }
 
+/* The body FETCH started ahead of the running operation is read first,
+ * into its own operation; its refusal is its own, not the running
+ * one's. Fails only with the connection. */
 static int lead_finish(struct imap_client *c)
 {
 	c->lead = false;
@@ -3089,10 +3089,9 @@ static void copy_from_select_done(struct imap_client *c, struct imap_cmd *cmd,
 {
 	struct copy_from *b = cmd->ctx;
 	size_t i = cmd->index;
-
-	(void)c;
 	char *why;
 
+	(void)c;
 	b->op->sel = i + 1 < b->n ? &b->sels[i + 1] : NULL;
 	why = source_select_failure(b->srcs[i].wire, r, b->srcs[i].uidvalidity,
 				    b->sels[i].uidvalidity);

@@ -948,12 +948,6 @@ size_t moves_collect(struct engine *e, struct worker *w0)
 	return busy;
 }
 
-/* The moves phase: every move out of src, grouped by target, with src
- * selected once. Before any folder's execute phase, so a target finds
- * its moved-in pairs recorded. Into several targets under UIDPLUS: one
- * flight of UID MOVEs over a slow link (group_flight()), else copies and
- * one expunge (copy_groups); else, and into one target, a UID MOVE per
- * target (its SELECT in the same flight). */
 /* The moves out of src, one group per target. */
 static struct move_group *groups_of(struct folder *src, size_t *ng_r)
 {
@@ -976,6 +970,12 @@ static struct move_group *groups_of(struct folder *src, size_t *ng_r)
 	return gs;
 }
 
+/* The moves phase: every move out of src, grouped by target, with src
+ * selected once. Before any folder's execute phase, so a target finds
+ * its moved-in pairs recorded. Into several targets under UIDPLUS: one
+ * flight of UID MOVEs over a slow link (group_flight()), else copies and
+ * one expunge (copy_groups); else, and into one target, a UID MOVE per
+ * target (its SELECT in the same flight). */
 void moves_out_execute(struct worker *w, struct folder *src)
 {
 	struct move_group *gs;
