@@ -64,6 +64,7 @@ TB_SCENARIOS = \
 	tests/script/client/bodies-lead-refused.scn \
 	tests/script/client/store-append-refused.scn \
 	tests/script/client/store-expunge-append.scn \
+	tests/script/client/store-append-late.scn \
 	tests/script/client/copy-from-many.scn \
 	tests/script/client/copy-from-many-uidvalidity.scn \
 	tests/script/client/move-from-many.scn \

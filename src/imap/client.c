@@ -71,6 +71,8 @@ struct imap_op {
 	const struct imap_uidranges *own;
 	const struct imap_uidranges *gone_in;
 	uint64_t own_gone;
+	/* the APPENDs of an imap_store_expunge_append_start() */
+	struct imap_tail *tail;
 };
 
 enum client_state {
@@ -146,6 +148,12 @@ struct imap_client {
 	bool lead_open;                 /* imap_fetch_bodies_end() is due */
 	int lead_result;                /* the pump's, once read */
 	struct imap_op lead_op;
+	/* APPENDs whose answers are read later (imap_tail_end()), in the
+	 * order they were queued. While one of them is unanswered, a
+	 * SELECT of another folder leaves the tracker on until they are:
+	 * their answers are still about the folder selected now. */
+	struct imap_tail *tails;
+	unsigned trk_off_wait;          /* tails to answer before off */
 	/* A login the first operation's flight follows, before its answer
 	 * and the greeting are read (imap_client_connect_first()) */
 	struct auth_flight *login_af;
@@ -159,6 +167,9 @@ static int client_fail(struct imap_client *c, enum imap_failure f,
 		       const char *fmt, ...) ATTR_PRINTF(3, 4);
 static int login_finish(struct imap_client *c);
 static void auth_flight_free(struct auth_flight **afp);
+static void tail_answered(struct imap_client *c, struct imap_tail *t);
+static void track_leave(struct imap_client *c);
+static void tail_free(struct imap_client *c, struct imap_tail *t);
 
 /* The one place that changes the session state. */
 static void client_set_state(struct imap_client *c, enum client_state s)
@@ -879,6 +890,8 @@ static int handle_tagged(struct imap_client *c, const struct imap_response *r)
 	 * its own, even when a later command's answer comes first */
 	ASSERT(cmd->op->pending > 0);
 	cmd->op->pending--;
+	if (cmd->op->tail != NULL && cmd->op->pending == 0)
+		tail_answered(c, cmd->op->tail);
 	imap_cmd_free(&cmd);
 	return c->broken ? -1 : 0;
 }
@@ -1845,6 +1858,8 @@ void imap_client_free(struct imap_client **cp)
 	net_conn_free(&c->conn);
 	imap_parser_free(&c->parser);
 	imap_rtrace_release(&c->rtrace);
+	while (c->tails != NULL)
+		tail_free(c, c->tails);
 	imap_track_release(&c->trk);
 	ahead_tell(c, false);
 	auth_flight_free(&c->login_af);
@@ -2188,7 +2203,7 @@ int imap_select(struct imap_client *c, const char *wire, bool readonly,
 	struct imap_op op;
 	int r;
 
-	imap_track_off(&c->trk, c->label, NULL);
+	track_leave(c);
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	memset(sel_r, 0, sizeof(*sel_r));
@@ -2272,7 +2287,7 @@ int imap_select_ahead_qr(struct imap_client *c, const char *wire,
 		*error_r = xasprintf("invalid uid set '%.40s'", qr->known_uids);
 		return -1;
 	}
-	imap_track_off(&c->trk, c->label, NULL);
+	track_leave(c);
 	if (op_begin(c, &c->ahead_op, error_r) < 0)
 		return -1;
 	if (sel_r == NULL)
@@ -2519,6 +2534,65 @@ struct append_ctx {
 	char *refused;                  /* append_done_alone(); malloc'ed */
 };
 
+/* APPENDs sent by imap_store_expunge_append_start(), answered later. */
+struct imap_tail {
+	struct imap_op op;
+	struct append_ctx a;
+	char *wire;                     /* owned; a.wire */
+	bool off_after;                 /* counted in c->trk_off_wait */
+	bool own_ok;                    /* own: the tracker when answered */
+	struct imap_own_state own;
+	struct imap_tail *next;
+};
+
+/* The last answer of a tail: the tracker still follows the folder its
+ * APPENDs went to (when it was selected), whatever SELECT was queued
+ * behind them; what it says now is that folder's state after them. */
+static void tail_answered(struct imap_client *c, struct imap_tail *t)
+{
+	t->own_ok = !c->broken && c->trk.on && c->trk.wire != NULL &&
+		    strcmp(c->trk.wire, t->wire) == 0 &&
+		    imap_track_get(&c->trk, &t->own);
+	if (t->off_after) {
+		t->off_after = false;
+		if (--c->trk_off_wait == 0)
+			imap_track_off(&c->trk, c->label, NULL);
+	}
+}
+
+/* Another folder is about to be selected: the tracker stops following
+ * this one now, or once the tails queued so far are answered. */
+static void track_leave(struct imap_client *c)
+{
+	struct imap_tail *t;
+
+	for (t = c->tails; t != NULL; t = t->next) {
+		if (t->op.pending > 0 && !t->off_after) {
+			t->off_after = true;
+			c->trk_off_wait++;
+		}
+	}
+	if (c->trk_off_wait == 0)
+		imap_track_off(&c->trk, c->label, NULL);
+}
+
+static void tail_free(struct imap_client *c, struct imap_tail *t)
+{
+	struct imap_tail **pp;
+
+	for (pp = &c->tails; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	if (t->off_after && c->trk_off_wait > 0 && --c->trk_off_wait == 0)
+		imap_track_off(&c->trk, c->label, NULL);
+	free(t->a.refused);
+	free(t->wire);
+	free(t);
+}
+
 static void append_done(struct imap_client *c, struct imap_cmd *cmd,
 			const struct imap_response *r)
 {
@@ -2730,7 +2804,8 @@ static int run_one(struct imap_client *c, struct imap_op *op,
  */
 static int expunge_uids(struct imap_client *c, const struct imap_store_op *ops,
 			size_t n_ops, const char *uidset, bool marked,
-			struct append_ctx *tail, size_t n_tail, char **error_r)
+			struct append_ctx *tail, size_t n_tail,
+			struct imap_tail *later, char **error_r)
 {
 	struct imap_op op;
 	struct imap_cmd *cmd;
@@ -2787,8 +2862,11 @@ static int expunge_uids(struct imap_client *c, const struct imap_store_op *ops,
 			if (round == 0 && tail != NULL) {
 				/* the APPENDs behind it, in the same flight */
 				queue_cmd(c, cmd, NULL, NULL, 0);
+				if (later != NULL)
+					c->op = &later->op;
 				queue_appends(c, tail, n_tail,
 					      append_done_alone);
+				c->op = &op;
 				if (run(c) < 0 || op.no_error != NULL)
 					break;
 			} else if (run_one(c, &op, cmd, false) < 0) {
@@ -2857,14 +2935,15 @@ out:
 int imap_expunge_uids(struct imap_client *c, const char *uidset,
 		      char **error_r)
 {
-	return expunge_uids(c, NULL, 0, uidset, false, NULL, 0, error_r);
+	return expunge_uids(c, NULL, 0, uidset, false, NULL, 0, NULL, error_r);
 }
 
 int imap_expunge_marked(struct imap_client *c, const char *uidset,
 			char **error_r)
 {
 	return expunge_uids(c, NULL, 0, uidset,
-			    (c->caps & IMAP_CAP_UIDPLUS) != 0, NULL, 0, error_r);
+			    (c->caps & IMAP_CAP_UIDPLUS) != 0, NULL, 0, NULL,
+			    error_r);
 }
 
 int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
@@ -2877,7 +2956,41 @@ int imap_store_expunge(struct imap_client *c, const struct imap_store_op *ops,
 			return -1;
 		return imap_expunge_uids(c, uidset, error_r);
 	}
-	return expunge_uids(c, ops, n, uidset, true, NULL, 0, error_r);
+	return expunge_uids(c, ops, n, uidset, true, NULL, 0, NULL, error_r);
+}
+
+/* The STOREs and the APPENDs of a in one flight; the operation waits
+ * for the APPENDs too unless later takes them (their answers are then
+ * read into later's operation). */
+static int store_append(struct imap_client *c, const struct imap_store_op *ops,
+			size_t n_ops, struct append_ctx *a, size_t n_msgs,
+			struct imap_tail *later, char **error_r)
+{
+	struct imap_op op;
+	struct imap_uidranges own = { 0 };
+	char *sets;
+	int r;
+
+	if (op_begin(c, &op, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < n_ops; i++)
+		if (!uidset_valid(ops[i].uidset))
+			return bad_uidset(c, &op, ops[i].uidset, error_r);
+	sets = uidsets_join(ops, n_ops);
+	imap_uidranges_parse(&own, sets);
+	free(sets);
+	op.own = &own;
+	for (size_t i = 0; i < n_ops; i++)
+		if (ops[i].flags & MF_ALL)
+			queue_store(c, ops[i].uidset, ops[i].add, ops[i].flags,
+				    ops[i].unchangedsince);
+	if (later != NULL)
+		c->op = &later->op;
+	queue_appends(c, a, n_msgs, append_done_alone);
+	c->op = &op;
+	r = op_end(c, &op, run(c), error_r);
+	imap_uidranges_release(&own);
+	return r;
 }
 
 /*
@@ -2907,29 +3020,9 @@ int imap_store_expunge_append(struct imap_client *c,
 		msgs[i].ok_r = false;
 	if (uidset != NULL && one_flight) {
 		r = expunge_uids(c, ops, n_ops, uidset, true, &a, n_msgs,
-				 error_r);
+				 NULL, error_r);
 	} else if (uidset == NULL) {
-		struct imap_op op;
-		struct imap_uidranges own = { 0 };
-		char *sets;
-
-		if (op_begin(c, &op, error_r) < 0)
-			return -1;
-		for (size_t i = 0; i < n_ops; i++)
-			if (!uidset_valid(ops[i].uidset))
-				return bad_uidset(c, &op, ops[i].uidset,
-						  error_r);
-		sets = uidsets_join(ops, n_ops);
-		imap_uidranges_parse(&own, sets);
-		free(sets);
-		op.own = &own;
-		for (size_t i = 0; i < n_ops; i++)
-			if (ops[i].flags & MF_ALL)
-				queue_store(c, ops[i].uidset, ops[i].add,
-					    ops[i].flags, ops[i].unchangedsince);
-		queue_appends(c, &a, n_msgs, append_done_alone);
-		r = op_end(c, &op, run(c), error_r);
-		imap_uidranges_release(&own);
+		r = store_append(c, ops, n_ops, &a, n_msgs, NULL, error_r);
 	} else {
 		/* the expunge needs the STOREs' answers first */
 		char *err = NULL;
@@ -2945,6 +3038,90 @@ int imap_store_expunge_append(struct imap_client *c,
 	if (uidvalidity_r)
 		*uidvalidity_r = a.uidvalidity;
 	*append_error_r = a.refused;
+	return r;
+}
+
+/*
+ * imap_store_expunge_append() whose APPENDs are not waited for: the
+ * STOREs and the expunge are answered when it returns, the APPENDs'
+ * answers are read by whatever operation runs next (their commands go
+ * on the wire first), and imap_tail_end() says how they went. Only
+ * where the whole goes in one flight (QRESYNC with UIDPLUS, or no
+ * expunge); elsewhere it is imap_store_expunge_append() and *tail_r is
+ * NULL.
+ */
+int imap_store_expunge_append_start(struct imap_client *c,
+				    const struct imap_store_op *ops,
+				    size_t n_ops, const char *uidset,
+				    const char *wire,
+				    struct imap_append_msg *msgs, size_t n_msgs,
+				    struct imap_tail **tail_r,
+				    char **append_error_r, char **error_r)
+{
+	bool one_flight = (c->caps & IMAP_CAP_UIDPLUS) && c->qresync;
+	struct imap_tail *t;
+
+	*tail_r = NULL;
+	*append_error_r = NULL;
+	if (error_r)
+		*error_r = NULL;
+	if (n_msgs == 0 || c->broken || (uidset != NULL && !one_flight))
+		return imap_store_expunge_append(c, ops, n_ops, uidset, wire,
+						 msgs, n_msgs, NULL,
+						 append_error_r, error_r);
+	t = xcalloc(1, sizeof(*t));
+	t->wire = xstrdup(wire);
+	t->a.msgs = msgs;
+	t->a.wire = t->wire;
+	t->op.tail = t;
+	t->next = c->tails;
+	c->tails = t;
+	*tail_r = t;
+	for (size_t i = 0; i < n_msgs; i++)
+		msgs[i].ok_r = false;
+	if (uidset != NULL)
+		return expunge_uids(c, ops, n_ops, uidset, true, &t->a, n_msgs,
+				    t, error_r);
+	return store_append(c, ops, n_ops, &t->a, n_msgs, t, error_r);
+}
+
+/*
+ * Wait for the rest of a tail's answers (none when an operation since
+ * has read them) and free it. Each message's ok_r / uid_r say how its
+ * APPEND went; *append_error_r (malloc'ed or NULL) names the first
+ * refusal; *own_r, when *own_ok_r, is the folder the APPENDs went to
+ * as this connection's changes left it once they were answered
+ * (imap_client_own_state() then). -1 when the connection failed first.
+ */
+int imap_tail_end(struct imap_client *c, struct imap_tail **tp,
+		  uint32_t *uidvalidity_r, char **append_error_r,
+		  struct imap_own_state *own_r, bool *own_ok_r,
+		  char **error_r)
+{
+	struct imap_tail *t = *tp;
+	int r = 0;
+
+	*tp = NULL;
+	if (error_r)
+		*error_r = NULL;
+	if (t->op.pending > 0 && !c->broken)
+		(void)pump_ahead_op(c, &t->op);
+	if (t->op.pending > 0 || c->broken) {
+		r = -1;
+		c->failure = c->broken ? c->broken_failure : IMAP_FAIL_NET;
+		if (error_r)
+			*error_r = xstrdup(c->broken && c->broken_error
+						   ? c->broken_error
+						   : "connection failed");
+	}
+	if (uidvalidity_r)
+		*uidvalidity_r = t->a.uidvalidity;
+	*append_error_r = t->a.refused;
+	t->a.refused = NULL;
+	*own_ok_r = r == 0 && t->own_ok;
+	if (*own_ok_r && own_r)
+		*own_r = t->own;
+	tail_free(c, t);
 	return r;
 }
 
@@ -3143,7 +3320,7 @@ int imap_copy_from_many(struct imap_client *c,
 	}
 	/* what the connection has selected changes n times, and the
 	 * commands between are not this client's view of any folder */
-	imap_track_off(&c->trk, c->label, NULL);
+	track_leave(c);
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	for (i = 0; i < n; i++)
@@ -3363,7 +3540,7 @@ int imap_move_from_many(struct imap_client *c, struct imap_move_src *srcs,
 			*error_r = xstrdup("the server does not offer MOVE");
 		return -1;
 	}
-	imap_track_off(&c->trk, c->label, NULL);
+	track_leave(c);
 	if (op_begin(c, &op, error_r) < 0)
 		return -1;
 	for (i = 0; i < n; i++)

@@ -353,6 +353,33 @@ int imap_store_expunge_append(struct imap_client *c,
 			      uint32_t *uidvalidity_r, char **append_error_r,
 			      char **error_r);
 
+/* The same, without waiting for the APPENDs: it returns once the STOREs
+ * and the expunge are answered; the APPENDs' answers are read by the
+ * operations that follow (their commands go on the wire behind them, a
+ * SELECT of the next folder say) and imap_tail_end() tells how they
+ * went. *tail_r is NULL where that cannot be (no QRESYNC or UIDPLUS
+ * with an expunge, no message): the call was the one above, the
+ * messages' results and *append_error_r are in. Else *tail_r must be ended, before the
+ * client is closed; msgs (and their readers) stay valid until then. */
+struct imap_tail;
+int imap_store_expunge_append_start(struct imap_client *c,
+				    const struct imap_store_op *ops,
+				    size_t n_ops, const char *uidset,
+				    const char *wire,
+				    struct imap_append_msg *msgs, size_t n_msgs,
+				    struct imap_tail **tail_r,
+				    char **append_error_r, char **error_r);
+/* Waits for what of the APPENDs is unanswered, fills in their ok_r /
+ * uid_r and frees *tail. *append_error_r: the first refusal (malloc'ed)
+ * or NULL. *own_ok_r with *own_r: the folder the APPENDs went to as
+ * this connection's changes left it after them (imap_client_own_state()
+ * at that moment), even when another folder is selected since. -1 when
+ * the connection failed before every answer came. */
+int imap_tail_end(struct imap_client *c, struct imap_tail **tail,
+		  uint32_t *uidvalidity_r, char **append_error_r,
+		  struct imap_own_state *own_r, bool *own_ok_r,
+		  char **error_r);
+
 /* Copy mapping from COPYUID (RFC 4315). */
 struct imap_copyuid {
 	uint32_t uidvalidity;  /* 0: the server sent no COPYUID */

@@ -15,6 +15,7 @@
  *              [--first yes --hint-caps 'CAP CAP...']
  *              [--store-append UIDSET [--expunge-set UIDSET] --expect ok|no,ok|no]
  *              [--bodies-lead UID,UID [--lead-next FOLDER] --expect ok|no,N]
+ *              [--store-append-late yes --lead-next FOLDER]
  *              [--move-from-many yes]
  *              [--copy-from 'SRC@UIDVALIDITY:SET;...' --expect ok,no,unsel...]
  *
@@ -568,6 +569,82 @@ static void store_append(struct imap_client *c, const char *folder,
 	report("NOOP after the flight", r, err);
 }
 
+/* --store-append-late: the flight of store-append-late.scn, fixed: in
+ * --folder a flag, the expunge of UID 2 and two APPENDs, the APPENDs
+ * not waited for (imap_store_expunge_append_start()); the next folder's
+ * SELECT and a STORE behind them, then imap_tail_end(). The server
+ * answers the APPENDs only once it has read the next folder's commands,
+ * refusing the second one. */
+static void store_append_late(struct imap_client *c, const char *folder,
+			      const char *next)
+{
+	struct probe_msg pm[2] = { { "Subject: one\r\n\r\nhello\r\n", 0 },
+				   { "Subject: two\r\n\r\nhello\r\n", 0 } };
+	struct imap_append_msg am[2] = { { 0 } };
+	struct imap_store_op ops[2] = { { "1", true, MF_FLAGGED, 0 },
+					{ "2", true, MF_DELETED, 0 } };
+	struct imap_store_op nops[1] = { { "1", true, MF_SEEN, 0 } };
+	struct imap_selected sel, nsel;
+	struct imap_own_state own = { 0 }, s = { 0 };
+	struct imap_tail *tail = NULL;
+	char *err = NULL, *aerr = NULL;
+	uint32_t uv = 0;
+	bool own_ok = false;
+	int r;
+
+	r = imap_select(c, folder, false, NULL, NULL, NULL, NULL, &sel, &err);
+	report("select", r, err);
+	for (size_t i = 0; i < 2; i++) {
+		am[i].size = strlen(pm[i].text);
+		am[i].read = probe_read;
+		am[i].ctx = &pm[i];
+	}
+	err = NULL;
+	r = imap_store_expunge_append_start(c, ops, 2, "2", folder, am, 2,
+					    &tail, &aerr, &err);
+	ok(r == 0 && tail != NULL && aerr == NULL,
+	   "the STOREs and the expunge are answered, the APPENDs not awaited");
+	if (err)
+		printf("# error: %s\n", err);
+	free(err);
+	err = NULL;
+	r = imap_select_ahead_qr(c, next, 0, NULL, NULL, NULL, NULL, &nsel,
+				 NULL, NULL, &err);
+	report("the next SELECT is queued behind them", r, err);
+	err = NULL;
+	r = imap_store_batch(c, nops, 1, NULL, &err);
+	report("the next folder's STORE goes out before the APPENDs' answers",
+	       r, err);
+	ok(nsel.uidvalidity == 12, "the next folder is selected (%u)",
+	   nsel.uidvalidity);
+	if (tail == NULL)
+		return;
+	err = NULL;
+	r = imap_tail_end(c, &tail, &uv, &aerr, &own, &own_ok, &err);
+	report("the APPENDs' answers are collected", r, err);
+	ok(am[0].ok_r && am[0].uid_r == 6 && uv == 7,
+	   "the first APPEND is done, with its APPENDUID (%u)", am[0].uid_r);
+	ok(!am[1].ok_r && am[1].uid_r == 0 && aerr != NULL &&
+	   strstr(aerr, "Quota") != NULL, "the second is refused alone");
+	if (aerr)
+		printf("# append error: %s\n", aerr);
+	free(aerr);
+	ok(own_ok && own.uidvalidity == 7 && own.uidnext == 7 &&
+	   own.exists == 5 && own.highestmodseq == 23,
+	   "the first folder's state after its flight is known (UIDNEXT %u, "
+	   "%u messages, HIGHESTMODSEQ %llu)", own.uidnext, own.exists,
+	   (unsigned long long)own.highestmodseq);
+	own_ok = imap_client_own_state(c, &s);
+	ok(own_ok && s.uidvalidity == 12 &&
+	   s.highestmodseq == 31,
+	   "the tracker follows the next folder now (UIDVALIDITY %u, "
+	   "HIGHESTMODSEQ %llu)", s.uidvalidity,
+	   (unsigned long long)s.highestmodseq);
+	err = NULL;
+	r = imap_noop(c, &err);
+	report("NOOP after the flight", r, err);
+}
+
 /* --copy-batch: "SET>DEST;SET>DEST..." in one flight; want "ok,no,..." */
 /* --copy-batch: with ahead (UIDVALIDITY, 0: none) the SELECT goes in
  * the copies' flight (imap_select_ahead()); want "select-refused": the
@@ -868,6 +945,7 @@ int main(int argc, char **argv)
 	bool login_only = false, first = false;
 	const char *sa_set = NULL, *sa_del = NULL;
 	const char *lead_set = NULL, *lead_next = "B";
+	bool sa_late = false;
 	bool many_moves = false;
 	bool moves = false;
 	struct imap_client *c = NULL;
@@ -937,6 +1015,8 @@ int main(int argc, char **argv)
 			want_hint = v;
 		else if (strcmp(a, "--store-append") == 0)
 			sa_set = v;
+		else if (strcmp(a, "--store-append-late") == 0)
+			sa_late = strcmp(v, "yes") == 0;
 		else if (strcmp(a, "--move-from-many") == 0)
 			many_moves = strcmp(v, "yes") == 0;
 		else if (strcmp(a, "--bodies-lead") == 0)
@@ -1038,6 +1118,12 @@ int main(int argc, char **argv)
 	}
 	if (many_moves) {
 		move_from_many(c);
+		imap_client_close(&c);
+		free(pass);
+		return tap_done();
+	}
+	if (sa_late) {
+		store_append_late(c, folder, lead_next);
 		imap_client_close(&c);
 		free(pass);
 		return tap_done();

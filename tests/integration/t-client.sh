@@ -254,6 +254,11 @@ probe "store-expunge-append" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
 	--tls none --user alice --password-file "$TEST_TMP/pass" \
 	--folder INBOX --store-append 1 --expunge-set 2 --expect ok,no
 fake_done store-expunge-append
+fake_play store-append-late
+probe "store-append-late" --host 127.0.0.1 --port "$(cat "$TEST_TMP/port")" \
+	--tls none --user alice --password-file "$TEST_TMP/pass" \
+	--folder INBOX --store-append-late yes --lead-next B
+fake_done store-append-late
 
 # ---- the UID MOVEs out of several sources in one flight ----
 fake_play move-from-many
