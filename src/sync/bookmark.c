@@ -21,12 +21,19 @@ void bookmark_own_changes(struct worker *w, struct folder *f)
 {
 	struct remote *r = w->r;
 	struct imap_own_state s;
-	uint32_t uv, uidnext, exists;
-	uint64_t modseq;
 
 	if (r == NULL || r->ops->own_state == NULL || w->selected == NULL ||
 	    strcmp(w->selected, f->name) != 0 || !r->ops->own_state(r, &s))
 		return;
+	bookmark_own_state(f, &s);
+}
+
+void bookmark_own_state(struct folder *f, const struct imap_own_state *sp)
+{
+	struct imap_own_state s = *sp;
+	uint32_t uv, uidnext, exists;
+	uint64_t modseq;
+
 	if (f->selected) {
 		/* gathered: the plan is based on this SELECT's view */
 		if (f->sel.nomodseq)

@@ -140,6 +140,7 @@ static void engine_fatal(struct engine *e, int code, const char *msg)
 static void worker_close_remote(struct worker *w)
 {
 	folder_lead_end(w);
+	folder_late_collect(w);
 	if (w->r == NULL)
 		return;
 	w->r->ops->close(w->r);
@@ -832,20 +833,47 @@ static void moves_loop(struct worker *w)
 	free(srcs);
 }
 
+static void execute_report(struct worker *w, struct folder *f)
+{
+	pthread_mutex_lock(&w->e->lock);
+	report_folder(w->e, f);
+	pthread_mutex_unlock(&w->e->lock);
+}
+
+/* A folder whose uploads are still answered (folder_execute() said 1)
+ * is finished once the next folder's flight is on its way: the
+ * connection does not wait between the two. */
+static void execute_late_end(struct worker *w)
+{
+	struct folder *f = w->exec_late;
+
+	if (f == NULL)
+		return;
+	if (folder_execute_end(w, f) < 0)
+		worker_drop_broken(w);
+	execute_report(w, f);
+}
+
 static void execute_loop(struct worker *w)
 {
 	struct folder *f;
+	int r;
 
 	while ((f = next_exec_folder(w->e, w)) != NULL) {
 		if (w->e->fatal && f->status == FOLDER_OK)
 			folder_fail(f, SYNC_EXIT_FAIL, "%s: %s", f->name,
 				    w->e->fatal_error);
-		if (f->status == FOLDER_OK && folder_execute(w, f) < 0)
+		r = f->status == FOLDER_OK ? folder_execute(w, f) : 0;
+		execute_late_end(w);
+		if (r == 1) {
+			w->exec_late = f;
+			continue;
+		}
+		if (r < 0)
 			worker_drop_broken(w);
-		pthread_mutex_lock(&w->e->lock);
-		report_folder(w->e, f);
-		pthread_mutex_unlock(&w->e->lock);
+		execute_report(w, f);
 	}
+	execute_late_end(w);
 }
 
 static void verify_loop(struct worker *w)

@@ -54,6 +54,8 @@ static void snew_free(struct folder *f)
 	f->n_snew = f->a_snew = 0;
 }
 
+static void ul_batch_release(struct ul_batch *b);
+
 void folder_free(struct folder *f)
 {
 	free(f->ahead_ids);
@@ -73,6 +75,10 @@ void folder_free(struct folder *f)
 	free(f->dl_uids);
 	free(f->ul_idx);
 	copies_free(f);
+	if (f->ul_late != NULL) {
+		ul_batch_release(f->ul_late);
+		free(f->ul_late);
+	}
 	if (f->late)
 		state_journal_free(f->late, f->n_late);
 	free(f->dup_uids);
@@ -1406,6 +1412,13 @@ struct ul_batch {
 	size_t n, m;                /* files asked, files opened */
 	bool sent;                  /* on the wire (or refused there) */
 	char *error;                /* an APPEND refused in that flight */
+	/* answered behind the next operations (late_ok: may be) */
+	bool late_ok;
+	struct imap_tail *tail;     /* answers not collected yet */
+	bool late;                  /* recorded after the next folder's
+				       flight: another folder is selected */
+	bool own_ok;                /* own: the folder after the flight */
+	struct imap_own_state own;
 };
 
 static void ul_batch_release(struct ul_batch *b)
@@ -1422,6 +1435,33 @@ static void ul_batch_release(struct ul_batch *b)
 	free(b->msgs);
 	free(b->error);
 	memset(b, 0, sizeof(*b));
+}
+
+/* The answers of a batch sent without waiting for them: read now (the
+ * ones an operation since has not read) into its messages. */
+static void ul_batch_collect(struct worker *w, struct folder *f,
+			     struct ul_batch *b)
+{
+	char *aerr = NULL, *err = NULL;
+
+	(void)f;
+	if (b->tail == NULL)
+		return;
+	if (w->r == NULL) {
+		b->tail = NULL;   /* went with its connection */
+		return;
+	}
+	if (w->r->ops->tail_end(w->r, &b->tail, &aerr, &b->own, &b->own_ok,
+				&err) < 0 && b->error == NULL) {
+		b->error = err;
+		err = NULL;
+	}
+	if (aerr != NULL && b->error == NULL) {
+		b->error = aerr;
+		aerr = NULL;
+	}
+	free(aerr);
+	free(err);
 }
 
 /* Open the batch of the uploads from off on and journal its intent. */
@@ -1529,9 +1569,11 @@ static int ul_batch_finish(struct worker *w, struct folder *f,
 	char *err = NULL;
 	size_t i;
 
+	ul_batch_collect(w, f, b);
 	if (b->m == 0)
 		return 0;
-	if (!w->r->ops->broken(w->r)) {
+	/* the search needs the folder selected, not the next one */
+	if (w->r != NULL && !b->late && !w->r->ops->broken(w->r)) {
 		struct msg_ident *ids = xcalloc(b->m, sizeof(*ids));
 		uint32_t *found = xcalloc(b->m, sizeof(uint32_t));
 		size_t *which = xcalloc(b->m, sizeof(size_t));
@@ -1714,10 +1756,19 @@ static int execute_flags(struct worker *w, struct folder *f, bool mark_del,
 		const char *del = n_ops > n_flag_ops ? sets[n_flag_ops] : NULL;
 		uint32_t uv = 0;
 
+		int r;
+
 		ul->sent = true;
-		if (w->r->ops->store_expunge_append(w->r, ops, n_ops, del,
-						    f->name, ul->msgs, ul->m,
-						    &uv, &ul->error, &err) < 0) {
+		if (ul->late_ok &&
+		    w->r->ops->store_expunge_append_start != NULL)
+			r = w->r->ops->store_expunge_append_start(
+				w->r, ops, n_ops, del, f->name, ul->msgs,
+				ul->m, &ul->tail, &ul->error, &err);
+		else
+			r = w->r->ops->store_expunge_append(
+				w->r, ops, n_ops, del, f->name, ul->msgs,
+				ul->m, &uv, &ul->error, &err);
+		if (r < 0) {
 			folder_fail(f, SYNC_EXIT_FAIL,
 				    "%s: cannot store flags%s on the server: %s",
 				    f->name, del ? " and delete messages" : "",
@@ -2178,11 +2229,20 @@ int folder_execute(struct worker *w, struct folder *f)
 		if (ul_batch_prepare(w, f, 0, &first) < 0)
 			ret = -1;
 		ul = &first;
+		/* the flight is all of the folder's server work: its
+		 * uploads may be answered behind the next folder's */
+		first.late_ok = f->n_ul <= UPLOAD_BATCH && f->n_dl == 0;
 	}
 	if (ret == 0 &&
 	    (execute_flags(w, f, mark_del, ul, &expunged) < 0 ||
 	     execute_deletions(w, f, mark_del, expunged) < 0))
 		ret = -1;
+	if (ret == 0 && ul != NULL && ul->tail != NULL) {
+		f->ul_late = xmalloc(sizeof(*f->ul_late));
+		*f->ul_late = first;
+		f->ul_late->late = true;
+		return 1;
+	}
 	if (ret == 0 && f->n_copies > 0 && copies_execute(w, f) < 0)
 		ret = -1;
 	if (ret == 0 && f->n_dl > 0 &&
@@ -2213,6 +2273,44 @@ int folder_execute(struct worker *w, struct folder *f)
 		worker_forget_selected(w);
 	if (ret == 0)
 		bookmark_own_changes(w, f);
+	if (save_folder_row(w, f, ret == 0 && f->status == FOLDER_OK &&
+			    !f->incomplete) < 0)
+		ret = -1;
+	return ret;
+}
+
+void folder_late_collect(struct worker *w)
+{
+	struct folder *f = w->exec_late;
+
+	if (f != NULL && f->ul_late != NULL && w->r != NULL)
+		ul_batch_collect(w, f, f->ul_late);
+}
+
+/* The rest of folder_execute() once it returned 1: its uploads
+ * recorded, the bookmark from the folder as its flight left it (another
+ * one is selected by now). */
+int folder_execute_end(struct worker *w, struct folder *f)
+{
+	struct ul_batch *ul = f->ul_late;
+	struct imap_own_state own;
+	bool own_ok;
+	int ret = 0;
+
+	f->ul_late = NULL;
+	if (w->exec_late == f)
+		w->exec_late = NULL;
+	if (ul == NULL)
+		return -1;
+	if (w->r != NULL)
+		ul_batch_collect(w, f, ul);
+	own = ul->own;
+	own_ok = ul->own_ok;
+	if (execute_uploads(w, f, ul) < 0)
+		ret = -1;
+	free(ul);
+	if (ret == 0 && own_ok)
+		bookmark_own_state(f, &own);
 	if (save_folder_row(w, f, ret == 0 && f->status == FOLDER_OK &&
 			    !f->incomplete) < 0)
 		ret = -1;

@@ -335,6 +335,32 @@ static int ri_store_expunge_append(struct remote *r,
 						  append_error_r, error_r));
 }
 
+static int ri_store_expunge_append_start(struct remote *r,
+					 const struct imap_store_op *ops,
+					 size_t n, const char *uidset,
+					 const char *name,
+					 struct imap_append_msg *msgs,
+					 size_t n_msgs,
+					 struct imap_tail **tail_r,
+					 char **append_error_r, char **error_r)
+{
+	*tail_r = NULL;
+	*append_error_r = NULL;
+	WITH_WIRE(name, imap_store_expunge_append_start(RI(r)->c, ops, n,
+							uidset, w_, msgs,
+							n_msgs, tail_r,
+							append_error_r,
+							error_r));
+}
+
+static int ri_tail_end(struct remote *r, struct imap_tail **tail,
+		       char **append_error_r, struct imap_own_state *own_r,
+		       bool *own_ok_r, char **error_r)
+{
+	return imap_tail_end(RI(r)->c, tail, NULL, append_error_r, own_r,
+			     own_ok_r, error_r);
+}
+
 static int ri_expunge_marked(struct remote *r, const char *uidset,
 			     char **error_r)
 {
@@ -527,6 +553,8 @@ static const struct remote_ops remote_imap_ops = {
 	.expunge_marked = ri_expunge_marked,
 	.store_expunge = ri_store_expunge,
 	.store_expunge_append = ri_store_expunge_append,
+	.store_expunge_append_start = ri_store_expunge_append_start,
+	.tail_end = ri_tail_end,
 	.move = ri_move,
 	.copy = ri_copy,
 	.copy_batch = ri_copy_batch,

@@ -126,6 +126,23 @@ struct remote_ops {
 				    struct imap_append_msg *msgs, size_t n_msgs,
 				    uint32_t *uidvalidity_r,
 				    char **append_error_r, char **error_r);
+	/* optional: store_expunge_append() that returns before the
+	 * APPENDs are answered (imap_store_expunge_append_start()): with
+	 * *tail_r NULL it was store_expunge_append(); else tail_end() is
+	 * due, before close(), and msgs stay valid until then */
+	int (*store_expunge_append_start)(struct remote *r,
+					  const struct imap_store_op *ops,
+					  size_t n, const char *uidset,
+					  const char *name,
+					  struct imap_append_msg *msgs,
+					  size_t n_msgs,
+					  struct imap_tail **tail_r,
+					  char **append_error_r,
+					  char **error_r);
+	/* imap_tail_end() */
+	int (*tail_end)(struct remote *r, struct imap_tail **tail,
+			char **append_error_r, struct imap_own_state *own_r,
+			bool *own_ok_r, char **error_r);
 	int (*move)(struct remote *r, const char *uidset, const char *dest,
 		    struct imap_copyuid *map_r, char **error_r);
 	/* optional: UID COPY (moves out of one folder into several copy to

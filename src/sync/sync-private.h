@@ -180,9 +180,13 @@ struct folder {
 	bool moves_claimed;         /* a worker took it in the moves phase */
 	bool exec_claimed;          /* a worker took it in the execute phase */
 	size_t exec_weight;         /* how much the plan has for it */
+	/* its uploads' answers still to come after folder_execute()
+	 * returned 1: folder_execute_end() records them */
+	struct ul_batch *ul_late;
 };
 
 struct engine;
+struct ul_batch;
 
 /* A move to the server, seen from its source folder: pair pi of t. */
 struct move_ref {
@@ -211,6 +215,9 @@ struct worker {
 	/* a folder's early downloads sent ahead of the next folder's
 	 * gather (folder_lead_end() finishes them) */
 	struct dl_lead *dl_lead;
+	/* a folder whose uploads are answered behind the next folder's
+	 * flight (folder_execute() returned 1) */
+	struct folder *exec_late;
 };
 
 struct engine {
@@ -284,7 +291,14 @@ int folder_gather(struct worker *w, struct folder *f);
  * goes). */
 void folder_lead_end(struct worker *w);
 void folder_plan(struct engine *e, struct folder *f);
+/* 0 done, -1 failed, 1: the answers to its uploads are read behind
+ * the next folder's commands; folder_execute_end() then records them
+ * (w->exec_late). */
 int folder_execute(struct worker *w, struct folder *f);
+int folder_execute_end(struct worker *w, struct folder *f);
+/* Read what is left of w->exec_late's answers now, before the
+ * connection goes (folder_execute_end() records them later). */
+void folder_late_collect(struct worker *w);
 /* After all folders ran: save the bookmarks save_folder_row() deferred. */
 void folder_save_deferred_bookmark(struct worker *w, struct folder *f);
 /* After that: when (wall clock, ns) the folder's directories are old
@@ -350,6 +364,9 @@ void copies_free(struct folder *f);
  * server bookmark past the run's own changes when the server reported
  * no other change (the next run then finds it unchanged) */
 void bookmark_own_changes(struct worker *w, struct folder *f);
+/* The same from the folder's state as the connection saw it after its
+ * flight (imap_tail_end()), while another folder is selected now. */
+void bookmark_own_state(struct folder *f, const struct imap_own_state *s);
 /* Select a folder this run moved messages into for its execute phase
  * (like worker_select()); when nothing but those messages changed it
  * since the plan's view, that view moves past them. */

@@ -17,6 +17,25 @@
 
 mid() { printf '<fl.%s@twinbox.test>' "$1"; }
 
+# In the client's -vvv trace ($RUN_ERR): for each SELECT that follows
+# commands matching the regex $1, "behind" when it was written before
+# the answer to the last of them was read, "after" when it waited.
+selects_after() {
+	printf '%s\n' "$RUN_ERR" | CMD_RE="$1" awk '
+	BEGIN { cmd = ENVIRON["CMD_RE"] }
+	$0 ~ (" C: [A-Za-z]*[0-9]+ " cmd) {
+		for (i = 1; i <= NF; i++) if ($i == "C:") tag = $(i + 1)
+		read = 0; next
+	}
+	tag != "" && / S: [A-Za-z]*[0-9]+ (OK|NO|BAD)/ {
+		for (i = 1; i <= NF; i++) if ($i == "S:" && $(i + 1) == tag) read = 1
+		next
+	}
+	tag != "" && / C: [A-Za-z]*[0-9]+ SELECT / {
+		print (read ? "after" : "behind"); tag = ""
+	}'
+}
+
 dovecot_start
 U=$TEST_USER
 M=$TEST_TMP/mail
@@ -107,21 +126,40 @@ is "$CL_ERR" "" "both sides hold the same 33 messages, once each"
 # the client's own trace: the SELECT after a folder's body FETCH was
 # written before that FETCH's answer was read (on loopback the server
 # may have answered it by then: the client had not waited for it)
-behind=$(printf '%s\n' "$RUN_ERR" | awk '
-	/ C: [A-Za-z]*[0-9]+ UID FETCH .*BODY\.PEEK\[\]/ {
-		for (i = 1; i <= NF; i++) if ($i == "C:") body = $(i + 1)
-		read = 0; next
-	}
-	body != "" && / S: [A-Za-z]*[0-9]+ (OK|NO|BAD)/ {
-		for (i = 1; i <= NF; i++) if ($i == "S:" && $(i + 1) == body) read = 1
-		next
-	}
-	body != "" && / C: [A-Za-z]*[0-9]+ SELECT / {
-		print (read ? "after" : "behind"); body = ""
-	}')
+behind=$(selects_after 'UID FETCH .*BODY\.PEEK\[\]')
 diag "next folder's SELECT against the bodies before it: $(echo $behind)"
 ok "$([ -n "$behind" ] && ! printf '%s\n' "$behind" | grep -q after &&
 	echo 0 || echo 1)" \
 	"every SELECT after a folder's bodies went before their answer was read"
+
+# local changes in three folders, one connection: each folder's flight
+# (SELECT, STOREs, UID EXPUNGE, APPENDs) is followed by the next
+# folder's before the answers to its APPENDs are read; the run records
+# them after, with a bookmark that includes them
+cl_set_flags INBOX i.5 FS
+cl_set_flags Archive a.3 RS
+cl_set_flags Work w.3 FS
+cl_delete_local INBOX i.6
+cl_new_local INBOX fl-new-4
+cl_new_local Archive fl-new-5
+cl_new_local Work fl-new-6
+tb_run "$TWINBOX" -c "$CFG1" -vvv sync
+is "$RUN_STATUS" 0 "sync of local changes in three folders, one connection" ||
+	diag "$RUN_ERR"
+cl_agree "$U" "$M" 35
+is "$CL_ERR" "" "both sides hold the same 35 messages, once each"
+is "$(mail_list "$U" Work | awk -F '\t' -v id="$(mid w.3)" '$3 == id { print $2 }')" \
+	'\Flagged \Seen' "the server has the flag change"
+# the client's own trace: the SELECT after a folder's APPENDs was written
+# before the answer to the last of them was read
+behind=$(selects_after 'APPEND ')
+diag "next folder's SELECT against the APPENDs before it: $(echo $behind)"
+is "$(printf '%s\n' "$behind" | grep -c behind)" 2 \
+	"both SELECTs after a folder's APPENDs went before their answers were read"
+rawlog_reset
+tb_run "$TWINBOX" -c "$CFG1" sync
+is "$RUN_STATUS" 0 "the sync after" || diag "$RUN_ERR"
+is "$(rawlog_commands | grep -cE '^(SELECT|EXAMINE)$')" 0 \
+	"the sync after selects nothing" || diag "$(rawlog_commands)"
 
 done_testing
