@@ -1076,11 +1076,13 @@ static void preconnect(struct engine *e, int64_t login_ns)
 	if (e->n_workers < 2)
 		return;
 	/* ahead of the precheck only as many as the folders the state
-	 * knows could use, were all of them changed */
+	 * knows could use, were all of them changed: next door (as the
+	 * last run found the link) a login costs more than their flights,
+	 * and the gather takes a connection per FOLDERS_PER_LOGIN_NEAR */
 	if (state_folder_list(e->workers[0].st, &sfs, &n_sfs) < 0)
 		n_sfs = 0;
 	state_folders_free(sfs, n_sfs);
-	e->pre_n = conns_paying(n_sfs, 0, 0, true);
+	e->pre_n = conns_paying(n_sfs, 0, 0, e->prev_slow != 0);
 	if (e->pre_n > e->n_workers)
 		e->pre_n = e->n_workers;
 	if (e->pre_n < 2)
