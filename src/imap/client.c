@@ -153,7 +153,6 @@ struct imap_client {
 	 * SELECT of another folder leaves the tracker on until they are:
 	 * their answers are still about the folder selected now. */
 	struct imap_tail *tails;
-	unsigned trk_off_wait;          /* tails to answer before off */
 	/* A login the first operation's flight follows, before its answer
 	 * and the greeting are read (imap_client_connect_first()) */
 	struct auth_flight *login_af;
@@ -2539,11 +2538,25 @@ struct imap_tail {
 	struct imap_op op;
 	struct append_ctx a;
 	char *wire;                     /* owned; a.wire */
-	bool off_after;                 /* counted in c->trk_off_wait */
+	bool off_after;                 /* the tracker goes off after it */
 	bool own_ok;                    /* own: the tracker when answered */
 	struct imap_own_state own;
 	struct imap_tail *next;
 };
+
+/* t no longer holds the tracker on: off once no tail does. */
+static void tail_release_tracker(struct imap_client *c, struct imap_tail *t)
+{
+	const struct imap_tail *o;
+
+	if (!t->off_after)
+		return;
+	t->off_after = false;
+	for (o = c->tails; o != NULL; o = o->next)
+		if (o->off_after)
+			return;
+	imap_track_off(&c->trk, c->label, NULL);
+}
 
 /* The last answer of a tail: the tracker still follows the folder its
  * APPENDs went to (when it was selected), whatever SELECT was queued
@@ -2553,11 +2566,7 @@ static void tail_answered(struct imap_client *c, struct imap_tail *t)
 	t->own_ok = !c->broken && c->trk.on && c->trk.wire != NULL &&
 		    strcmp(c->trk.wire, t->wire) == 0 &&
 		    imap_track_get(&c->trk, &t->own);
-	if (t->off_after) {
-		t->off_after = false;
-		if (--c->trk_off_wait == 0)
-			imap_track_off(&c->trk, c->label, NULL);
-	}
+	tail_release_tracker(c, t);
 }
 
 /* Another folder is about to be selected: the tracker stops following
@@ -2565,14 +2574,14 @@ static void tail_answered(struct imap_client *c, struct imap_tail *t)
 static void track_leave(struct imap_client *c)
 {
 	struct imap_tail *t;
+	bool held = false;
 
 	for (t = c->tails; t != NULL; t = t->next) {
-		if (t->op.pending > 0 && !t->off_after) {
+		if (t->op.pending > 0)
 			t->off_after = true;
-			c->trk_off_wait++;
-		}
+		held |= t->off_after;
 	}
-	if (c->trk_off_wait == 0)
+	if (!held)
 		imap_track_off(&c->trk, c->label, NULL);
 }
 
@@ -2586,8 +2595,7 @@ static void tail_free(struct imap_client *c, struct imap_tail *t)
 			break;
 		}
 	}
-	if (t->off_after && c->trk_off_wait > 0 && --c->trk_off_wait == 0)
-		imap_track_off(&c->trk, c->label, NULL);
+	tail_release_tracker(c, t);
 	free(t->a.refused);
 	free(t->wire);
 	free(t);

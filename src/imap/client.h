@@ -358,9 +358,10 @@ int imap_store_expunge_append(struct imap_client *c,
  * operations that follow (their commands go on the wire behind them, a
  * SELECT of the next folder say) and imap_tail_end() tells how they
  * went. *tail_r is NULL where that cannot be (no QRESYNC or UIDPLUS
- * with an expunge, no message): the call was the one above, the
- * messages' results and *append_error_r are in. Else *tail_r must be ended, before the
- * client is closed; msgs (and their readers) stay valid until then. */
+ * with an expunge, no message): the call was the one above, and the
+ * messages' results and *append_error_r are in. Else *tail_r must be
+ * ended before the client is closed; msgs (and their readers) stay
+ * valid until then. */
 struct imap_tail;
 int imap_store_expunge_append_start(struct imap_client *c,
 				    const struct imap_store_op *ops,

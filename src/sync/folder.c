@@ -1439,12 +1439,10 @@ static void ul_batch_release(struct ul_batch *b)
 
 /* The answers of a batch sent without waiting for them: read now (the
  * ones an operation since has not read) into its messages. */
-static void ul_batch_collect(struct worker *w, struct folder *f,
-			     struct ul_batch *b)
+static void ul_batch_collect(struct worker *w, struct ul_batch *b)
 {
 	char *aerr = NULL, *err = NULL;
 
-	(void)f;
 	if (b->tail == NULL)
 		return;
 	if (w->r == NULL) {
@@ -1569,7 +1567,7 @@ static int ul_batch_finish(struct worker *w, struct folder *f,
 	char *err = NULL;
 	size_t i;
 
-	ul_batch_collect(w, f, b);
+	ul_batch_collect(w, b);
 	if (b->m == 0)
 		return 0;
 	/* the search needs the folder selected, not the next one */
@@ -1755,7 +1753,6 @@ static int execute_flags(struct worker *w, struct folder *f, bool mark_del,
 	    (n_ops == n_flag_ops || w->r->ops->store_expunge != NULL)) {
 		const char *del = n_ops > n_flag_ops ? sets[n_flag_ops] : NULL;
 		uint32_t uv = 0;
-
 		int r;
 
 		ul->sent = true;
@@ -2283,8 +2280,8 @@ void folder_late_collect(struct worker *w)
 {
 	struct folder *f = w->exec_late;
 
-	if (f != NULL && f->ul_late != NULL && w->r != NULL)
-		ul_batch_collect(w, f, f->ul_late);
+	if (f != NULL && f->ul_late != NULL)
+		ul_batch_collect(w, f->ul_late);
 }
 
 /* The rest of folder_execute() once it returned 1: its uploads
@@ -2302,8 +2299,7 @@ int folder_execute_end(struct worker *w, struct folder *f)
 		w->exec_late = NULL;
 	if (ul == NULL)
 		return -1;
-	if (w->r != NULL)
-		ul_batch_collect(w, f, ul);
+	ul_batch_collect(w, ul);
 	own = ul->own;
 	own_ok = ul->own_ok;
 	if (execute_uploads(w, f, ul) < 0)
